@@ -1,0 +1,51 @@
+# netpol — see README.md.
+#   make          build bin/netpol and bin/netpol-agent
+#   make test     unit + integration tests (installs what it needs)
+#   make demo     the seed policy on a demo node made of network namespaces
+#   make install  put the plugin in /opt/cni/bin and the conflist in /etc/cni/net.d
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+CNI_CACHE ?= $(CURDIR)/.cache/cni
+CNI_PLUGINS_VERSION := v1.9.1
+CNITOOL_VERSION     := v1.3.1
+CNI_PATH  := $(CNI_CACHE):$(BIN)
+TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
+
+.PHONY: all build test unit integration demo deps bench install clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/netpol ./plugin/cmd/netpol
+	$(GO) build -o $(BIN)/netpol-agent ./agent/cmd/netpol-agent
+
+# deps installs the kernel tools (Debian packages) and the real CNI plugins
+# when they are missing. It never touches the root namespace's firewall.
+deps:
+	@hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)"
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./conf/... ./policy/... ./agent/...
+
+test: build deps
+	$(GO) vet ./...
+	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m ./...
+
+integration: build deps
+	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m -v ./integration/...
+
+bench: build deps
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+demo: build deps
+	$(TEST_ENV) $(GO) run ./integration/cmd/netpol-demo
+
+install: build
+	install -D -m 0755 $(BIN)/netpol /opt/cni/bin/netpol
+	install -D -m 0755 $(BIN)/netpol-agent /usr/local/bin/netpol-agent
+	install -D -m 0644 10-policy.conflist /etc/cni/net.d/10-policy.conflist
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,168 @@
+// Package agent is the node sidecar `netpol-agent`. It keeps the cluster
+// snapshot (from a directory of manifests), writes it where the plugin reads
+// it, and makes the kernel match policy.Compile(snapshot, recorded pods) in
+// one transaction per family, holding the data directory lock so that a
+// concurrent CNI ADD or DEL is never lost.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/netpol/netpol/agent/store"
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
+)
+
+// Kernel is what the agent needs of the kernel edge (ipt.Runner).
+type Kernel interface {
+	Apply(ctx context.Context, rulesets []ipt.Ruleset, stale map[ipt.Family][]string) error
+	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
+	ListChains(ctx context.Context, f ipt.Family) ([]string, error)
+	Uninstall(ctx context.Context) error
+}
+
+// Agent syncs one node.
+type Agent struct {
+	Store  *store.Store
+	Kernel Kernel
+	Log    *slog.Logger
+	// LockTimeout bounds the wait for the data directory lock.
+	LockTimeout time.Duration
+}
+
+// SyncResult says what one sync did.
+type SyncResult struct {
+	Chains, Rules, Sets, Members int
+	Took                         time.Duration
+}
+
+// Sync stores snap and makes the kernel match it plus the attachments CNI
+// ADD recorded, all under the data directory lock. On error nothing of the
+// previous snapshot, index or rules is lost: the snapshot and index are
+// replaced only after the kernel accepted the new rules.
+func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+	start := time.Now()
+	unlock, err := a.Store.Lock(a.LockTimeout)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	defer unlock()
+	atts, err := a.Store.Attachments()
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("read pod records: %w", err)
+	}
+	compiled, err := policy.Compile(snap, atts)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	stale, err := a.staleChains(ctx, compiled)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	if err := a.Kernel.Apply(ctx, compiled.Rulesets, stale); err != nil {
+		return SyncResult{}, fmt.Errorf("apply: %w", err)
+	}
+	applied := &store.Applied{Chains: map[string][]string{}}
+	for _, rs := range compiled.Rulesets {
+		applied.Chains[strconv.Itoa(int(rs.Family))] = rs.ChainNames()
+	}
+	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index), a.Store.WriteApplied(applied)); err != nil {
+		return SyncResult{}, err
+	}
+	res := summarize(compiled)
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// staleChains returns, per family, our chains in the kernel that the new
+// ruleset no longer has. The record of the last sync names them; when it is
+// missing (first start, or state lost) the kernel is listed instead.
+func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, error) {
+	prev, err := a.Store.ReadApplied()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	out := map[ipt.Family][]string{}
+	for _, rs := range c.Rulesets {
+		var existing []string
+		if prev != nil {
+			existing = prev.Chains[strconv.Itoa(int(rs.Family))]
+		} else if existing, err = a.Kernel.ListChains(ctx, rs.Family); err != nil {
+			return nil, fmt.Errorf("list chains: %w", err)
+		}
+		want := rs.ChainNames()
+		for _, name := range existing {
+			if !slices.Contains(want, name) {
+				out[rs.Family] = append(out[rs.Family], name)
+			}
+		}
+	}
+	return out, nil
+}
+
+func summarize(c *policy.Compiled) SyncResult {
+	var r SyncResult
+	for _, rs := range c.Rulesets {
+		r.Chains += len(rs.Chains)
+		for _, ch := range rs.Chains {
+			r.Rules += len(ch.Rules)
+		}
+		r.Sets += len(rs.Sets)
+		for _, s := range rs.Sets {
+			r.Members += len(s.Members)
+		}
+	}
+	return r
+}
+
+// Drift compares the kernel with what the stored snapshot and records call
+// for, and returns the differences (empty when the kernel is as desired).
+func (a *Agent) Drift(ctx context.Context) ([]string, error) {
+	unlock, err := a.Store.Lock(a.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	snap, err := a.Store.ReadSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	atts, err := a.Store.Attachments()
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := policy.Compile(snap, atts)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := range compiled.Rulesets {
+		d, err := a.Kernel.Diff(ctx, &compiled.Rulesets[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d...)
+	}
+	return out, nil
+}
+
+// Uninstall removes every chain, rule and set of ours and empties the data
+// directory. Running it again succeeds.
+func (a *Agent) Uninstall(ctx context.Context) error {
+	unlock, err := a.Store.Lock(a.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := a.Kernel.Uninstall(ctx); err != nil {
+		return fmt.Errorf("uninstall: %w", err)
+	}
+	return a.Store.RemoveAll()
+}

@@ -1,0 +1,263 @@
+// Package store is the data directory that the plugin and the agent share
+// (dataDir, default /var/lib/netpol):
+//
+//	lock            flock(2) held by whoever reads or changes the kernel state
+//	snapshot.json   the agent's cached cluster view (policy.Snapshot)
+//	index.json      the per-node view the plugin reads on ADD/DEL (policy.Index)
+//	applied.json    the chains the last sync installed, per family
+//	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//
+// Every file is written atomically (temp file + rename in the same
+// directory), so a reader sees the old or the new version, never half.
+// The plugin imports this package from the agent tree because the agent owns
+// the directory; it imports nothing else of the agent.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// Store is a data directory.
+type Store struct {
+	Dir string
+}
+
+// New returns the store at dir.
+func New(dir string) *Store { return &Store{Dir: dir} }
+
+const (
+	snapshotFile = "snapshot.json"
+	indexFile    = "index.json"
+	appliedFile  = "applied.json"
+	podsDir      = "pods"
+	lockFile     = "lock"
+)
+
+// Ensure creates the directory layout (mode 0700: records name pods).
+func (s *Store) Ensure() error {
+	if err := os.MkdirAll(filepath.Join(s.Dir, podsDir), 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// Lock takes the data directory's exclusive lock, waiting at most timeout.
+// The lock is released by the returned function, or by the kernel when the
+// process dies, so a killed agent or plugin never leaves a stale lock.
+func (s *Store) Lock(timeout time.Duration) (unlock func(), err error) {
+	if err := s.Ensure(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(s.Dir, lockFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; ; wait = min(wait*2, 50*time.Millisecond) {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// WriteFileAtomic writes data to path through a temp file and a rename.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Store) writeJSON(name string, v any) error {
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, name), data)
+}
+
+// readJSON decodes a file; a missing file returns an error that matches
+// os.ErrNotExist.
+func (s *Store) readJSON(name string, v any) error {
+	data, err := os.ReadFile(filepath.Join(s.Dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(s.Dir, name), err)
+	}
+	return nil
+}
+
+// WriteSnapshot stores the snapshot.
+func (s *Store) WriteSnapshot(snap *policy.Snapshot) error { return s.writeJSON(snapshotFile, snap) }
+
+// ReadSnapshot loads the snapshot (os.ErrNotExist when there is none).
+func (s *Store) ReadSnapshot() (*policy.Snapshot, error) {
+	var snap policy.Snapshot
+	if err := s.readJSON(snapshotFile, &snap); err != nil {
+		return nil, err
+	}
+	if snap.Version != policy.SnapshotVersion {
+		return nil, fmt.Errorf("%s: version %d, want %d", snapshotFile, snap.Version, policy.SnapshotVersion)
+	}
+	return &snap, nil
+}
+
+// WriteIndex stores the plugin's index.
+func (s *Store) WriteIndex(idx *policy.Index) error { return s.writeJSON(indexFile, idx) }
+
+// ReadIndex loads the index (os.ErrNotExist when the agent has not synced).
+func (s *Store) ReadIndex() (*policy.Index, error) {
+	var idx policy.Index
+	if err := s.readJSON(indexFile, &idx); err != nil {
+		return nil, err
+	}
+	return &idx, nil
+}
+
+// Applied is what the last sync installed: our chains per family ("4", "6").
+type Applied struct {
+	Chains map[string][]string `json:"chains"`
+}
+
+// WriteApplied records what a sync installed.
+func (s *Store) WriteApplied(a *Applied) error { return s.writeJSON(appliedFile, a) }
+
+// ReadApplied loads the record of the last sync (os.ErrNotExist if none).
+func (s *Store) ReadApplied() (*Applied, error) {
+	var a Applied
+	if err := s.readJSON(appliedFile, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// idPattern is what the CNI spec allows in a container ID; interface names
+// are checked against the same characters. Anything else never becomes a
+// file name.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+
+func recordName(containerID, ifName string) (string, error) {
+	if !idPattern.MatchString(containerID) || len(containerID) > 256 {
+		return "", fmt.Errorf("container ID %q: not alphanumeric with _ . -", containerID)
+	}
+	if !idPattern.MatchString(ifName) || len(ifName) > 15 {
+		return "", fmt.Errorf("interface name %q: invalid", ifName)
+	}
+	return filepath.Join(podsDir, containerID+"_"+ifName+".json"), nil
+}
+
+// WriteAttachment records an attachment.
+func (s *Store) WriteAttachment(a *policy.Attachment) error {
+	name, err := recordName(a.ContainerID, a.IfName)
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(name, a)
+}
+
+// ReadAttachment loads one record (os.ErrNotExist if there is none).
+func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
+	name, err := recordName(containerID, ifName)
+	if err != nil {
+		return nil, err
+	}
+	var a policy.Attachment
+	if err := s.readJSON(name, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// RemoveAttachment deletes one record; a missing one is not an error
+// (DEL is idempotent).
+func (s *Store) RemoveAttachment(containerID, ifName string) error {
+	name, err := recordName(containerID, ifName)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Attachments loads every record, sorted by container ID and interface.
+func (s *Store) Attachments() ([]policy.Attachment, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []policy.Attachment
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var a policy.Attachment
+		if err := s.readJSON(filepath.Join(podsDir, e.Name()), &a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ContainerID != out[j].ContainerID {
+			return out[i].ContainerID < out[j].ContainerID
+		}
+		return out[i].IfName < out[j].IfName
+	})
+	return out, nil
+}
+
+// RemoveAll deletes every file netpol keeps in the data directory, leaving
+// the directory itself empty (uninstall).
+func (s *Store) RemoveAll() error {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}

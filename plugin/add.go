@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"errors"
+	"net"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/netpol/netpol/conf"
+	"github.com/netpol/netpol/policy"
+)
+
+// Add handles CNI ADD: record the pod, put its addresses into its sets, and
+// return prevResult unchanged.
+func (p *Plugin) Add(args *skel.CmdArgs) error {
+	inv, err := p.begin(args, "ADD", true)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	pod, err := conf.ParsePodArgs(args.Args)
+	if err != nil {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
+	}
+	att := &policy.Attachment{
+		ContainerID: args.ContainerID,
+		IfName:      args.IfName,
+		Namespace:   pod.Namespace,
+		Name:        pod.Name,
+		IPs:         resultIPs(inv.conf.PrevResult, args.IfName),
+	}
+	unlock, err := inv.lock(p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := inv.store.WriteAttachment(att); err != nil {
+		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
+	}
+	idx, err := inv.readIndex()
+	if err != nil {
+		return err
+	}
+	if idx == nil {
+		// The agent has never synced here: install the skeleton so the DENY
+		// set exists and is enforced, then deny the pod until the agent knows it.
+		if err := inv.bootstrap(); err != nil {
+			return err
+		}
+	}
+	entries := idx.Entries(att)
+	if err := inv.kernel.AddEntries(inv.ctx, entries); err != nil {
+		return kernelError("add pod to sets", err)
+	}
+	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
+		"known", idx.Known(att), "failClosed", !idx.Known(att) && idx.IsIsolated(att.Namespace),
+		"reason", addReason(idx, att))
+	return types.PrintResult(inv.conf.NetConf.PrevResult, inv.conf.CNIVersion)
+}
+
+func addReason(idx *policy.Index, att *policy.Attachment) string {
+	switch {
+	case idx == nil:
+		return "no snapshot yet: denied until the agent syncs"
+	case idx.Known(att):
+		return "pod known to the snapshot"
+	case idx.IsIsolated(att.Namespace):
+		return "pod not in the snapshot and its namespace has policies: denied until the agent knows it"
+	default:
+		return "pod not in the snapshot; its namespace has no policy: unrestricted"
+	}
+}
+
+// readIndex loads the agent's index; nil when there is none yet.
+func (inv *invocation) readIndex() (*policy.Index, error) {
+	idx, err := inv.store.ReadIndex()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read index", err.Error())
+	}
+	return idx, nil
+}
+
+// bootstrap installs the chains and sets of a node with no policy known.
+func (inv *invocation) bootstrap() error {
+	compiled, err := policy.Compile(&policy.Snapshot{Version: policy.SnapshotVersion}, nil)
+	if err != nil {
+		return kernelError("compile skeleton", err)
+	}
+	if err := inv.kernel.Apply(inv.ctx, compiled.Rulesets, nil); err != nil {
+		return kernelError("install skeleton", err)
+	}
+	return nil
+}
+
+// resultIPs returns the addresses prevResult assigned to the pod's interface
+// (an address with no interface index is taken as the pod's).
+func resultIPs(r *types100.Result, ifName string) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, ipc := range r.IPs {
+		if ipc.Interface != nil {
+			i := *ipc.Interface
+			if i < 0 || i >= len(r.Interfaces) || r.Interfaces[i].Name != ifName || r.Interfaces[i].Sandbox == "" {
+				continue
+			}
+		}
+		ip := ipc.Address.IP
+		if ip4 := ip.To4(); ip4 != nil {
+			ip = ip4
+		}
+		if ip != nil && !ip.Equal(net.IPv4zero) {
+			out = append(out, ip.String())
+		}
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
+)
+
+// Check handles CNI CHECK: the pod's record, its set entries, our hook in
+// FORWARD and every chain and rule the current snapshot calls for must all be
+// in the kernel. The error names the first missing pieces.
+func (p *Plugin) Check(args *skel.CmdArgs) error {
+	inv, err := p.begin(args, "CHECK", true)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	unlock, err := inv.lock(p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if errors.Is(err, os.ErrNotExist) {
+		return errorf(types.ErrInternal, "netpol: no record of container %s interface %s under %s: ADD did not run or DEL already did",
+			args.ContainerID, args.IfName, inv.conf.DataDir)
+	}
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "read pod record", err.Error())
+	}
+	problems, err := inv.check(att)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		if len(problems) > 10 {
+			problems = append(problems[:10], fmt.Sprintf("and %d more", len(problems)-10))
+		}
+		return errorf(types.ErrInternal, "netpol: pod %s: missing from the kernel: %s", att.PodKey(), strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// check returns what is missing for attachment att.
+func (inv *invocation) check(att *policy.Attachment) ([]string, error) {
+	idx, err := inv.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := inv.store.ReadSnapshot()
+	if errors.Is(err, os.ErrNotExist) || idx == nil {
+		snap = &policy.Snapshot{Version: policy.SnapshotVersion}
+	} else if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read snapshot", err.Error())
+	}
+	atts, err := inv.store.Attachments()
+	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	compiled, err := policy.Compile(snap, atts)
+	if err != nil {
+		return nil, kernelError("compile snapshot", err)
+	}
+	var problems []string
+	for _, rs := range compiled.Rulesets {
+		if !hasFamily(att, rs.Family) {
+			continue
+		}
+		rules := rs
+		rules.Sets = nil // set contents are checked for this pod only, below
+		diff, err := inv.kernel.Diff(inv.ctx, &rules)
+		if err != nil {
+			return nil, kernelError("read back "+rs.Family.String(), err)
+		}
+		problems = append(problems, diff...)
+	}
+	present, err := inv.kernel.ListEntries(inv.ctx)
+	if err != nil {
+		return nil, kernelError("list sets", err)
+	}
+	for _, e := range idx.Entries(att) {
+		if !present[e] {
+			problems = append(problems, fmt.Sprintf("set %s has no entry %s", e.Set, e.Value))
+		}
+	}
+	return problems, nil
+}
+
+func hasFamily(att *policy.Attachment, f ipt.Family) bool {
+	for _, ip := range att.IPs {
+		if fam, ok := policy.AddressFamily(ip); ok && fam == f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,99 @@
+package plugin
+
+import (
+	"errors"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netpol/netpol/conf"
+	"github.com/netpol/netpol/policy"
+)
+
+// Del handles CNI DEL: remove exactly what ADD of this attachment added. It
+// is idempotent and works without prevResult and after the record is gone.
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	inv, err := p.begin(args, "DEL", false)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	unlock, err := inv.lock(p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if errors.Is(err, os.ErrNotExist) {
+		// No record (DEL twice, or state lost): fall back to prevResult.
+		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName,
+			IPs: resultIPs(inv.conf.PrevResult, args.IfName)}
+		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil {
+			att.Namespace, att.Name = pod.Namespace, pod.Name
+		}
+	} else if err != nil {
+		return types.NewError(types.ErrIOFailure, "read pod record", err.Error())
+	}
+	if err := inv.release(att); err != nil {
+		return err
+	}
+	inv.log.Info("pod deleted", "pod", att.PodKey(), "ips", att.IPs)
+	return nil
+}
+
+// release removes an attachment's record and its set entries, keeping the
+// entries that another recorded attachment with the same address still owns.
+func (inv *invocation) release(att *policy.Attachment) error {
+	if err := inv.store.RemoveAttachment(att.ContainerID, att.IfName); err != nil {
+		return types.NewError(types.ErrIOFailure, "remove pod record", err.Error())
+	}
+	if len(att.IPs) == 0 {
+		return nil
+	}
+	idx, err := inv.readIndex()
+	if err != nil {
+		return err
+	}
+	remaining, err := inv.store.Attachments()
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	if err := inv.kernel.DelEntries(inv.ctx, idx.Release(att, remaining)); err != nil {
+		return kernelError("remove pod from sets", err)
+	}
+	return nil
+}
+
+// GC handles CNI GC: release every recorded attachment that is not in
+// cni.dev/valid-attachments.
+func (p *Plugin) GC(args *skel.CmdArgs) error {
+	inv, err := p.begin(args, "GC", false)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	valid := map[[2]string]bool{}
+	for _, a := range inv.conf.ValidAttachments {
+		valid[[2]string{a.ContainerID, a.IfName}] = true
+	}
+	unlock, err := inv.lock(p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	atts, err := inv.store.Attachments()
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	for i := range atts {
+		if valid[[2]string{atts[i].ContainerID, atts[i].IfName}] {
+			continue
+		}
+		if err := inv.release(&atts[i]); err != nil {
+			return err
+		}
+		inv.log.Info("stale attachment collected", "pod", atts[i].PodKey(), "containerID", atts[i].ContainerID)
+	}
+	return nil
+}

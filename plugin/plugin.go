@@ -1,0 +1,129 @@
+// Package plugin is the CNI plugin `netpol`, chained after bridge or
+// flannel. On ADD it records the pod under dataDir and puts the pod's
+// addresses into the sets the agent's index names for it (its dispatch
+// groups and the peer sets that select it), so that when ADD returns the pod
+// is protected and reachable exactly as its policies say. DEL undoes exactly
+// that; CHECK reads the kernel back; GC and STATUS follow CNI 1.1.
+//
+// Nothing but the CNI result is written to stdout; logs go to a file under
+// dataDir (or stderr).
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netpol/netpol/agent/store"
+	"github.com/netpol/netpol/conf"
+	"github.com/netpol/netpol/ipt"
+)
+
+// Kernel is what the plugin needs of the kernel edge (ipt.Runner).
+type Kernel interface {
+	Apply(ctx context.Context, rulesets []ipt.Ruleset, stale map[ipt.Family][]string) error
+	AddEntries(ctx context.Context, entries []ipt.Entry) error
+	DelEntries(ctx context.Context, entries []ipt.Entry) error
+	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
+	ListEntries(ctx context.Context) (map[ipt.Entry]bool, error)
+}
+
+// Plugin carries what a CNI invocation needs, injected so tests can drive
+// it with their own stdout and kernel.
+type Plugin struct {
+	Stdout io.Writer
+	// NewKernel returns the kernel edge for an iptables mode.
+	NewKernel func(mode string) (Kernel, error)
+	// LockTimeout bounds the wait for the data directory lock.
+	LockTimeout time.Duration
+	// Timeout bounds one whole invocation.
+	Timeout time.Duration
+}
+
+// Default returns the plugin as the binary runs it.
+func Default() *Plugin {
+	return &Plugin{
+		Stdout: os.Stdout,
+		NewKernel: func(mode string) (Kernel, error) {
+			return ipt.NewRunner(ipt.Mode(mode))
+		},
+		LockTimeout: 60 * time.Second,
+		Timeout:     2 * time.Minute,
+	}
+}
+
+// Funcs returns the CNI verbs for skel.PluginMainFuncs.
+func (p *Plugin) Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, GC: p.GC, Status: p.Status}
+}
+
+// invocation is the state of one verb: config, store, logger, kernel.
+type invocation struct {
+	conf   *conf.NetConf
+	store  *store.Store
+	log    *slog.Logger
+	kernel Kernel
+	ctx    context.Context
+	close  func()
+}
+
+// begin parses the config and opens the store, the log and the kernel.
+func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invocation, error) {
+	nc, err := conf.Parse(args.StdinData, requirePrev)
+	if err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
+	}
+	st := store.New(nc.DataDir)
+	if err := st.Ensure(); err != nil {
+		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
+	}
+	logger, closeLog := openLog(nc)
+	logger = logger.With("verb", verb, "containerID", args.ContainerID, "ifName", args.IfName)
+	k, err := p.NewKernel(nc.IPTablesMode)
+	if err != nil {
+		closeLog()
+		return nil, types.NewError(types.ErrInternal, "iptables mode "+nc.IPTablesMode, err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
+	return &invocation{conf: nc, store: st, log: logger, kernel: k, ctx: ctx,
+		close: func() { cancel(); closeLog() }}, nil
+}
+
+// openLog opens the configured log file (stderr for "-" or when the file
+// cannot be opened: a log problem never fails the pod).
+func openLog(nc *conf.NetConf) (*slog.Logger, func()) {
+	if nc.LogFile == "-" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), func() {}
+	}
+	_ = os.MkdirAll(filepath.Dir(nc.LogFile), 0o700)
+	f, err := os.OpenFile(nc.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), func() {}
+	}
+	return slog.New(slog.NewTextHandler(f, nil)), func() { _ = f.Close() }
+}
+
+// lock takes the data directory lock, as a CNI error on failure.
+func (inv *invocation) lock(timeout time.Duration) (func(), error) {
+	unlock, err := inv.store.Lock(timeout)
+	if err != nil {
+		return nil, types.NewError(types.ErrTryAgainLater, "data dir busy", err.Error())
+	}
+	return unlock, nil
+}
+
+// kernelError wraps an error of the kernel edge once, at the boundary.
+func kernelError(what string, err error) error {
+	return types.NewError(types.ErrInternal, what, err.Error())
+}
+
+func errorf(code uint, format string, args ...any) error {
+	return types.NewError(code, fmt.Sprintf(format, args...), "")
+}

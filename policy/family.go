@@ -1,0 +1,195 @@
+package policy
+
+import (
+	"sort"
+
+	"github.com/netpol/netpol/ipt"
+)
+
+// family compiles the ruleset of one address family.
+func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
+	c.sets = map[string]*ipt.Set{}
+	c.seen = map[string]map[string]bool{}
+	chains := fixedChains()
+
+	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
+	for _, a := range c.unknown {
+		for _, ip := range a.IPs {
+			if fam, ok := ipFamily(ip); ok && fam == f {
+				c.addMember(deny, ip, false)
+			}
+		}
+	}
+	dispatch := map[Direction]*ipt.Chain{
+		Ingress: dispatchChain(ChainIngress, deny.Name, ipt.Dst),
+		Egress:  dispatchChain(ChainEgress, deny.Name, ipt.Src),
+	}
+	for _, g := range c.groups {
+		gs := c.set(f, groupSet(f, g.dir, g.key), ipt.HashIP, g.key)
+		for _, p := range g.pods {
+			c.addPod(gs, f, p, "")
+		}
+		gc := groupChain(g.dir, g.key)
+		d := dispatch[g.dir]
+		d.Rules = append(d.Rules, ipt.Rule{
+			Matches: []ipt.Match{ipt.SetMatch{Set: gs.Name, Dir: dispatchDir(g.dir)}},
+			Comment: g.key,
+			Verdict: ipt.Goto(gc),
+		})
+		chains = append(chains, groupRules(gc, g))
+	}
+	chains = append(chains, *dispatch[Ingress], *dispatch[Egress])
+	for _, cp := range c.policies {
+		for d := Ingress; d <= Egress; d++ {
+			if !cp.dirs[d] {
+				continue
+			}
+			pc, err := c.policyRules(f, d, cp)
+			if err != nil {
+				return nil, err
+			}
+			chains = append(chains, pc)
+		}
+	}
+	sort.Slice(chains, func(i, j int) bool { return chains[i].Name < chains[j].Name })
+	return &ipt.Ruleset{
+		Family: f,
+		Hooks: []ipt.Hook{{
+			Chain:    "FORWARD",
+			Position: 1,
+			Rule:     ipt.Rule{Comment: "netpol: NetworkPolicy enforcement", Verdict: ipt.Jump(ChainForward)},
+		}},
+		Chains: chains,
+		Sets:   c.sortedSets(),
+	}, nil
+}
+
+// fixedChains are the chains every node has, whatever its policies.
+func fixedChains() []ipt.Chain {
+	path := func(name string) ipt.Chain {
+		return ipt.Chain{Name: name, Rules: []ipt.Rule{
+			{Verdict: ipt.Jump(ChainEgress)},
+			{Verdict: ipt.Jump(ChainIngress)},
+		}}
+	}
+	return []ipt.Chain{
+		{Name: ChainForward, Rules: []ipt.Rule{
+			{
+				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
+				Comment: "reply traffic of allowed connections",
+				Verdict: ipt.Jump("RETURN"),
+			},
+			{
+				Matches: []ipt.Match{ipt.PhysdevBridged{}},
+				Comment: "same-node traffic through the bridge",
+				Verdict: ipt.Goto(ChainBridged),
+			},
+			{Comment: "routed traffic", Verdict: ipt.Goto(ChainRouted)},
+		}},
+		path(ChainBridged),
+		path(ChainRouted),
+		{Name: ChainAllow, Rules: []ipt.Rule{
+			{Verdict: ipt.Verdict{Target: "MARK", SetMark: AllowMark}},
+		}},
+		{Name: ChainPass, Rules: []ipt.Rule{
+			{Verdict: ipt.Verdict{Target: "MARK", SetMark: markClear}},
+		}},
+	}
+}
+
+func dispatchDir(d Direction) ipt.Dir {
+	if d == Egress {
+		return ipt.Src
+	}
+	return ipt.Dst
+}
+
+// peerDir is the side of the packet that a policy's peers are matched on.
+func peerDir(d Direction) ipt.Dir {
+	if d == Egress {
+		return ipt.Dst
+	}
+	return ipt.Src
+}
+
+func dispatchChain(name, denySet string, dir ipt.Dir) *ipt.Chain {
+	return &ipt.Chain{Name: name, Rules: []ipt.Rule{{
+		Matches: []ipt.Match{ipt.SetMatch{Set: denySet, Dir: dir}},
+		Comment: "fail closed: pod not known to netpol yet",
+		Verdict: ipt.Jump("DROP"),
+	}}}
+}
+
+// groupRules is the chain of a group: the union of its policies. Each policy
+// chain marks the packet when one of its rules allows it.
+func groupRules(name string, g *group) ipt.Chain {
+	ch := ipt.Chain{Name: name}
+	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.Verdict{Target: "MARK", SetMark: markClear}})
+	for _, cp := range g.policies {
+		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(policyChain(g.dir, cp.key))})
+	}
+	ch.Rules = append(ch.Rules,
+		ipt.Rule{
+			Matches: []ipt.Match{ipt.Mark(AllowMark)},
+			Comment: "allowed by a policy",
+			Verdict: ipt.Goto(ChainPass),
+		},
+		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump("DROP")},
+	)
+	return ch
+}
+
+// set returns the set called name in the family being compiled, creating it.
+func (c *compiler) set(f ipt.Family, name string, t ipt.SetType, comment string) *ipt.Set {
+	if s := c.sets[name]; s != nil {
+		return s
+	}
+	s := &ipt.Set{Name: name, Type: t, Family: f, Comment: comment}
+	c.sets[name] = s
+	return s
+}
+
+// addPod puts the pod's addresses of family f into s (as address+suffix),
+// and records the membership for the plugin when the pod is local: a local
+// pod with no address yet gets it at ADD time.
+func (c *compiler) addPod(s *ipt.Set, f ipt.Family, p *Pod, suffix string) {
+	for _, ip := range p.IPs {
+		if fam, ok := ipFamily(ip); ok && fam == f {
+			c.addMember(s, ip+suffix, false)
+		}
+	}
+	if !c.isLocal(p) {
+		return
+	}
+	m := c.member[p.Key()]
+	if m == nil {
+		m = map[Membership]bool{}
+		c.member[p.Key()] = m
+	}
+	m[Membership{Family: int(f), Set: s.Name, Suffix: suffix}] = true
+}
+
+// addMember adds entry to s once. Sets are rebuilt per family, so the
+// duplicate check is a map kept beside them.
+func (c *compiler) addMember(s *ipt.Set, entry string, noMatch bool) {
+	seen := c.seen[s.Name]
+	if seen == nil {
+		seen = map[string]bool{}
+		c.seen[s.Name] = seen
+	}
+	if seen[entry] {
+		return
+	}
+	seen[entry] = true
+	s.Members = append(s.Members, ipt.Member{Entry: entry, NoMatch: noMatch})
+}
+
+func (c *compiler) sortedSets() []ipt.Set {
+	out := make([]ipt.Set, 0, len(c.sets))
+	for _, s := range c.sets {
+		sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].Entry < s.Members[j].Entry })
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

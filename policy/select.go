@@ -1,0 +1,145 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// world is the snapshot indexed for selection: namespaces by name, pods by
+// namespace, and parsed selectors cached by their canonical string.
+type world struct {
+	node       string
+	namespaces map[string]*Namespace
+	nsNames    []string          // sorted
+	podsByNS   map[string][]*Pod // each sorted by name
+	selectors  map[*metav1.LabelSelector]labels.Selector
+}
+
+func newWorld(s *Snapshot, pods []*Pod) *world {
+	w := &world{
+		node:       s.Node,
+		namespaces: map[string]*Namespace{},
+		podsByNS:   map[string][]*Pod{},
+		selectors:  map[*metav1.LabelSelector]labels.Selector{},
+	}
+	for i := range s.Namespaces {
+		ns := &s.Namespaces[i]
+		w.namespaces[ns.Name] = ns
+		w.nsNames = append(w.nsNames, ns.Name)
+	}
+	for _, p := range pods {
+		if _, ok := w.namespaces[p.Namespace]; !ok {
+			ns := &Namespace{Name: p.Namespace}
+			w.namespaces[p.Namespace] = ns
+			w.nsNames = append(w.nsNames, p.Namespace)
+		}
+		w.podsByNS[p.Namespace] = append(w.podsByNS[p.Namespace], p)
+	}
+	sort.Strings(w.nsNames)
+	for _, list := range w.podsByNS {
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	}
+	return w
+}
+
+// selector parses sel once. A nil selector selects nothing here; callers
+// decide what an absent selector means before asking.
+func (w *world) selector(sel *metav1.LabelSelector) (labels.Selector, error) {
+	if s, ok := w.selectors[sel]; ok {
+		return s, nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, err
+	}
+	w.selectors[sel] = s
+	return s, nil
+}
+
+// nsLabels returns the labels of a namespace, with the label
+// kubernetes.io/metadata.name that the API server sets on every namespace.
+func (w *world) nsLabels(name string) labels.Set {
+	set := labels.Set{"kubernetes.io/metadata.name": name}
+	if ns := w.namespaces[name]; ns != nil {
+		for k, v := range ns.Labels {
+			set[k] = v
+		}
+	}
+	return set
+}
+
+// selectedPods returns the pods of namespace ns that podSelector selects:
+// "the pods to which this NetworkPolicy object applies ... An empty
+// podSelector selects all pods in this namespace."
+func (w *world) selectedPods(ns string, podSelector *metav1.LabelSelector) ([]*Pod, error) {
+	sel, err := w.selector(podSelector)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Pod
+	for _, p := range w.podsByNS[ns] {
+		if sel.Matches(labels.Set(p.Labels)) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// peerPods returns the pods a selector peer of a policy in namespace
+// policyNS selects:
+//   - podSelector alone: "selects particular Pods in the same namespace as the
+//     NetworkPolicy";
+//   - namespaceSelector alone: "selects all Pods in the Namespaces selected";
+//   - both: "selects particular Pods within particular Namespaces" (AND).
+func (w *world) peerPods(policyNS string, peer *networkingv1.NetworkPolicyPeer) ([]*Pod, error) {
+	if peer.NamespaceSelector == nil {
+		return w.selectedPods(policyNS, peer.PodSelector)
+	}
+	nsSel, err := w.selector(peer.NamespaceSelector)
+	if err != nil {
+		return nil, err
+	}
+	podSel := labels.Everything()
+	if peer.PodSelector != nil {
+		if podSel, err = w.selector(peer.PodSelector); err != nil {
+			return nil, err
+		}
+	}
+	var out []*Pod
+	for _, ns := range w.nsNames {
+		if !nsSel.Matches(w.nsLabels(ns)) {
+			continue
+		}
+		for _, p := range w.podsByNS[ns] {
+			if podSel.Matches(labels.Set(p.Labels)) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// peerKey is the canonical identity of a selector peer: two peers with the
+// same key select the same pods and share one set.
+func peerKey(policyNS string, peer *networkingv1.NetworkPolicyPeer) (string, error) {
+	pod := ""
+	if peer.PodSelector != nil {
+		s, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+		if err != nil {
+			return "", fmt.Errorf("podSelector: %w", err)
+		}
+		pod = s.String()
+	}
+	if peer.NamespaceSelector == nil {
+		return "ns=" + policyNS + " pod=" + pod, nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+	if err != nil {
+		return "", fmt.Errorf("namespaceSelector: %w", err)
+	}
+	return "nssel=" + s.String() + " pod=" + pod, nil
+}

@@ -1,0 +1,85 @@
+// Package policy is the pure core of netpol: Kubernetes NetworkPolicy
+// semantics and the compiler from a Snapshot to the desired ipt.Ruleset of one
+// node. Nothing here performs I/O, reads a clock, logs or keeps globals;
+// Compile is deterministic to the byte.
+package policy
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// SnapshotVersion is written into every snapshot; readers reject others.
+const SnapshotVersion = 1
+
+// Snapshot is the cached cluster view the agent writes and the compiler reads:
+// namespaces with labels, pods with labels, IPs and named ports, and the
+// NetworkPolicy objects themselves.
+type Snapshot struct {
+	Version    int                          `json:"version"`
+	Node       string                       `json:"node"`
+	Namespaces []Namespace                  `json:"namespaces"`
+	Pods       []Pod                        `json:"pods"`
+	Policies   []networkingv1.NetworkPolicy `json:"policies"`
+}
+
+// Namespace is a namespace and its labels.
+type Namespace struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Pod is what policy needs of a pod. Pods of this node get their IPs from
+// CNI ADD (see Attachment); pods of other nodes carry status.podIPs here and
+// act only as peers.
+type Pod struct {
+	Namespace string            `json:"namespace"`
+	Name      string            `json:"name"`
+	Node      string            `json:"node,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	IPs       []string          `json:"ips,omitempty"`
+	Ports     []NamedPort       `json:"ports,omitempty"`
+}
+
+// Key is "namespace/name".
+func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// NamedPort is a named container port of a pod.
+type NamedPort struct {
+	Name     string          `json:"name"`
+	Protocol corev1.Protocol `json:"protocol"`
+	Port     int32           `json:"port"`
+}
+
+// Attachment is one pod interface that CNI ADD set up on this node, as the
+// plugin recorded it under dataDir.
+type Attachment struct {
+	ContainerID string   `json:"containerID"`
+	IfName      string   `json:"ifName"`
+	Namespace   string   `json:"namespace"`
+	Name        string   `json:"name"`
+	IPs         []string `json:"ips"`
+}
+
+// PodKey is "namespace/name" of the attachment's pod.
+func (a *Attachment) PodKey() string { return a.Namespace + "/" + a.Name }
+
+// Index is the small per-node view the plugin reads on ADD and DEL: which
+// sets each local pod's IPs belong in. Its size grows with the pods of this
+// node, not with the cluster, so ADD latency does not grow with cluster size.
+type Index struct {
+	Version int `json:"version"`
+	// Isolated lists the namespaces that have at least one NetworkPolicy: a pod
+	// there that the index does not know is denied until the agent knows it.
+	Isolated []string `json:"isolated"`
+	// Pods maps "namespace/name" of each local pod to its memberships.
+	Pods map[string][]Membership `json:"pods"`
+}
+
+// Membership says: the pod's address of Family belongs in Set, as the entry
+// IP+Suffix (Suffix is empty for hash:ip sets, ",tcp:8080" for named ports).
+type Membership struct {
+	Family int    `json:"family"`
+	Set    string `json:"set"`
+	Suffix string `json:"suffix,omitempty"`
+}
