@@ -1,0 +1,192 @@
+package manifest
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// Kinds and API versions Load accepts.
+const (
+	coreV1       = "v1"
+	networkingV1 = "networking.k8s.io/v1"
+)
+
+// DefaultNamespace is the namespace of an object whose manifest names none.
+const DefaultNamespace = "default"
+
+// NamespaceNameLabel is the label the API server puts on every namespace,
+// with the namespace's name as its value.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
+// builder collects the objects of all files before the snapshot is made.
+type builder struct {
+	node       string
+	namespaces []policy.Namespace
+	pods       []policy.Pod
+	policies   []networkingv1.NetworkPolicy
+}
+
+// list is a v1 List; its items are decoded one by one by kind.
+type list struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []json.RawMessage `json:"items"`
+}
+
+// addObject decodes one object by its kind and apiVersion and adds it; loc
+// says where it came from ("file: document 2: items[0]").
+func (b *builder) addObject(raw []byte, loc string) error {
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(raw, &tm); err != nil {
+		return fmt.Errorf("%s: not a Kubernetes object: %w", loc, err)
+	}
+	switch {
+	case tm.Kind == "Namespace" && tm.APIVersion == coreV1:
+		var ns corev1.Namespace
+		if err := decodeStrict(raw, &ns); err != nil {
+			return fmt.Errorf("%s: kind Namespace: %w", loc, err)
+		}
+		b.addNamespace(&ns)
+	case tm.Kind == "Pod" && tm.APIVersion == coreV1:
+		var pod corev1.Pod
+		if err := decodeStrict(raw, &pod); err != nil {
+			return fmt.Errorf("%s: kind Pod: %w", loc, err)
+		}
+		b.addPod(&pod)
+	case tm.Kind == "NetworkPolicy" && tm.APIVersion == networkingV1:
+		var np networkingv1.NetworkPolicy
+		if err := decodeStrict(raw, &np); err != nil {
+			return fmt.Errorf("%s: kind NetworkPolicy: %w", loc, err)
+		}
+		b.addPolicy(&np)
+	case tm.Kind == "List" && tm.APIVersion == coreV1:
+		var l list
+		if err := decodeStrict(raw, &l); err != nil {
+			return fmt.Errorf("%s: kind List: %w", loc, err)
+		}
+		for i, item := range l.Items {
+			if err := b.addObject(item, fmt.Sprintf("%s: items[%d]", loc, i)); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("%s: unsupported kind %q with apiVersion %q "+
+			"(want v1 Namespace, Pod or List, or networking.k8s.io/v1 NetworkPolicy)", loc, tm.Kind, tm.APIVersion)
+	}
+	return nil
+}
+
+// addNamespace keeps a namespace's name and labels, plus the label the API
+// server sets on every namespace.
+func (b *builder) addNamespace(ns *corev1.Namespace) {
+	b.namespaces = append(b.namespaces, policy.Namespace{
+		Name:   ns.Name,
+		Labels: namespaceLabels(ns.Name, ns.Labels),
+	})
+}
+
+// namespaceLabels returns labels plus NamespaceNameLabel=name.
+func namespaceLabels(name string, labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[NamespaceNameLabel] = name
+	return out
+}
+
+// addPod keeps what policy needs of a pod: labels, IPs, node and the named
+// ports of its containers.
+func (b *builder) addPod(pod *corev1.Pod) {
+	p := policy.Pod{
+		Namespace: cmp.Or(pod.Namespace, DefaultNamespace),
+		Name:      pod.Name,
+		Node:      cmp.Or(pod.Spec.NodeName, b.node),
+		Labels:    nilIfEmpty(pod.Labels),
+	}
+	for _, ip := range pod.Status.PodIPs {
+		p.IPs = append(p.IPs, ip.IP)
+	}
+	if len(p.IPs) == 0 && pod.Status.PodIP != "" {
+		p.IPs = []string{pod.Status.PodIP}
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == "" {
+				continue
+			}
+			p.Ports = append(p.Ports, policy.NamedPort{
+				Name:     port.Name,
+				Protocol: cmp.Or(port.Protocol, corev1.ProtocolTCP),
+				Port:     port.ContainerPort,
+			})
+		}
+	}
+	b.pods = append(b.pods, p)
+}
+
+// addPolicy keeps a NetworkPolicy's spec as it is, with metadata trimmed to
+// namespace, name and labels.
+func (b *builder) addPolicy(np *networkingv1.NetworkPolicy) {
+	b.policies = append(b.policies, networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: cmp.Or(np.Namespace, DefaultNamespace),
+			Name:      np.Name,
+			Labels:    nilIfEmpty(np.Labels),
+		},
+		Spec: np.Spec,
+	})
+}
+
+// nilIfEmpty returns nil for an empty map so equal inputs give equal output.
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// snapshot adds the namespaces that pods and policies name but no manifest
+// declares, and sorts everything by key.
+func (b *builder) snapshot() *policy.Snapshot {
+	declared := map[string]bool{}
+	for _, ns := range b.namespaces {
+		declared[ns.Name] = true
+	}
+	namespaces := slices.Clone(b.namespaces)
+	addImplicit := func(name string) {
+		if !declared[name] {
+			declared[name] = true
+			namespaces = append(namespaces, policy.Namespace{Name: name, Labels: namespaceLabels(name, nil)})
+		}
+	}
+	for _, p := range b.pods {
+		addImplicit(p.Namespace)
+	}
+	for _, np := range b.policies {
+		addImplicit(np.Namespace)
+	}
+	slices.SortStableFunc(namespaces, func(x, y policy.Namespace) int { return cmp.Compare(x.Name, y.Name) })
+	pods := slices.Clone(b.pods)
+	slices.SortStableFunc(pods, func(x, y policy.Pod) int { return cmp.Compare(x.Key(), y.Key()) })
+	policies := slices.Clone(b.policies)
+	slices.SortStableFunc(policies, func(x, y networkingv1.NetworkPolicy) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+	})
+	return &policy.Snapshot{
+		Version:    policy.SnapshotVersion,
+		Node:       b.node,
+		Namespaces: namespaces,
+		Pods:       pods,
+		Policies:   policies,
+	}
+}

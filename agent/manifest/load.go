@@ -1,0 +1,169 @@
+// Package manifest builds a policy.Snapshot from a directory of Kubernetes
+// manifests (Namespace, Pod, NetworkPolicy and v1 List of those), so netpol
+// can be tried with no cluster at all. Decoding is strict: an unknown kind or
+// field is an error naming the file and the document.
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// extensions are the file name endings Load reads.
+var extensions = []string{".yaml", ".yml", ".json"}
+
+// Load reads every *.yaml, *.yml and *.json file directly in dir (sorted by
+// name, not recursive, dotfiles skipped), converts the objects to a snapshot
+// for node and validates it with policy.ValidateSnapshot. A pod without
+// spec.nodeName is taken as node's.
+func Load(dir string, node string) (*policy.Snapshot, error) {
+	files, err := manifestFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{node: node}
+	for _, file := range files {
+		if err := b.addFile(file); err != nil {
+			return nil, err
+		}
+	}
+	s := b.snapshot()
+	if err := policy.ValidateSnapshot(s); err != nil {
+		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// manifestFiles lists the files Load reads, in name order. Symbolic links are
+// followed (a ConfigMap volume is made of them); directories are skipped.
+func manifestFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("manifests: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !hasManifestExtension(name) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		info, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("manifests: %w", err)
+		}
+		if info.Mode().IsRegular() {
+			files = append(files, path)
+		}
+	}
+	return files, nil
+}
+
+// hasManifestExtension reports whether name ends in one of extensions.
+func hasManifestExtension(name string) bool {
+	for _, ext := range extensions {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// addFile decodes every document of one file and adds its objects.
+func (b *builder) addFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("manifests: %w", err)
+	}
+	docs, err := splitDocuments(data, filepath.Ext(path) == ".json")
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for i, doc := range docs {
+		if doc == nil {
+			continue
+		}
+		if err := b.addObject(doc, fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitDocuments returns each document of a file as JSON; an empty document
+// (only comments, or null) is a nil entry so later indexes stay right. A
+// .json file is a stream of JSON values; anything else is multi-document
+// YAML, converted with duplicate keys rejected.
+func splitDocuments(data []byte, isJSON bool) ([][]byte, error) {
+	if isJSON {
+		return splitJSON(data)
+	}
+	var docs [][]byte
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
+		j, err := yaml.YAMLToJSONStrict(doc)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
+		docs = append(docs, nonNull(j))
+	}
+}
+
+// splitJSON splits a stream of JSON values.
+func splitJSON(data []byte) ([][]byte, error) {
+	var docs [][]byte
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
+		docs = append(docs, nonNull(raw))
+	}
+}
+
+// nonNull returns nil for an empty or null document, else doc.
+func nonNull(doc []byte) []byte {
+	trimmed := bytes.TrimSpace(doc)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		return nil
+	}
+	return doc
+}
+
+// decodeStrict decodes one JSON object into v, rejecting unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the object")
+	}
+	return nil
+}
