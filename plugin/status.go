@@ -10,6 +10,10 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 )
 
+// errPluginNotAvailable is CNI's error 50: "The plugin is not available
+// (i.e. cannot service ADD requests)", returned by STATUS.
+const errPluginNotAvailable uint = 50
+
 // bridgeNFCall is the per-namespace switch that sends bridged IPv4 traffic
 // through iptables; without it the physdev path never sees a packet.
 const bridgeNFCall = "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -20,7 +24,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	inv, err := p.begin(args, "STATUS", false)
 	var cniErr *types.Error
 	if errors.As(err, &cniErr) && cniErr.Code == types.ErrIOFailure {
-		return types.NewError(types.ErrPluginNotAvailable, "netpol: data dir unusable", cniErr.Error())
+		return types.NewError(errPluginNotAvailable, "netpol: data dir unusable", cniErr.Error())
 	}
 	if err != nil {
 		return err
@@ -28,16 +32,16 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	defer inv.close()
 	v, err := os.ReadFile(bridgeNFCall)
 	if err != nil {
-		return types.NewError(types.ErrPluginNotAvailable,
+		return types.NewError(errPluginNotAvailable,
 			"netpol: br_netfilter is not loaded ("+bridgeNFCall+" missing): bridged traffic would bypass policy", err.Error())
 	}
 	if strings.TrimSpace(string(v)) != "1" {
-		return types.NewError(types.ErrPluginNotAvailable,
+		return types.NewError(errPluginNotAvailable,
 			"netpol: net.bridge.bridge-nf-call-iptables is "+strings.TrimSpace(string(v))+" in this network namespace; set it to 1", "")
 	}
 	probe := filepath.Join(inv.conf.DataDir, ".status-probe")
 	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {
-		return types.NewError(types.ErrPluginNotAvailable, "netpol: data dir "+inv.conf.DataDir+" is not writable", err.Error())
+		return types.NewError(errPluginNotAvailable, "netpol: data dir "+inv.conf.DataDir+" is not writable", err.Error())
 	}
 	_ = os.Remove(probe)
 	return nil
