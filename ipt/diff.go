@@ -1,0 +1,144 @@
+package ipt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// maxDiffsPerItem bounds the lines Diff reports for one chain or set.
+const maxDiffsPerItem = 20
+
+// ListChains returns our chains (Prefix) now in the filter table of fam,
+// sorted. Equivalent to: `iptables-save -t filter | grep '^:NETPOL'`.
+func (r *Runner) ListChains(ctx context.Context, fam Family) ([]string, error) {
+	t, err := r.saveFilter(ctx, fam)
+	if err != nil {
+		return nil, fmt.Errorf("list %s chains: %w", fam, err)
+	}
+	return t.ownedChains(), nil
+}
+
+// Diff reads back the kernel and describes, one line each, every piece of rs
+// that is missing or different: a missing hook, a missing chain, a rule
+// missing from or unexpected in a chain (or rules out of order), a missing
+// set, a set of another type or family, a member missing from or unexpected
+// in a set. No lines means the kernel holds rs. Chains and sets that rs does
+// not name are not reported. It costs one `iptables-save -t filter` and,
+// when rs has sets, one `ipset save`.
+func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
+	if err := Validate(rs); err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	t, err := r.saveFilter(ctx, rs.Family)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s: %w", rs.Family, err)
+	}
+	var diffs []string
+	for _, h := range rs.Hooks {
+		if line := RenderRule(h.Chain, h.Rule); !slices.Contains(t.Rules[h.Chain], line) {
+			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
+		}
+	}
+	for _, c := range rs.Chains {
+		diffs = append(diffs, diffChain(c, t)...)
+	}
+	if len(rs.Sets) == 0 {
+		return diffs, nil
+	}
+	out, err := r.run(ctx, nil, "ipset", "save")
+	if err != nil {
+		return nil, fmt.Errorf("diff sets: %w", err)
+	}
+	saved := parseIPSetSave(string(out))
+	for _, s := range rs.Sets {
+		diffs = append(diffs, diffSet(s, rs.Family, saved[s.Name])...)
+	}
+	return diffs, nil
+}
+
+// diffChain compares the desired chain c with the saved table t.
+func diffChain(c Chain, t *savedTable) []string {
+	if !t.Declared[c.Name] {
+		return []string{fmt.Sprintf("chain %s missing", c.Name)}
+	}
+	want := make([]string, len(c.Rules))
+	for i, r := range c.Rules {
+		want[i] = RenderRule(c.Name, r)
+	}
+	have := t.Rules[c.Name]
+	missing, extra := multisetDiff(want, have)
+	diffs := describe("chain "+c.Name+": missing rule: ", missing)
+	diffs = append(diffs, describe("chain "+c.Name+": unexpected rule: ", extra)...)
+	if len(diffs) == 0 && !slices.Equal(want, have) {
+		diffs = append(diffs, fmt.Sprintf("chain %s: rules out of order", c.Name))
+	}
+	return diffs
+}
+
+// diffSet compares the desired set s of family fam with what ipset saved.
+func diffSet(s Set, fam Family, saved *savedSet) []string {
+	if saved == nil {
+		return []string{fmt.Sprintf("set %s missing", s.Name)}
+	}
+	if saved.Type != s.Type || saved.Family != fam {
+		return []string{fmt.Sprintf("set %s is %s family %s, want %s family %s",
+			s.Name, saved.Type, saved.Family.SetFamily(), s.Type, fam.SetFamily())}
+	}
+	want := make(map[string]bool, len(s.Members))
+	for _, m := range s.Members {
+		want[memberKey(s.Type, m.Entry, m.NoMatch)] = true
+	}
+	var missing, extra []string
+	for k := range want {
+		if !saved.Members[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range saved.Members {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	diffs := describe("set "+s.Name+": missing member: ", missing)
+	return append(diffs, describe("set "+s.Name+": unexpected member: ", extra)...)
+}
+
+// multisetDiff returns the lines of want not in have and of have not in
+// want, counting duplicates, in their order.
+func multisetDiff(want, have []string) (missing, extra []string) {
+	count := make(map[string]int, len(have))
+	for _, l := range have {
+		count[l]++
+	}
+	for _, l := range want {
+		if count[l] > 0 {
+			count[l]--
+		} else {
+			missing = append(missing, l)
+		}
+	}
+	for _, l := range have {
+		if count[l] > 0 {
+			count[l]--
+			extra = append(extra, l)
+		}
+	}
+	return missing, extra
+}
+
+// describe prefixes each item, keeping at most maxDiffsPerItem lines.
+func describe(prefix string, items []string) []string {
+	var out []string
+	for i, it := range items {
+		if i == maxDiffsPerItem {
+			out = append(out, fmt.Sprintf("%s... and %d more", prefix, len(items)-i))
+			break
+		}
+		out = append(out, prefix+it)
+	}
+	return out
+}

@@ -1,0 +1,183 @@
+package ipt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTimeout bounds every command a Runner starts when Runner.Timeout is
+// zero. A restore of 50k rules takes about a second; the rest is margin for
+// the shared xtables lock.
+const DefaultTimeout = 2 * time.Minute
+
+// Runner applies and reads back rulesets with the iptables, ip6tables and
+// ipset binaries, in the network namespace the process runs in. It holds no
+// state besides the detected mode; it is safe for concurrent use, but two
+// syncs of the same sets should not overlap (the caller serializes them).
+type Runner struct {
+	// Mode picks the iptables backend; ModeAuto or "" detects it on first use.
+	Mode Mode
+	// NetNS, when set, runs every command as `ip netns exec NetNS ...` (tests
+	// and tools that drive a namespace from outside it).
+	NetNS string
+	// Timeout bounds each command; DefaultTimeout when zero.
+	Timeout time.Duration
+
+	mu   sync.Mutex
+	mode Mode // resolved Mode, set once
+}
+
+// NewRunner returns a Runner for mode (ModeAuto, "", ModeNFT, ModeLegacy or
+// ModePlain) in the process's network namespace. Detection, for ModeAuto,
+// happens on first use.
+func NewRunner(mode Mode) (*Runner, error) {
+	switch mode {
+	case "", ModeAuto, ModeNFT, ModeLegacy, ModePlain:
+		return &Runner{Mode: mode}, nil
+	}
+	return nil, fmt.Errorf("%w: iptables mode %q (want auto, nft, legacy or plain)", ErrInvalid, string(mode))
+}
+
+// ExecError is a command that failed: its name and arguments, its stderr, and
+// the error of the process.
+type ExecError struct {
+	Command string // binary and arguments, without the netns prefix
+	Stderr  string
+	Err     error
+}
+
+func (e *ExecError) Error() string {
+	msg := fmt.Sprintf("%s: %v", e.Command, e.Err)
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		msg += ": " + strings.Join(strings.Fields(s), " ")
+	}
+	return msg
+}
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// run starts name with args (under `ip netns exec` when NetNS is set), feeds
+// it stdin, and returns its stdout. A failure is an *ExecError.
+func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	argv := append([]string{name}, args...)
+	if r.NetNS != "" {
+		argv = append([]string{"ip", "netns", "exec", r.NetNS}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 5 * time.Second
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return stdout.Bytes(), &ExecError{
+			Command: strings.Join(append([]string{name}, args...), " "),
+			Stderr:  stderr.String(),
+			Err:     err,
+		}
+	}
+	return stdout.Bytes(), nil
+}
+
+// backend returns the resolved mode, detecting it once.
+func (r *Runner) backend(ctx context.Context) (Mode, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mode != "" {
+		return r.mode, nil
+	}
+	m := r.Mode
+	switch m {
+	case "", ModeAuto:
+		var err error
+		if m, err = DetectMode(ctx, r.NetNS); err != nil {
+			return "", err
+		}
+	case ModeNFT, ModeLegacy, ModePlain:
+	default:
+		return "", fmt.Errorf("%w: iptables mode %q", ErrInvalid, string(m))
+	}
+	r.mode = m
+	return m, nil
+}
+
+// iptables runs `iptables -w ARGS` (or ip6tables) of the backend.
+func (r *Runner) iptables(ctx context.Context, fam Family, args ...string) ([]byte, error) {
+	m, err := r.backend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, nil, m.binary(fam, ""), append([]string{"-w"}, args...)...)
+}
+
+// saveFilter returns `iptables-save -t filter` of fam, parsed.
+func (r *Runner) saveFilter(ctx context.Context, fam Family) (*savedTable, error) {
+	m, err := r.backend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.run(ctx, nil, m.binary(fam, "-save"), "-t", "filter")
+	if err != nil {
+		return nil, err
+	}
+	return parseSave(string(out)), nil
+}
+
+// restore feeds input to `iptables-restore -w --noflush` of fam. A failure
+// is a *RestoreError.
+func (r *Runner) restore(ctx context.Context, fam Family, input []byte) error {
+	m, err := r.backend(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = r.run(ctx, input, m.binary(fam, "-restore"), "-w", "--noflush")
+	return asRestoreError(err, input)
+}
+
+// ipsetRestore feeds input to `ipset -exist restore`. A failure is a
+// *RestoreError. Empty input starts no process.
+func (r *Runner) ipsetRestore(ctx context.Context, input []byte) error {
+	if len(input) == 0 {
+		return nil
+	}
+	_, err := r.run(ctx, input, "ipset", "-exist", "restore")
+	return asRestoreError(err, input)
+}
+
+// listSets returns the sets of the namespace with their type and family.
+// Equivalent to: `ipset list -t`.
+func (r *Runner) listSets(ctx context.Context) (map[string]SetInfo, error) {
+	out, err := r.run(ctx, nil, "ipset", "list", "-t")
+	if err != nil {
+		return nil, err
+	}
+	return parseSetHeaders(string(out)), nil
+}
+
+// listSetNames returns the names of all sets. Equivalent to: `ipset list -n`.
+func (r *Runner) listSetNames(ctx context.Context) (map[string]bool, error) {
+	out, err := r.run(ctx, nil, "ipset", "list", "-n")
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]bool)
+	for _, n := range strings.Fields(string(out)) {
+		names[n] = true
+	}
+	return names, nil
+}

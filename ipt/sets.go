@@ -1,0 +1,207 @@
+package ipt
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// SetInfo is what the kernel says about an existing set: enough to decide
+// whether a desired set can be swapped into it.
+type SetInfo struct {
+	Type   SetType
+	Family Family // 0 for sets without a family (list:set, bitmaps)
+}
+
+// tempPrefix starts every temporary set name; it is Owned.
+const tempPrefix = Prefix + "-TMP-"
+
+// TempSetName is the temporary set that name is filled through before it is
+// swapped in: "NETPOL-TMP-" and 20 hex digits of the SHA-256 of name, exactly
+// MaxSetName characters, whatever the length of name.
+func TempSetName(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return tempPrefix + hex.EncodeToString(sum[:])[:MaxSetName-len(tempPrefix)]
+}
+
+// RenderSets returns the input of `ipset -exist restore` that makes every
+// desired set hold exactly its members, given the sets that exist now:
+//
+//   - missing set: `create NAME TYPE family F maxelem M`, then `add NAME m`;
+//   - existing set of the same type and family: filled atomically through
+//     TempSetName(NAME): create it, add the members, `swap TMP NAME`,
+//     `destroy TMP`;
+//   - existing set of another type or family (swap refuses those):
+//     `destroy NAME` and create it again, which fails while rules still
+//     reference it; the compiler derives set names from their type.
+//
+// A temp left over by an interrupted sync is destroyed first. hash:net
+// members with NoMatch get " nomatch". Sets must carry their Family.
+// The error names a set whose name or members are invalid.
+func RenderSets(desired []Set, existing map[string]SetInfo) ([]byte, error) {
+	var b strings.Builder
+	for _, s := range desired {
+		if err := validateSet(s, s.Family); err != nil {
+			return nil, err
+		}
+		if s.Family != IPv4 && s.Family != IPv6 {
+			return nil, fmt.Errorf("%w: set %s has no family", ErrInvalid, s.Name)
+		}
+		tmp := TempSetName(s.Name)
+		if _, left := existing[tmp]; left {
+			fmt.Fprintf(&b, "destroy %s\n", tmp)
+		}
+		info, ok := existing[s.Name]
+		switch {
+		case ok && info.Type == s.Type && info.Family == s.Family:
+			writeSet(&b, tmp, s)
+			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, s.Name, tmp)
+		case ok:
+			fmt.Fprintf(&b, "destroy %s\n", s.Name)
+			writeSet(&b, s.Name, s)
+		default:
+			writeSet(&b, s.Name, s)
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+// writeSet writes the create line of s under name, and its members.
+func writeSet(b *strings.Builder, name string, s Set) {
+	maxelem := 65536
+	for maxelem < 2*len(s.Members) {
+		maxelem *= 2
+	}
+	fmt.Fprintf(b, "create %s %s family %s maxelem %d\n", name, s.Type, s.Family.SetFamily(), maxelem)
+	for _, m := range s.Members {
+		b.WriteString("add ")
+		b.WriteString(name)
+		b.WriteByte(' ')
+		b.WriteString(m.Entry)
+		if m.NoMatch {
+			b.WriteString(" nomatch")
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// renderDestroySets returns `destroy NAME` lines for names.
+func renderDestroySets(names []string) []byte {
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString("destroy " + n + "\n")
+	}
+	return []byte(b.String())
+}
+
+// parseSetHeaders parses `ipset list -t` output into the sets it lists.
+func parseSetHeaders(out string) map[string]SetInfo {
+	sets := make(map[string]SetInfo)
+	var name string
+	for _, line := range strings.Split(out, "\n") {
+		key, val, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch key {
+		case "Name":
+			name = val
+			sets[name] = SetInfo{}
+		case "Type":
+			info := sets[name]
+			info.Type = SetType(val)
+			sets[name] = info
+		case "Header":
+			info := sets[name]
+			info.Family = headerFamily(strings.Fields(val))
+			sets[name] = info
+		}
+	}
+	return sets
+}
+
+// headerFamily finds "family inet|inet6" among the fields of a set header.
+func headerFamily(fields []string) Family {
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == "family" {
+			switch fields[i+1] {
+			case "inet":
+				return IPv4
+			case "inet6":
+				return IPv6
+			}
+		}
+	}
+	return 0
+}
+
+// savedSet is one set as `ipset save` prints it.
+type savedSet struct {
+	SetInfo
+	Members map[string]bool // normalized, with " nomatch" when so flagged
+}
+
+// parseIPSetSave parses `ipset save` output.
+func parseIPSetSave(out string) map[string]*savedSet {
+	sets := make(map[string]*savedSet)
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		switch f[0] {
+		case "create":
+			sets[f[1]] = &savedSet{
+				SetInfo: SetInfo{Type: SetType(f[2]), Family: headerFamily(f[3:])},
+				Members: make(map[string]bool),
+			}
+		case "add":
+			s := sets[f[1]]
+			if s == nil {
+				continue
+			}
+			noMatch := false
+			for _, opt := range f[3:] {
+				noMatch = noMatch || opt == "nomatch"
+			}
+			s.Members[memberKey(s.Type, f[2], noMatch)] = true
+		}
+	}
+	return sets
+}
+
+// memberKey is the canonical form of a member, as ipset save prints it:
+// addresses in their shortest form, host routes without a prefix length,
+// prefixes masked, ports with a lower-case protocol (tcp when none is given).
+func memberKey(t SetType, entry string, noMatch bool) string {
+	parts := strings.Split(entry, ",")
+	parts[0] = canonicalAddr(parts[0])
+	if t == HashIPPort && len(parts) == 2 {
+		port := strings.ToLower(parts[1])
+		if !strings.Contains(port, ":") {
+			port = "tcp:" + port
+		}
+		parts[1] = port
+	}
+	key := strings.Join(parts, ",")
+	if noMatch {
+		key += " nomatch"
+	}
+	return key
+}
+
+func canonicalAddr(s string) string {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		p = p.Masked()
+		if p.IsSingleIP() {
+			return p.Addr().String()
+		}
+		return p.String()
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.String()
+	}
+	return s
+}

@@ -1,0 +1,73 @@
+package ipt
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateAccepts(t *testing.T) {
+	if err := Validate(testRuleset()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	long := "NETPOL-" + strings.Repeat("X", 22) // 29 characters
+	tcp80 := DPorts{Proto: "tcp", Ports: []PortRange{{First: 80}}}
+	tests := []struct {
+		name   string
+		mutate func(rs *Ruleset)
+		want   string // the error must name this
+	}{
+		{"chain too long", func(rs *Ruleset) { rs.Chains[1].Name = long }, long},
+		{"chain not ours", func(rs *Ruleset) { rs.Chains[1].Name = "FOO" }, `"FOO"`},
+		{"chain twice", func(rs *Ruleset) { rs.Chains[1].Name = "NETPOL-FWD" }, "NETPOL-FWD declared twice"},
+		{"chain name with space", func(rs *Ruleset) { rs.Chains[1].Name = "NETPOL X" }, `"NETPOL X"`},
+		{"ports without protocol", func(rs *Ruleset) {
+			rs.Chains[1].Rules[0].Matches = []Match{tcp80}
+		}, "chain NETPOL-TAIL rule 1"},
+		{"ports of another protocol", func(rs *Ruleset) {
+			rs.Chains[1].Rules[0].Matches = []Match{Protocol("udp"), tcp80}
+		}, "protocol"},
+		{"port out of range", func(rs *Ruleset) {
+			rs.Chains[1].Rules[0].Matches = []Match{Protocol("tcp"), DPorts{Proto: "tcp", Ports: []PortRange{{First: 70000}}}}
+		}, "70000"},
+		{"too many multiport slots", func(rs *Ruleset) {
+			ports := make([]PortRange, 8)
+			for i := range ports {
+				ports[i] = PortRange{First: int32(100 + 10*i), Last: int32(105 + 10*i)}
+			}
+			rs.Chains[1].Rules[0].Matches = []Match{Protocol("tcp"), DPorts{Proto: "tcp", Ports: ports}}
+		}, "16 multiport slots"},
+		{"bad mark", func(rs *Ruleset) { rs.Chains[1].Rules[0].Matches = []Match{Mark("x")} }, `"x"`},
+		{"bad set-xmark", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = Verdict{Target: "MARK"} }, "MARK"},
+		{"injected set name", func(rs *Ruleset) {
+			rs.Chains[1].Rules[0].Matches = []Match{SetMatch{Set: "X src -j ACCEPT\n-A", Dir: Src}}
+		}, "match 1"},
+		{"bad dir", func(rs *Ruleset) { rs.Chains[1].Rules[0].Matches = []Match{SetMatch{Set: "NETPOL4-X", Dir: "up"}} }, `"up"`},
+		{"hook target not ours", func(rs *Ruleset) { rs.Hooks[0].Rule.Verdict = Jump("ACCEPT") }, "ACCEPT"},
+		{"hook in our chain", func(rs *Ruleset) { rs.Hooks[0].Chain = "NETPOL-FWD" }, "NETPOL-FWD"},
+		{"set family", func(rs *Ruleset) { rs.Sets[0].Family = IPv6 }, "NETPOL4-PEERS"},
+		{"set type", func(rs *Ruleset) { rs.Sets[0].Type = "bitmap:port" }, "bitmap:port"},
+		{"reject target", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = Jump("REJECT") }, "REJECT"},
+		{"bad family", func(rs *Ruleset) { rs.Family = 5 }, "family 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := testRuleset()
+			tt.mutate(rs)
+			err := Validate(rs)
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate = %v, want ErrInvalid naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestStaleToDropRefusesForeign(t *testing.T) {
+	got := staleToDrop([]string{"FOO", "NETPOL-A", "NETPOL-A", "NETPOL-KEEP", "NETPOL bad"}, map[string]bool{"NETPOL-KEEP": true})
+	if len(got) != 1 || got[0] != "NETPOL-A" {
+		t.Errorf("got %q", got)
+	}
+}
