@@ -45,8 +45,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 	if idx == nil {
-		// The agent has never synced here: install the skeleton so the DENY
-		// set exists and is enforced, then deny the pod until the agent knows it.
+		// The agent has never synced here: install the fixed chains with
+		// every recorded pod, this one included, in the DENY set.
 		if err := inv.bootstrap(); err != nil {
 			return err
 		}
@@ -86,9 +86,13 @@ func (inv *invocation) readIndex() (*policy.Index, error) {
 	return idx, nil
 }
 
-// bootstrap installs the chains and sets of a node with no policy known.
+// bootstrap installs the chains and sets of a node whose agent never synced.
 func (inv *invocation) bootstrap() error {
-	compiled, err := policy.Compile(&policy.Snapshot{Version: policy.SnapshotVersion}, nil)
+	atts, err := inv.store.Attachments()
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	compiled, err := policy.CompileUnknown(atts)
 	if err != nil {
 		return kernelError("compile skeleton", err)
 	}

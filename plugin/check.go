@@ -54,17 +54,20 @@ func (inv *invocation) check(att *policy.Attachment) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := inv.store.ReadSnapshot()
-	if errors.Is(err, os.ErrNotExist) || idx == nil {
-		snap = &policy.Snapshot{Version: policy.SnapshotVersion}
-	} else if err != nil {
-		return nil, types.NewError(types.ErrIOFailure, "read snapshot", err.Error())
-	}
 	atts, err := inv.store.Attachments()
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
 	}
-	compiled, err := policy.Compile(snap, atts)
+	var compiled *policy.Compiled
+	snap, err := inv.store.ReadSnapshot()
+	switch {
+	case errors.Is(err, os.ErrNotExist) || idx == nil:
+		compiled, err = policy.CompileUnknown(atts)
+	case err != nil:
+		return nil, types.NewError(types.ErrIOFailure, "read snapshot", err.Error())
+	default:
+		compiled, err = policy.Compile(snap, atts)
+	}
 	if err != nil {
 		return nil, kernelError("compile snapshot", err)
 	}

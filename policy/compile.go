@@ -51,6 +51,29 @@ func Compile(s *Snapshot, atts []Attachment) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.compile()
+}
+
+// CompileUnknown is the desired state of a node whose agent has never
+// synced: the fixed chains, and every recorded attachment denied (nothing is
+// known, so nothing is trusted). The plugin installs it on ADD when there is
+// no index yet; each ADD installs it whole, so it must name every pod.
+func CompileUnknown(atts []Attachment) (*Compiled, error) {
+	c, err := newCompiler(&Snapshot{Version: SnapshotVersion}, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.unknown = append([]Attachment(nil), atts...)
+	sort.Slice(c.unknown, func(i, j int) bool { return c.unknown[i].ContainerID < c.unknown[j].ContainerID })
+	out, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	out.Index = Index{} // there is no index: the plugin must keep failing closed
+	return out, nil
+}
+
+func (c *compiler) compile() (*Compiled, error) {
 	out := &Compiled{Index: c.index()}
 	for _, f := range ipt.Families {
 		rs, err := c.family(f)

@@ -299,3 +299,26 @@ spec: {podSelector: {}}
 		}
 	}
 }
+
+// TestCompileUnknownDeniesEveryRecordedPod: before the agent's first sync,
+// each ADD installs the whole bootstrap state, so it must deny every pod
+// recorded so far, not only the newest one.
+func TestCompileUnknownDeniesEveryRecordedPod(t *testing.T) {
+	c, err := CompileUnknown(testAtts[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProbes(t, c, []probe{
+		{"first recorded pod cannot send", tcp(db, "10.244.1.99", 80), false},
+		{"second recorded pod cannot receive", tcp("10.244.1.99", fe, 80), false},
+		{"third recorded pod cannot send", tcp(client, "10.244.1.99", 80), false},
+		{"an unrecorded address is not ours to block", tcp("10.244.1.98", "10.244.1.99", 80), true},
+	})
+	if c.Index.Pods != nil || c.Index.Isolated != nil {
+		t.Errorf("bootstrap must not produce an index the plugin could trust: %+v", c.Index)
+	}
+	deny := c.Ruleset(ipt.IPv6).Sets[0]
+	if deny.Name != "NETPOL6-DENY" || len(deny.Members) != 2 {
+		t.Errorf("IPv6 deny set: %+v, want fd00::2 and fd00::3", deny)
+	}
+}
