@@ -90,10 +90,10 @@ type probe struct {
 }
 
 func tcp(src, dst string, port int32) packet {
-	return packet{src: src, dst: dst, proto: "tcp", dport: port, bridged: true}
+	return Packet{Src: src, Dst: dst, Protocol: "tcp", DPort: port, Bridged: true}
 }
 func udp(src, dst string, port int32) packet {
-	return packet{src: src, dst: dst, proto: "udp", dport: port, bridged: true}
+	return Packet{Src: src, Dst: dst, Protocol: "udp", DPort: port, Bridged: true}
 }
 
 func runProbes(t *testing.T, c *Compiled, probes []probe) {
@@ -101,7 +101,7 @@ func runProbes(t *testing.T, c *Compiled, probes []probe) {
 	for _, pr := range probes {
 		for _, bridged := range []bool{true, false} {
 			pk := pr.pkt
-			pk.bridged = bridged
+			pk.Bridged = bridged
 			if got := trace(t, c, pk); got != pr.expected {
 				t.Errorf("%s (bridged=%v): allowed=%v, want %v", pr.name, bridged, got, pr.expected)
 			}

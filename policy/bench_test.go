@@ -1,0 +1,43 @@
+package policy_test
+
+import (
+	"testing"
+
+	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/testsnap"
+)
+
+// BenchmarkCompile compiles the large synthetic cluster (10,000 pods over 100
+// namespaces and 100 nodes, 1,000 policies; 100 pods on this node, all
+// recorded by CNI ADD) as the agent does on every sync. It reports ns/op,
+// allocs/op and the size of the result.
+func BenchmarkCompile(b *testing.B) {
+	c := testsnap.Generate(testsnap.Large("node-000"))
+	snap, atts := c.Snapshot(), c.Attachments(100)
+	if err := policy.ValidateSnapshot(snap); err != nil {
+		b.Fatal(err)
+	}
+	var out *policy.Compiled
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if out, err = policy.Compile(snap, atts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var chains, rules, sets, members int
+	for _, rs := range out.Rulesets {
+		chains += len(rs.Chains)
+		for _, ch := range rs.Chains {
+			rules += len(ch.Rules)
+		}
+		sets += len(rs.Sets)
+		for _, s := range rs.Sets {
+			members += len(s.Members)
+		}
+	}
+	b.ReportMetric(float64(chains), "chains")
+	b.ReportMetric(float64(rules), "rules")
+	b.ReportMetric(float64(sets), "sets")
+	b.ReportMetric(float64(members), "members")
+}

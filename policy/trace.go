@@ -1,0 +1,168 @@
+package policy
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/netpol/netpol/ipt"
+)
+
+// Packet is the first packet of a connection as it crosses FORWARD.
+type Packet struct {
+	Src, Dst string
+	Protocol string // tcp, udp, sctp
+	DPort    int32
+	Bridged  bool // same-node traffic through the bridge (the physdev path)
+}
+
+// TraceResult is what a packet met in the compiled ruleset.
+type TraceResult struct {
+	Allowed bool
+	// Rules lists every rule that matched, in order, rendered as
+	// iptables-save prints it, so explain shows the rule that decided.
+	Rules []string
+}
+
+// Trace walks p through the compiled ruleset of its family the way netfilter
+// does (jump, goto, RETURN, DROP, MARK, set lookups): it answers from the
+// same ruleset that is applied to the kernel. It knows exactly the matches
+// the compiler emits and reports any other as an error.
+func Trace(c *Compiled, p Packet) (TraceResult, error) {
+	fam, ok := ipFamily(p.Src)
+	if !ok {
+		return TraceResult{}, fmt.Errorf("source %q is not an IP address", p.Src)
+	}
+	rs := c.Ruleset(fam)
+	chains := map[string]ipt.Chain{}
+	for _, ch := range rs.Chains {
+		chains[ch.Name] = ch
+	}
+	sets := map[string]*ipt.Set{}
+	for i := range rs.Sets {
+		sets[rs.Sets[i].Name] = &rs.Sets[i]
+	}
+	var res TraceResult
+	mark := false
+	type frame struct {
+		chain string
+		pos   int
+	}
+	stack := []frame{{ChainForward, 0}}
+	for steps := 0; len(stack) > 0; steps++ {
+		if steps > 100000 {
+			return res, fmt.Errorf("trace did not terminate")
+		}
+		top := &stack[len(stack)-1]
+		ch, ok := chains[top.chain]
+		if !ok {
+			return res, fmt.Errorf("jump to missing chain %s", top.chain)
+		}
+		if top.pos >= len(ch.Rules) {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		r := ch.Rules[top.pos]
+		top.pos++
+		hit, err := traceMatches(r.Matches, p, sets, mark)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", ipt.RenderRule(ch.Name, r), err)
+		}
+		if !hit {
+			continue
+		}
+		res.Rules = append(res.Rules, ipt.RenderRule(ch.Name, r))
+		switch v := r.Verdict; v.Target {
+		case "DROP":
+			return res, nil
+		case "ACCEPT":
+			res.Allowed = true
+			return res, nil
+		case "RETURN":
+			stack = stack[:len(stack)-1]
+		case "MARK":
+			mark = v.SetMark == AllowMark
+		default:
+			if v.Goto {
+				stack = stack[:len(stack)-1]
+			}
+			stack = append(stack, frame{v.Target, 0})
+		}
+	}
+	res.Allowed = true
+	return res, nil
+}
+
+func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool) (bool, error) {
+	for _, m := range ms {
+		ok := false
+		switch m := m.(type) {
+		case ipt.CTState:
+			ok = false // the first packet of a connection is NEW
+		case ipt.PhysdevBridged:
+			ok = p.Bridged
+		case ipt.Mark:
+			ok = mark
+		case ipt.Protocol:
+			ok = strings.EqualFold(string(m), p.Protocol)
+		case ipt.DPorts:
+			for _, r := range m.Ports {
+				last := r.Last
+				if last == 0 {
+					last = r.First
+				}
+				ok = ok || (p.DPort >= r.First && p.DPort <= last)
+			}
+		case ipt.SetMatch:
+			s := sets[m.Set]
+			if s == nil {
+				return false, fmt.Errorf("missing set %s", m.Set)
+			}
+			ok = inSet(s, m.Dir, p)
+		default:
+			return false, fmt.Errorf("unknown match %T", m)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// inSet answers a set lookup the way ipset does for the types we use.
+func inSet(s *ipt.Set, dir ipt.Dir, p Packet) bool {
+	addr := p.Src
+	if strings.HasPrefix(string(dir), "dst") {
+		addr = p.Dst
+	}
+	addr = canonicalIP(addr)
+	switch s.Type {
+	case ipt.HashIP:
+		for _, m := range s.Members {
+			if canonicalIP(m.Entry) == addr {
+				return true
+			}
+		}
+	case ipt.HashIPPort:
+		want := addr + "," + strings.ToLower(p.Protocol) + ":" + strconv.Itoa(int(p.DPort))
+		for _, m := range s.Members {
+			if m.Entry == want {
+				return true
+			}
+		}
+	case ipt.HashNet:
+		// the most specific matching prefix decides; nomatch entries exclude
+		best, result := -1, false
+		ip := net.ParseIP(addr)
+		for _, m := range s.Members {
+			if _, n, err := net.ParseCIDR(m.Entry); err == nil && n.Contains(ip) {
+				if ones, _ := n.Mask.Size(); ones > best {
+					best, result = ones, !m.NoMatch
+				}
+			}
+		}
+		return result
+	}
+	return false
+}
