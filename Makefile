@@ -12,7 +12,7 @@ CNITOOL_VERSION     := v1.3.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration demo deps bench install clean
+.PHONY: all build test unit integration differential demo deps bench install clean
 
 all: build
 
@@ -35,6 +35,13 @@ test: build deps
 
 integration: build deps
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m -v ./integration/...
+
+# differential runs many random scenarios on real traffic against the
+# evaluator (make test runs a handful). SEEDS and FIRST choose them.
+SEEDS ?= 200
+FIRST ?= 1
+differential: build deps
+	$(TEST_ENV) NETPOL_DIFF_SEEDS=$(SEEDS) NETPOL_DIFF_FIRST=$(FIRST) $(GO) test -count=1 -timeout 60m -v -run 'TestEvaluatorAgrees|TestDifferentialRealTraffic' ./policy/ ./integration/
 
 bench: build deps
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./...

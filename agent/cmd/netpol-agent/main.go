@@ -2,6 +2,7 @@
 //
 //	netpol-agent --manifests DIR --data-dir D [--once] [--node-name N]
 //	netpol-agent --uninstall --data-dir D
+//	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
 package main
 
 import (
@@ -12,8 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol/netpol/agent"
 	"github.com/netpol/netpol/agent/store"
@@ -21,6 +25,35 @@ import (
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
+
+// explain implements `netpol-agent explain --data-dir D --from A --to B
+// [--protocol TCP] --port P`. Exit status: 0 allowed, 1 denied, 2 error.
+func explain(args []string) int {
+	fs := flag.NewFlagSet("netpol-agent explain", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "/var/lib/netpol", "data directory shared with the CNI plugin")
+	from := fs.String("from", "", "source: namespace/name of a pod, or an IP address")
+	to := fs.String("to", "", "destination: namespace/name of a pod, or an IP address")
+	proto := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
+	port := fs.Int("port", 0, "destination port")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *from == "" || *to == "" || *port < 1 || *port > 65535 {
+		fmt.Fprintln(os.Stderr, "netpol-agent explain: --from, --to and --port (1-65535) are required")
+		return 2
+	}
+	a := &agent.Agent{Store: store.New(*dataDir)}
+	q := agent.ExplainQuery{From: *from, To: *to, Protocol: corev1.Protocol(strings.ToUpper(*proto)), Port: int32(*port)}
+	allowed, err := a.Explain(q, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent explain:", err)
+		return 2
+	}
+	if !allowed {
+		return 1
+	}
+	return 0
+}
 
 type options struct {
 	manifests, dataDir, node, mode string
@@ -52,6 +85,9 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return explain(args[1:])
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
