@@ -1,6 +1,10 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/netpol/netpol/integration/node"
@@ -264,4 +268,41 @@ spec:
 		"X", // right namespace, wrong pod label
 		"X",
 	)
+}
+
+// TestExplain asks the explain command about the seed policy, and checks its
+// verdicts against real connections made in the same test.
+func TestExplain(t *testing.T) {
+	c := newCluster(t, seedWorld)
+	c.addPods(6379)
+	c.policies(seedPolicy)
+	cases := []struct {
+		from, to string
+		port     int
+		allowed  bool
+		says     string
+	}{
+		{"default/frontend", "default/db", 6379, true, "allowed by default/test-network-policy ingress[0]"},
+		{"default/backend", "default/db", 6379, false, "no rule of default/test-network-policy allows it"},
+		{"default/db", "default/frontend", 6379, false, "egress of the source (default/db): DENIED"},
+		{"myproject/p", "default/frontend", 6379, true, "no policy selects the pod for ingress"},
+	}
+	for _, tc := range cases {
+		out, err := c.node.RunAgent("explain", "--from", tc.from, "--to", tc.to, "--port", fmt.Sprint(tc.port))
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		want := map[bool]int{true: 0, false: 1}[tc.allowed]
+		if code != want || !strings.Contains(string(out), tc.says) {
+			t.Errorf("explain %s -> %s:%d: exit %d (want %d), output lacks %q:\n%s", tc.from, tc.to, tc.port, code, want, tc.says, out)
+		}
+		real := node.Probe(c.pods[tc.from], c.pods[tc.to].IP, "tcp", tc.port, denyTimeout)
+		if real != tc.allowed {
+			t.Errorf("real connection %s -> %s:%d allowed=%v, explain says %v", tc.from, tc.to, tc.port, real, tc.allowed)
+		}
+	}
 }

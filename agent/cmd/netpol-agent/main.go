@@ -85,8 +85,10 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "explain" {
-		return explain(args[1:])
+	for i, a := range args {
+		if a == "explain" { // a subcommand; its flags may come before or after it
+			return explain(append(append([]string{}, args[:i]...), args[i+1:]...))
+		}
 	}
 	o, err := parseFlags(args)
 	if err != nil {
