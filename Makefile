@@ -9,6 +9,9 @@ BIN       := $(CURDIR)/bin
 CNI_CACHE ?= $(CURDIR)/.cache/cni
 CNI_PLUGINS_VERSION := v1.9.1
 CNITOOL_VERSION     := v1.3.1
+# The flannel CNI plugin (meta/flannel) was last released in the plugins
+# repo at v0.9.1; it speaks CNI up to 0.4.0 (10-policy-flannel.conflist).
+FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
@@ -23,7 +26,7 @@ build:
 # deps installs the kernel tools (Debian packages) and the real CNI plugins
 # when they are missing. It never touches the root namespace's firewall.
 deps:
-	@hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)"
+	@hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)" "$(FLANNEL_CNI_VERSION)"
 
 unit:
 	$(GO) vet ./...

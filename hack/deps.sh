@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, only when missing:
 # iptables, ipset and iproute2 from Debian, and the reference CNI plugins
-# (bridge, host-local, portmap, loopback) plus cnitool into a cache dir.
+# (bridge, host-local, portmap, loopback) plus cnitool into a cache dir,
+# and the flannel CNI plugin (its own, older release line).
 set -euo pipefail
-cache=$1 plugins_version=$2 cnitool_version=$3
+cache=$1 plugins_version=$2 cnitool_version=$3 flannel_version=${4:-v0.9.1}
 
 missing=()
 command -v iptables-restore >/dev/null || missing+=(iptables)
@@ -27,6 +28,10 @@ done
 if [ ! -x "$cache/cnitool" ]; then
   echo "deps: go install cnitool@$cnitool_version"
   GOBIN="$cache" go install "github.com/containernetworking/cni/cnitool@$cnitool_version"
+fi
+if [ ! -x "$cache/flannel" ]; then
+  echo "deps: go install flannel@$flannel_version"
+  GOBIN="$cache" go install "github.com/containernetworking/plugins/plugins/meta/flannel@$flannel_version"
 fi
 # br_netfilter makes bridged traffic visible to iptables (physdev path).
 if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then

@@ -27,11 +27,13 @@ type Pod struct {
 	IP6         string   // first IPv6 address of the result, if any
 	IPs         []string // all addresses of the result
 	HostVeth    string   // node side of the pod's veth
+	Bridge      string   // the node bridge the pod is attached to
 	Result      *types100.Result
 
-	node    *Node
-	mu      sync.Mutex
-	servers []*Server
+	node     *Node
+	conflist []byte // the pod's own network (PodOptions.Bridge), or nil
+	mu       sync.Mutex
+	servers  []*Server
 }
 
 // PodArgs are the arguments of one raw CNI invocation.
@@ -45,6 +47,9 @@ type PodArgs struct {
 	ExtraArgs [][2]string
 	// CapabilityArgs become runtimeConfig (e.g. "portMappings").
 	CapabilityArgs map[string]any
+	// Conflist, when set, is used instead of the node's conflist (a pod
+	// on another network of the node, see PodOptions.Bridge).
+	Conflist []byte
 }
 
 // Cache says whether a DEL may use libcni's cached result and config.
@@ -70,7 +75,7 @@ func (p *Pod) Endpoint() (netnsPath, sourceIP string) { return p.NetNSPath, "" }
 // Args returns the CNI arguments the pod was added with.
 func (p *Pod) Args() PodArgs {
 	return PodArgs{Namespace: p.Namespace, Name: p.Name, ContainerID: p.ContainerID,
-		NetNSPath: p.NetNSPath, IfName: "eth0"}
+		NetNSPath: p.NetNSPath, IfName: "eth0", Conflist: p.conflist}
 }
 
 // Attachment identifies the pod for GC's list of valid attachments.
@@ -113,9 +118,36 @@ func (n *Node) NewPodNetNS() (name, path string, err error) {
 // NewContainerID returns a fresh 64-hex-digit container ID.
 func NewContainerID() (string, error) { return randomHex(32) }
 
+// PodOptions adjusts the CNI ADD of one pod.
+type PodOptions struct {
+	// IP pins the pod's IPv4 address: CNI_ARGS IP=<ip>, which host-local
+	// honours when the address lies in its range (the node's subnet, or
+	// Subnet).
+	IP string
+	// Bridge and Subnet attach the pod to another network of the node: the
+	// node's chain with the bridge plugin on bridge Bridge and host-local
+	// on Subnet (gateway .1 on that bridge). With IP, this is how a pod
+	// keeps its address when it moves to another node: every node can
+	// hold a range outside its own subnet, routed per address
+	// (Cluster.RoutePod). The pod's DEL and CHECK use the same network.
+	// (One bridge holds one IPv4 gateway: the bridge plugin refuses a
+	// second subnet on the node's own bridge.)
+	Bridge, Subnet string
+	// CapabilityArgs become runtimeConfig (e.g. "portMappings").
+	CapabilityArgs map[string]any
+}
+
 // AddPod creates a pod namespace and runs CNI ADD of the node's conflist
 // for it, then waits until the bridge and both veth ends are up.
-func (n *Node) AddPod(namespace, name string) (_ *Pod, err error) {
+func (n *Node) AddPod(namespace, name string) (*Pod, error) {
+	return n.AddPodOpts(namespace, name, PodOptions{})
+}
+
+// Node is the node the pod was added on.
+func (p *Pod) Node() *Node { return p.node }
+
+// AddPodOpts is AddPod with per-pod options.
+func (n *Node) AddPodOpts(namespace, name string, o PodOptions) (_ *Pod, err error) {
 	nsName, path, err := n.NewPodNetNS()
 	if err != nil {
 		return nil, err
@@ -129,10 +161,24 @@ func (n *Node) AddPod(namespace, name string) (_ *Pod, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pod{Namespace: namespace, Name: name, ContainerID: cid, NetNS: nsName, NetNSPath: path, node: n}
+	p := &Pod{Namespace: namespace, Name: name, ContainerID: cid, NetNS: nsName, NetNSPath: path, node: n, Bridge: n.Bridge}
+	if o.Bridge != "" || o.Subnet != "" {
+		if p.conflist, err = n.podConflist(o); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Label(), err)
+		}
+		p.Bridge = o.Bridge
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	res, err := n.AddPodArgs(ctx, p.Args())
+	args := p.Args()
+	if o.IP != "" {
+		if ip := net.ParseIP(o.IP); ip == nil || ip.To4() == nil {
+			return nil, fmt.Errorf("pod %s: pinned IP %q is not an IPv4 address", p.Label(), o.IP)
+		}
+		args.ExtraArgs = append(args.ExtraArgs, [2]string{"IP", o.IP})
+	}
+	args.CapabilityArgs = o.CapabilityArgs
+	res, err := n.AddPodArgs(ctx, args)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", p.Label(), err)
 	}
@@ -148,7 +194,7 @@ func (n *Node) AddPod(namespace, name string) (_ *Pod, err error) {
 		}
 	}
 	for _, iface := range p.Result.Interfaces {
-		if iface.Sandbox == "" && iface.Name != n.Bridge {
+		if iface.Sandbox == "" && iface.Name != p.Bridge {
 			p.HostVeth = iface.Name
 		}
 	}
@@ -158,7 +204,7 @@ func (n *Node) AddPod(namespace, name string) (_ *Pod, err error) {
 	if p.HostVeth == "" {
 		return nil, fmt.Errorf("pod %s: CNI result has no host veth", p.Label())
 	}
-	if err := waitLinks(ctx, n.NetNS, n.Bridge, p.HostVeth); err != nil {
+	if err := waitLinks(ctx, n.NetNS, p.Bridge, p.HostVeth); err != nil {
 		return nil, err
 	}
 	if err := waitLinks(ctx, nsName, "eth0"); err != nil {
@@ -217,7 +263,7 @@ func (n *Node) Status() error {
 // AddPodArgs runs CNI ADD with raw arguments; calling it twice for one
 // container is allowed.
 func (n *Node) AddPodArgs(ctx context.Context, a PodArgs) (res types.Result, err error) {
-	list, err := n.networkList()
+	list, err := n.networkListFor(a)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +276,7 @@ func (n *Node) AddPodArgs(ctx context.Context, a PodArgs) (res types.Result, err
 
 // CheckPodArgs runs CNI CHECK with raw arguments.
 func (n *Node) CheckPodArgs(ctx context.Context, a PodArgs) error {
-	list, err := n.networkList()
+	list, err := n.networkListFor(a)
 	if err != nil {
 		return err
 	}
@@ -240,7 +286,7 @@ func (n *Node) CheckPodArgs(ctx context.Context, a PodArgs) error {
 // DelPodArgs runs CNI DEL with raw arguments, with or without libcni's
 // cached prevResult. It does not delete the pod namespace.
 func (n *Node) DelPodArgs(ctx context.Context, a PodArgs, c Cache) error {
-	list, err := n.networkList()
+	list, err := n.networkListFor(a)
 	if err != nil {
 		return err
 	}
@@ -268,6 +314,14 @@ func (n *Node) networkList() (*libcni.NetworkConfigList, error) {
 	return libcni.NetworkConfFromBytes(n.conflist)
 }
 
+// networkListFor is the conflist of one call: a.Conflist or the node's.
+func (n *Node) networkListFor(a PodArgs) (*libcni.NetworkConfigList, error) {
+	if a.Conflist != nil {
+		return libcni.NetworkConfFromBytes(a.Conflist)
+	}
+	return n.networkList()
+}
+
 func runtimeConf(a PodArgs) *libcni.RuntimeConf {
 	ifName := a.IfName
 	if ifName == "" {
@@ -291,13 +345,12 @@ func runtimeConf(a PodArgs) *libcni.RuntimeConf {
 // buildConflist renders the node's chain: bridge (host-local IPAM), then
 // netpol unless BridgeOnly, then ExtraPlugins.
 func (n *Node) buildConflist() ([]byte, error) {
-	ranges := []any{[]any{map[string]any{"subnet": n.Subnet}}}
+	ranges, err := n.ranges()
+	if err != nil {
+		return nil, err
+	}
 	routes := []any{map[string]any{"dst": "0.0.0.0/0"}}
 	if n.Subnet6 != "" {
-		if ip, _, err := net.ParseCIDR(n.Subnet6); err != nil || ip.To4() != nil {
-			return nil, fmt.Errorf("subnet6 %q: not an IPv6 CIDR", n.Subnet6)
-		}
-		ranges = append(ranges, []any{map[string]any{"subnet": n.Subnet6}})
 		routes = append(routes, map[string]any{"dst": "::/0"})
 	}
 	bridge := map[string]any{

@@ -72,6 +72,16 @@ type Options struct {
 	CNIPath []string
 	// BinDir overrides where bin/netpol and bin/netpol-agent are found.
 	BinDir string
+	// Conflist, when set, replaces the generated chain: a conflist written
+	// for a real node (e.g. RepoFile("10-policy-flannel.conflist")) whose
+	// state paths and IPAM ranges are rewritten into the node's own (see
+	// localizeConflist). BridgeConf and NetpolConf are merged into its
+	// bridge and netpol plugins; BridgeOnly, ExtraPlugins and CNIVersion
+	// do not apply to it.
+	Conflist []byte
+	// ClusterCIDR is the cluster's pod network: FLANNEL_NETWORK of the
+	// node's subnet.env. Default DefaultClusterCIDR.
+	ClusterCIDR string
 }
 
 // Node is a network namespace acting as a Kubernetes node.
@@ -88,6 +98,12 @@ type Node struct {
 	CacheDir  string // libcni's cache dir
 	BinDir    string
 	CNIPath   []string
+	// SubnetEnv is the node's flannel subnet.env (<tmp>/subnet.env); it is
+	// written at Create when the chain holds the flannel plugin.
+	SubnetEnv string
+	// UnderlayIP is the node's address on a Cluster's underlay; empty for
+	// a node on its own.
+	UnderlayIP string
 
 	opts     Options
 	suffix   string
@@ -179,8 +195,23 @@ func Create(opts Options) (_ *Node, err error) {
 	if err := n.makeNetNS(); err != nil {
 		return nil, err
 	}
-	if n.conflist, err = n.buildConflist(); err != nil {
+	flannel := false
+	if opts.Conflist != nil {
+		n.conflist, flannel, err = n.localizeConflist(opts.Conflist)
+	} else {
+		n.conflist, err = n.buildConflist()
+	}
+	if err != nil {
 		return nil, err
+	}
+	if flannel {
+		env, err := n.defaultSubnetEnv()
+		if err != nil {
+			return nil, err
+		}
+		if err := n.WriteSubnetEnv(env); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(n.tmp, "10-policy.conflist"), n.conflist, 0o644); err != nil {
 		return nil, err
@@ -201,6 +232,9 @@ func withDefaults(o Options) Options {
 	if o.Network == "" {
 		o.Network = DefaultNetwork
 	}
+	if o.ClusterCIDR == "" {
+		o.ClusterCIDR = DefaultClusterCIDR
+	}
 	return o
 }
 
@@ -216,6 +250,7 @@ func (n *Node) makeDirs() error {
 	n.DataDir = filepath.Join(tmp, "netpol")
 	n.IPAMDir = filepath.Join(tmp, "ipam")
 	n.CacheDir = filepath.Join(tmp, "cnicache")
+	n.SubnetEnv = filepath.Join(tmp, "subnet.env")
 	for _, d := range []string{n.DataDir, n.IPAMDir, n.CacheDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return err

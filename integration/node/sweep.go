@@ -71,7 +71,7 @@ func staleNetNS(suffix string) ([]string, error) {
 	for _, e := range entries {
 		n := e.Name()
 		if n == "np-node-"+suffix || strings.HasPrefix(n, "np-pod-"+suffix+"-") ||
-			strings.HasPrefix(n, "np-out-"+suffix+"-") {
+			strings.HasPrefix(n, "np-out-"+suffix+"-") || strings.HasPrefix(n, "np-ul-"+suffix+"-") {
 			names = append(names, n)
 		}
 	}
