@@ -14,6 +14,15 @@
 // with serve-80-udp, cont-81-tcp with serve-81-tcp, cont-81-udp with
 // serve-81-udp.
 //
+// The suite runs on three topologies: one node (bridge -> netpol); three
+// nodes joined by an underlay with flannel host-gw style routes, pods placed
+// round-robin so that most pairs cross nodes (egress enforced on the sending
+// node, ingress on the receiving one, through the routed path), on the
+// bridge chain; and the same three nodes on the flannel chain
+// (flannel -> netpol -> portmap, cniVersion 0.4.0, flannel delegating to
+// bridge). Every node runs its own agent; its manifests list every pod, the
+// pods of other nodes with spec.nodeName and status.podIPs.
+//
 // # Truth tables
 //
 // Every case states, for each (protocol, port) it probes, a hand-written
@@ -51,9 +60,12 @@
 // The ipBlock cases need pod IPs inside the policies. In pods-first order
 // they are the IPs CNI ADD returned. In policies-first order they are
 // predicted before the pods exist: host-local on a fresh node hands out
-// 10.244.1.2, .3, ... in the order of ADD, and pods are added one by one in
-// the order x/a x/b x/c y/a ... z/c; after ADD the suite checks that every
-// pod got the address predicted for it.
+// 10.244.N.2, .3, ... in the order of ADD, and pods are added one by one in
+// the order x/a x/b x/c y/a ... z/c, round-robin over the nodes; after ADD
+// the suite checks that every pod got the address predicted for it. In that
+// order the manifests carry every pod's predicted address in status.podIPs
+// from the start, as the API would once the pods run, so that the agents of
+// the other nodes know the remote peers without a sync after ADD.
 //
 // # SCTP
 //

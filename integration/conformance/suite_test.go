@@ -231,12 +231,29 @@ func render(tmpl string, ips map[string]string) (yamlText, key string, err error
 	return b.String(), p.Namespace + "/" + p.Name, nil
 }
 
-// predictedIPs is where host-local puts the pods on a fresh node when they
-// are added one by one in podKeys order: 10.244.1.2, .3, ...
-func predictedIPs() map[string]string {
+// topology is where the suite runs: how many nodes (pods placed
+// round-robin, so on three nodes most pairs cross nodes through the routed
+// path) and which CNI chain.
+type topology struct {
+	name    string
+	nodes   int
+	flannel bool // flannel -> netpol -> portmap (cniVersion 0.4.0) instead of bridge -> netpol
+}
+
+var topologies = []topology{
+	{name: "one-node", nodes: 1},
+	{name: "three-nodes-bridge", nodes: 3},
+	{name: "three-nodes-flannel", nodes: 3, flannel: true},
+}
+
+// predictedIPs is where host-local puts the pods on fresh nodes when they
+// are added one by one in podKeys order, placed round-robin: on one node
+// 10.244.1.2, .3, ...; on three, 10.244.1.2, 10.244.2.2, 10.244.3.2,
+// 10.244.1.3, ...
+func predictedIPs(nodes int) map[string]string {
 	out := map[string]string{}
 	for i, k := range podKeys {
-		out[k] = fmt.Sprintf("10.244.1.%d", 2+i)
+		out[k] = fmt.Sprintf("10.244.%d.%d", i%nodes+1, 2+i/nodes)
 	}
 	return out
 }
@@ -244,6 +261,8 @@ func predictedIPs() map[string]string {
 // cluster is a node, its nine pods and the manifest directory the agent
 // reads, with the state the manifests describe.
 type cluster struct {
+	topo     topology
+	c        *node.Cluster
 	n        *node.Node
 	dir      string
 	pods     map[string]*node.Pod
@@ -253,9 +272,18 @@ type cluster struct {
 	nsLbl    map[string]map[string]string // labels added to namespaces
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T, topo topology) *cluster {
 	t.Helper()
-	return &cluster{n: node.New(t, node.Options{}), dir: t.TempDir(), pods: map[string]*node.Pod{}}
+	o := node.ClusterOptions{Nodes: topo.nodes}
+	if topo.flannel {
+		cl, err := node.RepoFile("10-policy-flannel.conflist")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Node.Conflist, o.FlannelDaemon = cl, true
+	}
+	cl := node.NewCluster(t, o)
+	return &cluster{topo: topo, c: cl, n: cl.Nodes[0], dir: t.TempDir(), pods: map[string]*node.Pod{}}
 }
 
 // reset returns the described state to the plain topology with no policy.
@@ -311,11 +339,14 @@ func (c *cluster) worldYAML() string {
 		lbl := mergeLabels(map[string]string{"ns": ns}, c.nsLbl[ns])
 		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %q\n  labels: %s\n", ns, flowMap(lbl))
 	}
-	for _, k := range podKeys {
+	for i, k := range podKeys {
 		ns, name, _ := strings.Cut(k, "/")
 		lbl := mergeLabels(map[string]string{"pod": name}, c.podLbl[k])
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: %q\n  namespace: %q\n  labels: %s\nspec:\n  containers:\n",
-			name, ns, flowMap(lbl))
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: %q\n  namespace: %q\n  labels: %s\n", name, ns, flowMap(lbl))
+		if ip := c.ips[k]; ip != "" {
+			fmt.Fprintf(&b, "status:\n  podIPs:\n  - ip: %s\n", ip)
+		}
+		fmt.Fprintf(&b, "spec:\n  nodeName: %s\n  containers:\n", c.c.Place(i).Name)
 		for _, port := range servedPorts {
 			for _, proto := range []string{"tcp", "udp"} {
 				fmt.Fprintf(&b, "  - name: cont-%d-%s\n    image: agnhost\n    ports:\n    - {containerPort: %d, name: serve-%d-%s, protocol: %s}\n",
@@ -361,8 +392,8 @@ func (c *cluster) write(t *testing.T) {
 // sync runs one `netpol-agent --manifests DIR --once`.
 func (c *cluster) sync(t *testing.T) {
 	t.Helper()
-	if out, err := c.n.RunAgent("--manifests", c.dir, "--once"); err != nil {
-		t.Fatalf("agent sync: %v\n%s\nmanifests:\n%s", err, out, c.manifests())
+	if err := c.c.RunAgents("--manifests", c.dir, "--once"); err != nil {
+		t.Fatalf("agent sync: %v\nmanifests:\n%s", err, c.manifests())
 	}
 }
 
@@ -377,9 +408,9 @@ func (c *cluster) manifests() string {
 func (c *cluster) addPods(t *testing.T) {
 	t.Helper()
 	c.ips = map[string]string{}
-	for _, k := range podKeys {
+	for i, k := range podKeys {
 		ns, name, _ := strings.Cut(k, "/")
-		p, err := c.n.AddPod(ns, name)
+		p, err := c.c.Place(i).AddPod(ns, name)
 		if err != nil {
 			t.Fatalf("CNI ADD %s: %v", k, err)
 		}
@@ -515,10 +546,10 @@ func runPodsFirst(t *testing.T, c *cluster, tc *tcase) {
 
 // runPoliciesFirst plays a case on a fresh node: manifests and policies
 // first, then the pods, probed with no sync after their ADD.
-func runPoliciesFirst(t *testing.T, tc *tcase) {
-	c := newCluster(t)
+func runPoliciesFirst(t *testing.T, topo topology, tc *tcase) {
+	c := newCluster(t, topo)
 	c.reset()
-	c.ips = predictedIPs()
+	c.ips = predictedIPs(topo.nodes)
 	for i, s := range tc.steps {
 		if err := c.change(s); err != nil {
 			t.Fatalf("%s: %v", stepName(i, s), err)
@@ -550,7 +581,7 @@ func TestCasesWellFormed(t *testing.T) {
 			t.Errorf("case %q: empty or duplicate name", tc.slug)
 		}
 		seen[tc.slug] = true
-		c := &cluster{ips: predictedIPs()}
+		c := &cluster{ips: predictedIPs(1)}
 		c.reset()
 		if len(tc.steps) == 0 {
 			t.Errorf("case %s: no steps", tc.slug)
@@ -577,17 +608,23 @@ func TestCasesWellFormed(t *testing.T) {
 	}
 }
 
-// TestConformance runs every case in both orders.
+// TestConformance runs every case in both orders on every topology.
 func TestConformance(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}
+	for _, topo := range topologies {
+		t.Run(topo.name, func(t *testing.T) { runTopology(t, topo) })
+	}
+}
+
+func runTopology(t *testing.T, topo topology) {
 	start := time.Now()
 	var spent = map[string]time.Duration{}
 
-	// The pods-first node: nine pods created first, then the agent learns
+	// The pods-first cluster: nine pods created first, then the agents learn
 	// them with no policy; every pods-first case starts from there.
-	shared := newCluster(t)
+	shared := newCluster(t, topo)
 	shared.reset()
 	shared.addPods(t)
 	shared.write(t)
@@ -614,11 +651,11 @@ func TestConformance(t *testing.T) {
 			t.Run(policiesFirst, func(t *testing.T) {
 				s := time.Now()
 				defer func() { spent[policiesFirst] += time.Since(s) }()
-				runPoliciesFirst(t, tc)
+				runPoliciesFirst(t, topo, tc)
 			})
 		})
 	}
-	t.Logf("%d of %d cases, both orders, in %v (setup %v, pods-first %v, policies-first %v)", ran, len(cases),
+	t.Logf("%s: %d of %d cases, both orders, in %v (setup %v, pods-first %v, policies-first %v)", topo.name, ran, len(cases),
 		time.Since(start).Round(time.Millisecond), spent["setup"].Round(time.Millisecond),
 		spent[podsFirst].Round(time.Millisecond), spent[policiesFirst].Round(time.Millisecond))
 }
