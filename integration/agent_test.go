@@ -40,7 +40,7 @@ func lcStartAgent(t *testing.T, n *node.Node, dir string) *node.Agent {
 func lcDataFiles(t *testing.T, n *node.Node) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, f := range []string{"snapshot.json", "index.json", "applied.json"} {
+	for _, f := range []string{"snapshot.json", "index", "applied.json"} {
 		out[f] = string(lcReadFile(t, filepath.Join(n.DataDir, f)))
 	}
 	return out

@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -20,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/integration/node"
+	"github.com/netpol/netpol/policy"
 )
 
 // lcPort is the port every pod of these tests serves (TCP and UDP echo).
@@ -307,28 +308,17 @@ func lcSorted(in []string) []string {
 	return out
 }
 
-// lcIndex is the part of index.json these tests read.
-type lcIndex struct {
-	Isolated []string `json:"isolated"`
-	Pods     map[string][]struct {
-		Family int    `json:"family"`
-		Set    string `json:"set"`
-		Suffix string `json:"suffix"`
-	} `json:"pods"`
-}
+// lcIndex is the node's index, as the plugin reads it.
+type lcIndex struct{ policy.Index }
 
-// lcReadIndex reads the node's index.json.
+// lcReadIndex reads the node's index through the store the plugin uses.
 func lcReadIndex(t *testing.T, n *node.Node) *lcIndex {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.DataDir, "index.json"))
+	idx, err := store.New(n.DataDir).ReadIndex()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("index: %v", err)
 	}
-	var idx lcIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		t.Fatalf("index.json: %v", err)
-	}
-	return &idx
+	return &lcIndex{*idx}
 }
 
 // lcIndexSets returns, sorted, the IPv4 hash:ip sets the index puts pod in.

@@ -40,7 +40,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
 	}
-	idx, err := inv.readIndex()
+	idx, err := inv.readIndexFor(att.PodKey())
 	if err != nil {
 		return err
 	}
@@ -77,6 +77,18 @@ func addReason(idx *policy.Index, att *policy.Attachment) string {
 // readIndex loads the agent's index; nil when there is none yet.
 func (inv *invocation) readIndex() (*policy.Index, error) {
 	idx, err := inv.store.ReadIndex()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read index", err.Error())
+	}
+	return idx, nil
+}
+
+// readIndexFor is readIndex with the memberships of one pod only.
+func (inv *invocation) readIndexFor(podKey string) (*policy.Index, error) {
+	idx, err := inv.store.ReadIndexFor(podKey)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

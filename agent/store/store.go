@@ -3,7 +3,7 @@
 //
 //	lock            flock(2) held by whoever reads or changes the kernel state
 //	snapshot.json   the agent's cached cluster view (policy.Snapshot)
-//	index.json      the per-node view the plugin reads on ADD/DEL (policy.Index)
+//	index           the per-node view the plugin reads on ADD/DEL (policy.Index)
 //	applied.json    the chains the last sync installed, per family
 //	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //
@@ -38,7 +38,7 @@ func New(dir string) *Store { return &Store{Dir: dir} }
 
 const (
 	snapshotFile = "snapshot.json"
-	indexFile    = "index.json"
+	indexFile    = "index"
 	appliedFile  = "applied.json"
 	podsDir      = "pods"
 	lockFile     = "lock"
@@ -137,16 +137,42 @@ func (s *Store) ReadSnapshot() (*policy.Snapshot, error) {
 	return &snap, nil
 }
 
-// WriteIndex stores the plugin's index.
-func (s *Store) WriteIndex(idx *policy.Index) error { return s.writeJSON(indexFile, idx) }
+// SnapshotModTime is when the snapshot was last written (os.ErrNotExist
+// when there is none).
+func (s *Store) SnapshotModTime() (time.Time, error) {
+	info, err := os.Stat(filepath.Join(s.Dir, snapshotFile))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return info.ModTime(), nil
+}
+
+// WriteIndex stores the plugin's index (see policy.Index.Encode).
+func (s *Store) WriteIndex(idx *policy.Index) error {
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, indexFile), idx.Encode())
+}
 
 // ReadIndex loads the index (os.ErrNotExist when the agent has not synced).
-func (s *Store) ReadIndex() (*policy.Index, error) {
-	var idx policy.Index
-	if err := s.readJSON(indexFile, &idx); err != nil {
+func (s *Store) ReadIndex() (*policy.Index, error) { return s.readIndex("") }
+
+// ReadIndexFor loads the index with only the memberships of one pod
+// ("namespace/name"): what ADD needs, parsed in time that does not grow
+// with the other pods' entries.
+func (s *Store) ReadIndexFor(podKey string) (*policy.Index, error) { return s.readIndex(podKey) }
+
+func (s *Store) readIndex(only string) (*policy.Index, error) {
+	data, err := os.ReadFile(filepath.Join(s.Dir, indexFile))
+	if err != nil {
 		return nil, err
 	}
-	return &idx, nil
+	idx, err := policy.DecodeIndex(data, only)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(s.Dir, indexFile), err)
+	}
+	return idx, nil
 }
 
 // Applied is what the last sync installed: our chains per family ("4", "6").
