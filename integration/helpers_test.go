@@ -249,10 +249,13 @@ func lcParseIPSetList(out string) map[string][]string {
 }
 
 // lcSetsHolding returns, sorted, the names of our (NETPOL*) sets that have
-// entry as a member; count is how often the entry appears in total.
+// entry as a member; count is how often the entry appears in total. The
+// agent's temporary sets (NETPOL-TMP-*, alive only inside one ipset restore
+// while a set is refilled and swapped, and referenced by no rule) are not
+// counted: a reader may catch one mid-sync.
 func lcSetsHolding(sets map[string][]string, entry string) (names []string, count int) {
 	for name, members := range sets {
-		if !strings.HasPrefix(name, "NETPOL") {
+		if !strings.HasPrefix(name, "NETPOL") || strings.HasPrefix(name, "NETPOL-TMP-") {
 			continue
 		}
 		c := 0
