@@ -16,11 +16,10 @@ import (
 // Add handles CNI ADD: record the pod, put its addresses into its sets, and
 // return prevResult unchanged.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
-	inv, err := p.begin(args, "ADD", true)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+	return p.locked(args, "ADD", true, func(inv *invocation) error { return inv.add(args) })
+}
+
+func (inv *invocation) add(args *skel.CmdArgs) error {
 	pod, err := conf.ParsePodArgs(args.Args)
 	if err != nil {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
@@ -32,11 +31,6 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Name:        pod.Name,
 		IPs:         resultIPs(inv.conf.PrevResult, args.IfName),
 	}
-	unlock, err := inv.lock(p.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
 	}

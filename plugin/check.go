@@ -17,16 +17,10 @@ import (
 // FORWARD and every chain and rule the current snapshot calls for must all be
 // in the kernel. The error names the first missing pieces.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	inv, err := p.begin(args, "CHECK", true)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
-	unlock, err := inv.lock(p.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return p.locked(args, "CHECK", true, func(inv *invocation) error { return inv.check(args) })
+}
+
+func (inv *invocation) check(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
 	if errors.Is(err, os.ErrNotExist) {
 		return errorf(types.ErrInternal, "netpol: no record of container %s interface %s under %s: ADD did not run or DEL already did",
@@ -35,7 +29,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrIOFailure, "read pod record", err.Error())
 	}
-	problems, err := inv.check(att)
+	problems, err := inv.missing(att)
 	if err != nil {
 		return err
 	}
@@ -48,8 +42,8 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	return nil
 }
 
-// check returns what is missing for attachment att.
-func (inv *invocation) check(att *policy.Attachment) ([]string, error) {
+// missing returns what is missing from the kernel for attachment att.
+func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
 	idx, err := inv.readIndex()
 	if err != nil {
 		return nil, err

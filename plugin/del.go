@@ -14,16 +14,10 @@ import (
 // Del handles CNI DEL: remove exactly what ADD of this attachment added. It
 // is idempotent and works without prevResult and after the record is gone.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	inv, err := p.begin(args, "DEL", false)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
-	unlock, err := inv.lock(p.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return p.locked(args, "DEL", false, func(inv *invocation) error { return inv.del(args) })
+}
+
+func (inv *invocation) del(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
 	if errors.Is(err, os.ErrNotExist) {
 		// No record (DEL twice, or state lost): fall back to prevResult.
@@ -68,20 +62,14 @@ func (inv *invocation) release(att *policy.Attachment) error {
 // GC handles CNI GC: release every recorded attachment that is not in
 // cni.dev/valid-attachments.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	inv, err := p.begin(args, "GC", false)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+	return p.locked(args, "GC", false, (*invocation).gc)
+}
+
+func (inv *invocation) gc() error {
 	valid := map[[2]string]bool{}
 	for _, a := range inv.conf.ValidAttachments {
 		valid[[2]string{a.ContainerID, a.IfName}] = true
 	}
-	unlock, err := inv.lock(p.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	atts, err := inv.store.Attachments()
 	if err != nil {
 		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())

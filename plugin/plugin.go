@@ -110,6 +110,23 @@ func openLog(nc *conf.NetConf) (*slog.Logger, func()) {
 	return slog.New(slog.NewTextHandler(f, nil)), func() { _ = f.Close() }
 }
 
+// locked runs f for one verb with the config parsed and the data directory
+// lock held: every verb that reads or changes pod records or the kernel
+// state does so under the lock the agent's syncs take too.
+func (p *Plugin) locked(args *skel.CmdArgs, verb string, requirePrev bool, f func(*invocation) error) error {
+	inv, err := p.begin(args, verb, requirePrev)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	unlock, err := inv.lock(p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return f(inv)
+}
+
 // lock takes the data directory lock, as a CNI error on failure.
 func (inv *invocation) lock(timeout time.Duration) (func(), error) {
 	unlock, err := inv.store.Lock(timeout)
