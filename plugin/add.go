@@ -52,7 +52,16 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
 		"known", idx.Known(att), "failClosed", !idx.Known(att) && idx.IsIsolated(att.Namespace),
 		"reason", addReason(idx, att))
-	return types.PrintResult(inv.conf.NetConf.PrevResult, inv.conf.CNIVersion)
+	return inv.printResult()
+}
+
+// printResult writes prevResult, unchanged, at the config's cniVersion.
+func (inv *invocation) printResult() error {
+	r, err := inv.conf.NetConf.PrevResult.GetAsVersion(inv.conf.CNIVersion)
+	if err != nil {
+		return types.NewError(types.ErrIncompatibleCNIVersion, "prevResult", err.Error())
+	}
+	return r.PrintTo(inv.stdout)
 }
 
 func addReason(idx *policy.Index, att *policy.Attachment) string {

@@ -66,6 +66,7 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 
 // invocation is the state of one verb: config, store, logger, kernel.
 type invocation struct {
+	stdout io.Writer
 	conf   *conf.NetConf
 	store  *store.Store
 	log    *slog.Logger
@@ -92,7 +93,7 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invo
 		return nil, types.NewError(types.ErrInternal, "iptables mode "+nc.IPTablesMode, err.Error())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
-	return &invocation{conf: nc, store: st, log: logger, kernel: k, ctx: ctx,
+	return &invocation{stdout: p.Stdout, conf: nc, store: st, log: logger, kernel: k, ctx: ctx,
 		close: func() { cancel(); closeLog() }}, nil
 }
 

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netpol/netpol/policy"
+)
+
+func TestAttachmentsRoundTripAndRemove(t *testing.T) {
+	s := New(t.TempDir())
+	a := &policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "default", Name: "db", IPs: []string{"10.244.1.2"}}
+	b := &policy.Attachment{ContainerID: "c0", IfName: "net1", Namespace: "default", Name: "db", IPs: []string{"fd00::2"}}
+	for _, x := range []*policy.Attachment{a, b} {
+		if err := s.WriteAttachment(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Attachments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]policy.Attachment{*b, *a}, got); d != "" {
+		t.Errorf("attachments, sorted by container ID (-want +got):\n%s", d)
+	}
+	if err := s.RemoveAttachment("c1", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAttachment("c1", "eth0"); err != nil {
+		t.Errorf("removing a missing record must succeed (DEL is idempotent): %v", err)
+	}
+	if _, err := s.ReadAttachment("c1", "eth0"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("read after remove: %v, want not-exist", err)
+	}
+}
+
+// Container IDs and interface names come from the runtime: they must never
+// name a file outside the pods directory.
+func TestRecordNamesRejectUntrustedStrings(t *testing.T) {
+	s := New(t.TempDir())
+	for _, bad := range []struct{ id, ifName string }{
+		{"../../etc/passwd", "eth0"},
+		{"c1", "../x"},
+		{"c1/x", "eth0"},
+		{"", "eth0"},
+		{"c1", "averyveryverylongname"},
+		{"c 1", "eth0"},
+	} {
+		err := s.WriteAttachment(&policy.Attachment{ContainerID: bad.id, IfName: bad.ifName})
+		if err == nil {
+			t.Errorf("container %q interface %q accepted", bad.id, bad.ifName)
+		}
+	}
+	entries, _ := os.ReadDir(s.Dir)
+	for _, e := range entries {
+		if e.Name() != "pods" {
+			t.Errorf("unexpected file %s in the data dir", e.Name())
+		}
+	}
+}
+
+func TestLockExcludesAndTimesOut(t *testing.T) {
+	s := New(t.TempDir())
+	unlock, err := s.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := s.Lock(100 * time.Millisecond); err == nil {
+		t.Fatal("a second holder got the lock")
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("gave up after %v, before the timeout", waited)
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		released <- time.Now()
+		unlock()
+	}()
+	second, err := s.Lock(5 * time.Second)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	second()
+	if at := <-released; time.Since(at) > 2*time.Second {
+		t.Errorf("took %v to get the lock after it was released", time.Since(at))
+	}
+}
+
+func TestWriteFileAtomicLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snapshot.json")
+	for _, content := range []string{"one", "two"} {
+		if err := WriteFileAtomic(path, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := os.ReadFile(path)
+	entries, _ := os.ReadDir(dir)
+	if string(got) != "two" || len(entries) != 1 {
+		t.Errorf("content %q, files %d: want the last write and no temp file", got, len(entries))
+	}
+}
+
+func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
+	s := New(t.TempDir())
+	_ = s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0"})
+	_ = s.WriteSnapshot(&policy.Snapshot{Version: policy.SnapshotVersion})
+	if err := s.RemoveAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAll(); err != nil {
+		t.Errorf("second RemoveAll: %v", err)
+	}
+	entries, _ := os.ReadDir(s.Dir)
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+	if _, err := s.ReadSnapshot(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("snapshot after RemoveAll: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "snapshot.json"), []byte(`{"version":99}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadSnapshot(); err == nil || !strings.Contains(err.Error(), "version 99") {
+		t.Errorf("a snapshot of another version must be refused, got %v", err)
+	}
+}
