@@ -15,7 +15,7 @@ FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration differential demo deps bench install clean
+.PHONY: all build test unit integration differential demo deps bench install clean test-apiserver
 
 all: build
 
@@ -35,6 +35,7 @@ unit:
 test: build deps
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m ./...
+	$(MAKE) --no-print-directory test-apiserver
 
 integration: build deps
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m -v ./integration/...
@@ -59,3 +60,13 @@ install: build
 
 clean:
 	rm -rf $(BIN)
+
+# test-apiserver runs netpol-agent against a real kube-apiserver started in
+# the test process (k8s.io/kubernetes' test server on an embedded etcd):
+# RBAC, policy lifecycle on real traffic, --once, restart without the API,
+# and the 10,000-pod scale measurements. It is its own Go module
+# (integration/apiserver) so that Kubernetes stays out of the main build;
+# its first build takes about 10 minutes, later ones seconds. -mod=mod lets
+# it follow new requirements of the main module.
+test-apiserver: build deps
+	cd integration/apiserver && $(TEST_ENV) $(GO) test -mod=mod -count=1 -timeout 30m -v -run 'TestAPIServer' .

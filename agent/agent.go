@@ -1,5 +1,5 @@
 // Package agent is the node sidecar `netpol-agent`. It keeps the cluster
-// snapshot (from a directory of manifests), writes it where the plugin reads
+// snapshot (from a directory of manifests or the Kubernetes API), writes it where the plugin reads
 // it, and makes the kernel match policy.Compile(snapshot, recorded pods) in
 // one transaction per family, holding the data directory lock so that a
 // concurrent CNI ADD or DEL is never lost.
@@ -35,6 +35,10 @@ type Agent struct {
 	Log    *slog.Logger
 	// LockTimeout bounds the wait for the data directory lock.
 	LockTimeout time.Duration
+	// Status is kept up to date by Run (created by Run when nil).
+	Status *Status
+	// Observer, when set, hears of every Sync.
+	Observer SyncObserver
 }
 
 // SyncResult says what one sync did.
@@ -48,6 +52,17 @@ type SyncResult struct {
 // previous snapshot, index or rules is lost: the snapshot and index are
 // replaced only after the kernel accepted the new rules.
 func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+	start := time.Now()
+	res, err := a.syncLocked(ctx, snap)
+	if a.Observer != nil {
+		obs := res
+		obs.Took = time.Since(start)
+		a.Observer.ObserveSync(obs, err)
+	}
+	return res, err
+}
+
+func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
 	start := time.Now()
 	unlock, err := a.Store.Lock(a.LockTimeout)
 	if err != nil {

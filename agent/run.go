@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"os"
 	"time"
 
 	"github.com/netpol/netpol/policy"
@@ -10,73 +12,182 @@ import (
 // Source yields snapshots: a directory of manifests, or the Kubernetes API.
 type Source interface {
 	// Load returns the current snapshot, or an error naming what is invalid.
+	// A source that has no complete view yet (the API server cannot be
+	// reached) returns an error matching ErrNotReady.
 	Load(ctx context.Context) (*policy.Snapshot, error)
 	// Changed reports whether Load would return something new since the
 	// last Load (it may report true spuriously, never false wrongly).
 	Changed(ctx context.Context) (bool, error)
 }
 
+// Notifier is a Source that signals changes as they happen, so that Run
+// loads them after a short debounce instead of at the next poll. The
+// channel may deliver spurious signals; Changed decides.
+type Notifier interface {
+	Notify() <-chan struct{}
+}
+
+// Fresher is a Source that knows up to when its view is known to match the
+// cluster (now, while it is connected). Sources without it are taken as
+// current at every successful Load or Changed.
+type Fresher interface {
+	CurrentAsOf() time.Time
+}
+
+// ErrNotReady is returned (wrapped) by Source.Load while the source has no
+// complete view of the cluster yet. Run then enforces the stored snapshot,
+// the cache of the last good view, and loads as soon as the source signals.
+var ErrNotReady = errors.New("source not ready")
+
 // RunOptions tune the long-running loop.
 type RunOptions struct {
 	Poll        time.Duration // how often the source is asked for changes
 	RepairEvery time.Duration // how often the kernel is read back for drift
+	// Debounce is how long Run waits after a Notifier's signal before it
+	// loads, gathering a burst of changes into one sync (default 20 ms).
+	Debounce time.Duration
 }
 
 // Run syncs at start, then on every change of the source, and repairs the
 // kernel when something else removed or changed our rules or sets. Invalid
-// input is logged and the last good state kept. It returns when ctx ends.
+// input is logged and the last good state kept. When the source is not ready
+// at start, the stored snapshot is enforced until it is. It returns when ctx
+// ends.
 func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
-	var last *policy.Snapshot
-	load := func() {
-		snap, err := src.Load(ctx)
-		if err != nil {
-			a.Log.Error("invalid input; keeping the last good state", "err", err)
-			return
-		}
-		last = snap
-		a.sync(ctx, snap, "change")
+	if opts.Debounce <= 0 {
+		opts.Debounce = 20 * time.Millisecond
 	}
-	load()
+	r := &runner{a: a, src: src}
+	a.status().beat()
+	r.load(ctx, true)
 	poll := time.NewTicker(opts.Poll)
 	defer poll.Stop()
 	repair := time.NewTicker(opts.RepairEvery)
 	defer repair.Stop()
+	var notify <-chan struct{}
+	if n, ok := src.(Notifier); ok {
+		notify = n.Notify()
+	}
+	var debounce <-chan time.Time
 	for {
+		a.status().beat()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-notify:
+			if debounce == nil {
+				debounce = time.After(opts.Debounce)
+			}
+		case <-debounce:
+			debounce = nil
+			r.loadIfChanged(ctx)
 		case <-poll.C:
-			changed, err := src.Changed(ctx)
-			if err != nil {
-				a.Log.Error("watch source", "err", err)
-				continue
-			}
-			if changed || last == nil {
-				load()
-			}
+			r.loadIfChanged(ctx)
 		case <-repair.C:
-			if last == nil {
-				continue
-			}
-			drift, err := a.Drift(ctx)
-			if err != nil {
-				a.Log.Error("read back", "err", err)
-				continue
-			}
-			if len(drift) > 0 {
-				a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
-				a.sync(ctx, last, "repair")
-			}
+			r.repair(ctx)
 		}
 	}
 }
 
-func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) {
+// runner is the state of one Run.
+type runner struct {
+	a    *Agent
+	src  Source
+	last *policy.Snapshot // what the kernel was last synced to
+	live bool             // last came from the source, not the store
+}
+
+// load reads the source and syncs. At start, a source that is not ready
+// makes the stored snapshot the one enforced.
+func (r *runner) load(ctx context.Context, start bool) {
+	snap, err := r.src.Load(ctx)
+	switch {
+	case errors.Is(err, ErrNotReady):
+		if start {
+			r.a.Log.Warn("source not ready; enforcing the stored snapshot until it is", "err", err)
+			r.loadStored(ctx)
+		} else {
+			r.a.Log.Debug("source not ready", "err", err)
+		}
+		return
+	case err != nil:
+		r.a.status().reject(err)
+		r.a.Log.Error("invalid input; keeping the last good state", "err", err)
+		return
+	}
+	r.fresh()
+	r.last, r.live = snap, true
+	if r.a.sync(ctx, snap, "change") == nil {
+		r.a.status().setReady()
+	}
+}
+
+// loadStored syncs the stored snapshot: after a restart with the API
+// unreachable the node keeps enforcing the last view, and the index is
+// rebuilt from the pods recorded since.
+func (r *runner) loadStored(ctx context.Context) {
+	mtime, _ := r.a.Store.SnapshotModTime()
+	snap, err := r.a.Store.ReadSnapshot()
+	if errors.Is(err, os.ErrNotExist) {
+		r.a.Log.Warn("no stored snapshot: pods of namespaces with policies stay denied until the source is ready")
+		return
+	}
+	if err != nil {
+		r.a.Log.Error("stored snapshot unusable", "err", err)
+		return
+	}
+	r.a.status().setCurrentAsOf(mtime)
+	r.last = snap
+	_ = r.a.sync(ctx, snap, "stored")
+}
+
+// loadIfChanged loads when the source changed, or when nothing from the
+// source has been synced yet.
+func (r *runner) loadIfChanged(ctx context.Context) {
+	changed, err := r.src.Changed(ctx)
+	if err != nil {
+		r.a.Log.Error("watch source", "err", err)
+		return
+	}
+	if changed || !r.live {
+		r.load(ctx, false)
+		return
+	}
+	r.fresh()
+}
+
+// fresh records how current the source's view is.
+func (r *runner) fresh() {
+	t := time.Now()
+	if f, ok := r.src.(Fresher); ok {
+		t = f.CurrentAsOf()
+	}
+	r.a.status().setCurrentAsOf(t)
+}
+
+// repair re-syncs when the kernel drifted from the last synced snapshot.
+func (r *runner) repair(ctx context.Context) {
+	if r.last == nil {
+		return
+	}
+	drift, err := r.a.Drift(ctx)
+	if err != nil {
+		r.a.Log.Error("read back", "err", err)
+		return
+	}
+	if len(drift) > 0 {
+		r.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
+		_ = r.a.sync(ctx, r.last, "repair")
+	}
+}
+
+func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) error {
 	res, err := a.Sync(ctx, snap)
 	if err != nil {
 		a.Log.Error("sync failed; the previous rules stay in place", "why", why, "err", err)
-		return
+		return err
 	}
 	a.Log.Info("synced", "why", why, "chains", res.Chains, "rules", res.Rules,
 		"sets", res.Sets, "members", res.Members, "took", res.Took)
+	return nil
 }

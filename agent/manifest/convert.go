@@ -27,13 +27,20 @@ const DefaultNamespace = "default"
 // with the namespace's name as its value.
 const NamespaceNameLabel = "kubernetes.io/metadata.name"
 
-// builder collects the objects of all files before the snapshot is made.
-type builder struct {
+// Builder converts Namespace, Pod and NetworkPolicy objects to a snapshot by
+// the rules Load uses; it collects the objects of all files (or, for the
+// Kubernetes API source, of the informer caches) before the snapshot is made.
+// It does not validate: see policy.ValidateSnapshot.
+type Builder struct {
 	node       string
 	namespaces []policy.Namespace
 	pods       []policy.Pod
 	policies   []networkingv1.NetworkPolicy
 }
+
+// NewBuilder returns an empty builder for node: a pod without
+// spec.nodeName is taken as node's.
+func NewBuilder(node string) *Builder { return &Builder{node: node} }
 
 // list is a v1 List; its items are decoded one by one by kind.
 type list struct {
@@ -44,7 +51,7 @@ type list struct {
 
 // addObject decodes one object by its kind and apiVersion and adds it; loc
 // says where it came from ("file: document 2: items[0]").
-func (b *builder) addObject(raw []byte, loc string) error {
+func (b *Builder) addObject(raw []byte, loc string) error {
 	var tm metav1.TypeMeta
 	if err := json.Unmarshal(raw, &tm); err != nil {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", loc, err)
@@ -55,19 +62,19 @@ func (b *builder) addObject(raw []byte, loc string) error {
 		if err := decodeStrict(raw, &ns); err != nil {
 			return fmt.Errorf("%s: kind Namespace: %w", loc, err)
 		}
-		b.addNamespace(&ns)
+		b.AddNamespace(&ns)
 	case tm.Kind == "Pod" && tm.APIVersion == coreV1:
 		var pod corev1.Pod
 		if err := decodeStrict(raw, &pod); err != nil {
 			return fmt.Errorf("%s: kind Pod: %w", loc, err)
 		}
-		b.addPod(&pod)
+		b.AddPod(&pod)
 	case tm.Kind == "NetworkPolicy" && tm.APIVersion == networkingV1:
 		var np networkingv1.NetworkPolicy
 		if err := decodeStrict(raw, &np); err != nil {
 			return fmt.Errorf("%s: kind NetworkPolicy: %w", loc, err)
 		}
-		b.addPolicy(&np)
+		b.AddPolicy(&np)
 	case tm.Kind == "List" && tm.APIVersion == coreV1:
 		var l list
 		if err := decodeStrict(raw, &l); err != nil {
@@ -85,9 +92,9 @@ func (b *builder) addObject(raw []byte, loc string) error {
 	return nil
 }
 
-// addNamespace keeps a namespace's name and labels, plus the label the API
+// AddNamespace keeps a namespace's name and labels, plus the label the API
 // server sets on every namespace.
-func (b *builder) addNamespace(ns *corev1.Namespace) {
+func (b *Builder) AddNamespace(ns *corev1.Namespace) {
 	b.namespaces = append(b.namespaces, policy.Namespace{
 		Name:   ns.Name,
 		Labels: namespaceLabels(ns.Name, ns.Labels),
@@ -104,9 +111,9 @@ func namespaceLabels(name string, labels map[string]string) map[string]string {
 	return out
 }
 
-// addPod keeps what policy needs of a pod: labels, IPs, node and the named
+// AddPod keeps what policy needs of a pod: labels, IPs, node and the named
 // ports of its containers.
-func (b *builder) addPod(pod *corev1.Pod) {
+func (b *Builder) AddPod(pod *corev1.Pod) {
 	p := policy.Pod{
 		Namespace: cmp.Or(pod.Namespace, DefaultNamespace),
 		Name:      pod.Name,
@@ -134,9 +141,9 @@ func (b *builder) addPod(pod *corev1.Pod) {
 	b.pods = append(b.pods, p)
 }
 
-// addPolicy keeps a NetworkPolicy's spec as it is, with metadata trimmed to
+// AddPolicy keeps a NetworkPolicy's spec as it is, with metadata trimmed to
 // namespace, name and labels.
-func (b *builder) addPolicy(np *networkingv1.NetworkPolicy) {
+func (b *Builder) AddPolicy(np *networkingv1.NetworkPolicy) {
 	b.policies = append(b.policies, networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: cmp.Or(np.Namespace, DefaultNamespace),
@@ -155,9 +162,9 @@ func nilIfEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-// snapshot adds the namespaces that pods and policies name but no manifest
+// Snapshot adds the namespaces that pods and policies name but no manifest
 // declares, and sorts everything by key.
-func (b *builder) snapshot() *policy.Snapshot {
+func (b *Builder) Snapshot() *policy.Snapshot {
 	declared := map[string]bool{}
 	for _, ns := range b.namespaces {
 		declared[ns.Name] = true

@@ -33,13 +33,13 @@ func Load(dir string, node string) (*policy.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{node: node}
+	b := NewBuilder(node)
 	for _, file := range files {
 		if err := b.addFile(file); err != nil {
 			return nil, err
 		}
 	}
-	s := b.snapshot()
+	s := b.Snapshot()
 	if err := policy.ValidateSnapshot(s); err != nil {
 		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
 	}
@@ -82,7 +82,7 @@ func hasManifestExtension(name string) bool {
 }
 
 // addFile decodes every document of one file and adds its objects.
-func (b *builder) addFile(path string) error {
+func (b *Builder) addFile(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("manifests: %w", err)

@@ -1,8 +1,14 @@
 // Command netpol-agent is the node sidecar; see package agent.
 //
 //	netpol-agent --manifests DIR --data-dir D [--once] [--node-name N]
+//	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR]
 //	netpol-agent --uninstall --data-dir D
 //	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
+//	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
+//	netpol-agent uninstall-cni --cni-conf-dir D
+//
+// Without --manifests the source is the Kubernetes API: --kubeconfig FILE,
+// or the in-cluster configuration when running in a pod.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"github.com/netpol/netpol/agent"
 	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -57,37 +64,79 @@ func explain(args []string) int {
 
 type options struct {
 	manifests, dataDir, node, mode string
+	kubeconfig, metricsAddr        string
+	cniConfDir                     string
 	once, uninstall                bool
-	poll, repair                   time.Duration
+	poll, repair, debounce         time.Duration
+	apiTimeout                     time.Duration
+	inCluster                      bool // the API source with the in-cluster config
 }
+
+// api reports whether the source is the Kubernetes API.
+func (o *options) api() bool { return o.manifests == "" }
+
+// defaultMetricsAddr is where the long-running agent on the API source
+// serves /metrics, /healthz and /readyz unless --metrics-addr says.
+const defaultMetricsAddr = ":9101"
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("netpol-agent", flag.ContinueOnError)
 	fs.StringVar(&o.manifests, "manifests", "", "directory of Namespace, Pod and NetworkPolicy manifests (*.yaml, *.yml, *.json)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes API to watch (default: the in-cluster config, in a pod)")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/netpol", "data directory shared with the CNI plugin")
 	fs.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.mode, "iptables-mode", "auto", "iptables backend: auto, nft or legacy")
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
-	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the manifest directory is checked for changes")
+	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
+	fs.DurationVar(&o.debounce, "debounce", 20*time.Millisecond, "API source: how long to gather changes before one sync")
+	fs.DurationVar(&o.apiTimeout, "api-timeout", 10*time.Second,
+		"API source: how long to wait for the first complete list before enforcing the stored snapshot (with --once: before failing)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "",
+		`serve /metrics, /healthz and /readyz on this host:port (default `+defaultMetricsAddr+` for the long-running agent on the API source; "off" disables)`)
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
+		"API source: keep netpol chained into the runtime's CNI configuration in this directory (see install-cni), re-chaining it within --repair-interval when its owner rewrites it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if !o.uninstall && o.manifests == "" {
-		return nil, errors.New("--manifests is required (or --uninstall)")
+	if o.uninstall {
+		return o, nil
+	}
+	switch {
+	case o.manifests != "" && o.kubeconfig != "":
+		return nil, errors.New("--manifests and --kubeconfig exclude each other")
+	case o.manifests == "" && o.kubeconfig == "":
+		if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+			return nil, errors.New("--manifests or --kubeconfig is required outside a pod (or --uninstall)")
+		}
+		o.inCluster = true
+	}
+	if o.api() && o.node == "" {
+		return nil, errors.New("the API source needs this node's name: --node-name or $NODE_NAME")
+	}
+	if o.metricsAddr == "" && o.api() && !o.once {
+		o.metricsAddr = defaultMetricsAddr
+	}
+	if o.metricsAddr == "off" {
+		o.metricsAddr = ""
 	}
 	return o, nil
 }
 
 func run(args []string) int {
 	for i, a := range args {
-		if a == "explain" { // a subcommand; its flags may come before or after it
+		switch a { // subcommands; their flags may come before or after them
+		case "explain":
 			return explain(append(append([]string{}, args[:i]...), args[i+1:]...))
+		case "install-cni":
+			return installCNI(append(append([]string{}, args[:i]...), args[i+1:]...))
+		case "uninstall-cni":
+			return uninstallCNI(append(append([]string{}, args[:i]...), args[i+1:]...))
 		}
 	}
 	o, err := parseFlags(args)
@@ -101,7 +150,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
-	a := &agent.Agent{Store: store.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute}
+	a := &agent.Agent{Store: store.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{}}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
@@ -111,6 +160,8 @@ func run(args []string) int {
 			return 1
 		}
 		return 0
+	case o.api():
+		return runAPI(ctx, a, o, log)
 	case o.once:
 		src := &agent.DirSource{Dir: o.manifests, Node: o.node}
 		snap, err := src.Load(ctx)
@@ -118,20 +169,31 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
 			return 1
 		}
-		res, err := a.Sync(ctx, snap)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "netpol-agent:", err)
-			return 1
-		}
-		log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took)
-		return 0
+		return syncOnce(ctx, a, snap, log)
 	default:
 		src := &agent.DirSource{Dir: o.manifests, Node: o.node}
-		if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair}); err != nil {
+		if o.metricsAddr != "" {
+			if err := serveOps(ctx, a, o.metricsAddr, nil, log); err != nil {
+				fmt.Fprintln(os.Stderr, "netpol-agent:", err)
+				return 1
+			}
+		}
+		if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair, Debounce: o.debounce}); err != nil {
 			fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 			return 1
 		}
 		log.Info("stopped")
 		return 0
 	}
+}
+
+// syncOnce syncs snap and logs the result (--once).
+func syncOnce(ctx context.Context, a *agent.Agent, snap *policy.Snapshot, log *slog.Logger) int {
+	res, err := a.Sync(ctx, snap)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
+		return 1
+	}
+	log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took)
+	return 0
 }

@@ -1,0 +1,122 @@
+// Package ops is netpol-agent's operations endpoint: Prometheus metrics,
+// /healthz (the run loop is alive) and /readyz (the source's view is applied
+// to the kernel), on one HTTP listener.
+package ops
+
+import (
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/netpol/netpol/agent"
+)
+
+// Metrics are the agent's Prometheus metrics. It is an agent.SyncObserver.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	syncDuration prometheus.Histogram
+	syncs        *prometheus.CounterVec
+	lastSuccess  prometheus.Gauge
+	chains       prometheus.Gauge
+	rules        prometheus.Gauge
+	sets         prometheus.Gauge
+	members      prometheus.Gauge
+}
+
+// Sources of the metrics that are read when scraped.
+type Sources struct {
+	Status *agent.Status
+	// Skipped, when set, is how many API objects the last snapshot left
+	// out as invalid.
+	Skipped func() int
+}
+
+// NewMetrics registers the agent's metrics, and the Go runtime's and the
+// process's, in a new registry.
+func NewMetrics(src Sources) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "netpol_sync_duration_seconds",
+		Help:    "Time of one sync: compile the snapshot and apply it to the kernel in one transaction per family.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	m.syncs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netpol_syncs_total",
+		Help: "Syncs by result (success, error); a failed sync leaves the previous rules in place.",
+	}, []string{"result"})
+	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "netpol_last_sync_success_timestamp_seconds",
+		Help: "Unix time of the last successful sync.",
+	})
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	m.chains = gauge("netpol_chains", "Chains of ours in the kernel after the last successful sync, both families.")
+	m.rules = gauge("netpol_rules", "Rules in our chains after the last successful sync, both families.")
+	m.sets = gauge("netpol_sets", "ipsets of ours after the last successful sync, both families.")
+	m.members = gauge("netpol_set_members", "Members of our ipsets after the last successful sync, both families.")
+	m.syncs.WithLabelValues("success")
+	m.syncs.WithLabelValues("error")
+	m.Registry.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerStatus(src)
+	return m
+}
+
+// registerStatus adds the metrics read from the agent's status at scrape
+// time.
+func (m *Metrics) registerStatus(src Sources) {
+	st := src.Status
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "netpol_snapshot_age_seconds",
+			Help: "Seconds since the enforced snapshot was last known to match the source " +
+				"(0 while the API watches are connected; grows while the API is unreachable; NaN before any snapshot).",
+		}, func() float64 {
+			t := st.CurrentAsOf()
+			if t.IsZero() {
+				return math.NaN()
+			}
+			return max(0, time.Since(t).Seconds())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "netpol_ready",
+			Help: "1 once a snapshot from the source (not the stored one) has been applied.",
+		}, func() float64 { return b2f(st.Ready()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "netpol_input_rejected_total",
+			Help: "Loads of the source rejected as invalid (the last good state was kept).",
+		}, func() float64 { n, _ := st.Rejected(); return float64(n) }),
+	)
+	if src.Skipped != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "netpol_skipped_objects",
+			Help: "API objects left out of the snapshot because netpol's validation rejected them.",
+		}, func() float64 { return float64(src.Skipped()) }))
+	}
+}
+
+// ObserveSync records one sync (agent.SyncObserver).
+func (m *Metrics) ObserveSync(res agent.SyncResult, err error) {
+	m.syncDuration.Observe(res.Took.Seconds())
+	if err != nil {
+		m.syncs.WithLabelValues("error").Inc()
+		return
+	}
+	m.syncs.WithLabelValues("success").Inc()
+	m.lastSuccess.SetToCurrentTime()
+	m.chains.Set(float64(res.Chains))
+	m.rules.Set(float64(res.Rules))
+	m.sets.Set(float64(res.Sets))
+	m.members.Set(float64(res.Members))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

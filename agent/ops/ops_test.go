@@ -1,0 +1,81 @@
+package ops
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netpol/netpol/agent"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+// health is a Health set by hand.
+type health struct {
+	heartbeat time.Time
+	ready     bool
+}
+
+func (h *health) Heartbeat() time.Time { return h.heartbeat }
+func (h *health) Ready() bool          { return h.ready }
+
+func TestHealthAndReadiness(t *testing.T) {
+	st := &health{}
+	m := NewMetrics(Sources{Status: &agent.Status{}})
+	h := Handler(m, st, time.Minute)
+	if code, _ := get(t, h, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz before the run loop = %d, want 503", code)
+	}
+	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before the first sync = %d, want 503", code)
+	}
+	st.heartbeat, st.ready = time.Now(), true
+	if code, _ := get(t, h, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with a fresh heartbeat = %d, want 200", code)
+	}
+	if code, _ := get(t, h, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the first sync = %d, want 200", code)
+	}
+	st.heartbeat = time.Now().Add(-2 * time.Minute)
+	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stalled") {
+		t.Errorf("/healthz with a stale heartbeat = %d %q, want 503 stalled", code, body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	st := &agent.Status{}
+	m := NewMetrics(Sources{Status: st, Skipped: func() int { return 2 }})
+	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond}, nil)
+	m.ObserveSync(agent.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
+	code, body := get(t, Handler(m, st, time.Minute), "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		"netpol_sync_duration_seconds_count 2",
+		`netpol_syncs_total{result="success"} 1`,
+		`netpol_syncs_total{result="error"} 1`,
+		"netpol_rules 40", "netpol_chains 5", "netpol_sets 7", "netpol_set_members 300",
+		"netpol_last_sync_success_timestamp_seconds 1", // a Unix time: 1.7e+09
+		"netpol_snapshot_age_seconds NaN",
+		"netpol_ready 0",
+		"netpol_input_rejected_total 0",
+		"netpol_skipped_objects 2",
+		"process_resident_memory_bytes",
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

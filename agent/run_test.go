@@ -1,0 +1,147 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netpol/netpol/agent/store"
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
+)
+
+// fakeKernel records what Apply was given.
+type fakeKernel struct {
+	mu      sync.Mutex
+	applies int
+}
+
+func (k *fakeKernel) Apply(context.Context, []ipt.Ruleset, map[ipt.Family][]string) error {
+	k.mu.Lock()
+	k.applies++
+	k.mu.Unlock()
+	return nil
+}
+func (k *fakeKernel) Diff(context.Context, *ipt.Ruleset) ([]string, error)     { return nil, nil }
+func (k *fakeKernel) ListChains(context.Context, ipt.Family) ([]string, error) { return nil, nil }
+func (k *fakeKernel) Uninstall(context.Context) error                          { return nil }
+
+func (k *fakeKernel) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.applies
+}
+
+// fakeSource is not ready until ready is closed, then serves snap and
+// signals on notify.
+type fakeSource struct {
+	mu      sync.Mutex
+	ready   bool
+	snap    *policy.Snapshot
+	loads   int
+	changed bool
+	notify  chan struct{}
+}
+
+func (s *fakeSource) Load(context.Context) (*policy.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loads++
+	if !s.ready {
+		return nil, fmt.Errorf("%w: API down", ErrNotReady)
+	}
+	s.changed = false
+	return s.snap, nil
+}
+
+func (s *fakeSource) Changed(context.Context) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready && s.changed, nil
+}
+
+func (s *fakeSource) Notify() <-chan struct{} { return s.notify }
+
+func (s *fakeSource) set(ready bool, snap *policy.Snapshot) {
+	s.mu.Lock()
+	s.ready, s.snap, s.changed = ready, snap, true
+	s.mu.Unlock()
+	s.notify <- struct{}{}
+}
+
+func snapshot(ns string) *policy.Snapshot {
+	return &policy.Snapshot{Version: policy.SnapshotVersion, Node: "n",
+		Namespaces: []policy.Namespace{{Name: ns, Labels: map[string]string{"kubernetes.io/metadata.name": ns}}}}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 5s", what)
+}
+
+// TestRunStoredThenSource: with the source not ready at start, Run enforces
+// the stored snapshot and is not ready; once the source signals, it loads
+// within the debounce (not the hour-long poll) and is ready.
+func TestRunStoredThenSource(t *testing.T) {
+	st := store.New(t.TempDir())
+	if err := st.WriteSnapshot(snapshot("stored")); err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKernel{}
+	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &Status{}}
+	src := &fakeSource{notify: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- a.Run(ctx, src, RunOptions{Poll: time.Hour, RepairEvery: time.Hour, Debounce: 10 * time.Millisecond})
+	}()
+
+	waitUntil(t, "stored snapshot synced", func() bool { return k.count() == 1 })
+	if a.Status.Ready() {
+		t.Error("ready while enforcing the stored snapshot")
+	}
+	if a.Status.CurrentAsOf().IsZero() {
+		t.Error("CurrentAsOf is zero with a stored snapshot enforced")
+	}
+
+	src.set(true, snapshot("live"))
+	waitUntil(t, "source's snapshot synced", func() bool { return a.Status.Ready() })
+	got, err := st.ReadSnapshot()
+	if err != nil || got.Namespaces[0].Name != "live" {
+		t.Errorf("stored snapshot = %v, %v; want the source's", got, err)
+	}
+	applies := k.count()
+	src.set(true, snapshot("live2"))
+	waitUntil(t, "a change synced", func() bool { return k.count() > applies })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunNoStoredSnapshot: not ready and nothing stored: nothing is
+// applied (the plugin fails closed on its own) until the source is ready.
+func TestRunNoStoredSnapshot(t *testing.T) {
+	k := &fakeKernel{}
+	a := &Agent{Store: store.New(t.TempDir()), Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second}
+	src := &fakeSource{notify: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx, src, RunOptions{Poll: 20 * time.Millisecond, RepairEvery: time.Hour}) }()
+	time.Sleep(100 * time.Millisecond)
+	if k.count() != 0 {
+		t.Fatalf("%d applies with no snapshot anywhere", k.count())
+	}
+	src.set(true, snapshot("live"))
+	waitUntil(t, "source's snapshot synced", func() bool { return k.count() == 1 })
+}
