@@ -26,6 +26,9 @@ type Kernel interface {
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
 	ListChains(ctx context.Context, f ipt.Family) ([]string, error)
 	Uninstall(ctx context.Context) error
+	// Forget makes the next Apply rewrite everything rather than what
+	// changed since the last one: the kernel was changed behind our back.
+	Forget()
 }
 
 // Agent syncs one node.

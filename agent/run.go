@@ -177,6 +177,7 @@ func (r *runner) repair(ctx context.Context) {
 	}
 	if len(drift) > 0 {
 		r.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
+		r.a.Kernel.Forget()
 		_ = r.a.sync(ctx, r.last, "repair")
 	}
 }

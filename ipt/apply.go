@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // plan is the validated input of one Apply.
@@ -20,31 +21,50 @@ type plan struct {
 // Apply makes the kernel hold rulesets (at most one per family), in this order:
 //
 //  1. one `ipset -exist restore` creates or refills every desired set of both
-//     families (RenderSets), so the rules below can reference them;
-//  2. per family with a ruleset or stale chains, one
-//     `iptables-restore -w --noflush` transaction declares and fills every
-//     chain of the ruleset, inserts each missing Hook (`-I CHAIN POS`, after
+//     families that changed since this Runner's last Apply (RenderSets), so
+//     the rules below can reference them;
+//  2. per family with changed chains, a missing hook or stale chains, one
+//     `iptables-restore -w --noflush` transaction declares and fills the
+//     chains that changed, inserts each missing Hook (`-I CHAIN POS`, after
 //     its target chain is declared), deletes the hooks that jump to a stale
-//     chain, and deletes the stale chains (-X). Hooks already present are left
-//     where they are; POS is clamped to the end of a shorter chain;
+//     chain, and deletes the stale chains (-X). Chains that did not change
+//     are not touched. Hooks already present are left where they are; POS is
+//     clamped to the end of a shorter chain;
 //  3. one `ipset restore` destroys the sets of ours that neither family wants,
-//     now that no rule references them.
+//     now that no rule references them, and the temporary sets of step 1.
 //
-// staleChains are our chains that exist but are no longer desired (typically
-// ListChains minus the ruleset's chains); every name must be ours. A family
-// absent from rulesets and staleChains is not touched at all, but its sets
-// count as not wanted. The first failure stops the sync; a failed transaction
-// leaves that family's rules as they were, and returns a *RestoreError.
-func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[Family][]string) error {
+// The first Apply of a Runner, the first after a failure and the first after
+// Forget rewrite everything. staleChains are our chains that exist but are no
+// longer desired (typically ListChains minus the ruleset's chains); every
+// name must be ours. A family absent from rulesets and staleChains is not
+// touched at all, but its sets count as not wanted. The first failure stops
+// the sync; a failed transaction leaves that family's rules as they were,
+// and returns a *RestoreError.
+func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[Family][]string) (err error) {
 	p, err := newPlan(rulesets, staleChains)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	r.mu.Lock()
+	mem := r.memory
+	r.memory = memory{} // until this Apply succeeds, nothing is known
+	r.mu.Unlock()
+	defer func() {
+		if err == nil {
+			r.mu.Lock()
+			r.memory.remember(rulesets)
+			r.mu.Unlock()
+		}
+	}()
 	existing, err := r.listSets(ctx)
 	if err != nil {
 		return fmt.Errorf("apply: list sets: %w", err)
 	}
-	text, err := RenderSets(p.sets, existing)
+	if err := r.destroySets(ctx, tempSets(existing)); err != nil {
+		return fmt.Errorf("apply: leftover temporary sets: %w", err)
+	}
+	changed := mem.changedSets(p.sets, existing)
+	text, err := RenderSets(changed, existing)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
@@ -59,21 +79,67 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		if rs == nil {
 			rs = &Ruleset{Family: fam}
 		}
-		if err := r.applyRules(ctx, rs, stale); err != nil {
+		if err := r.applyRules(ctx, rs, mem.changedChains(rs), stale); err != nil {
 			return fmt.Errorf("apply %s rules: %w", fam, err)
 		}
 	}
 	var gone []string
 	for name := range existing {
-		if Owned(name) && !p.wanted[name] {
+		if Owned(name) && !p.wanted[name] && !strings.HasPrefix(name, tempPrefix) {
 			gone = append(gone, name)
 		}
 	}
 	sort.Strings(gone)
-	if err := r.ipsetRestore(ctx, renderDestroySets(gone)); err != nil {
+	if err := r.destroySets(ctx, gone); err != nil {
 		return fmt.Errorf("apply: destroy stale sets: %w", err)
 	}
+	// The temporaries of step 1 are empty and referenced by no rule; one that
+	// a concurrent reader keeps busy now is destroyed by the next Apply.
+	var temps []string
+	for _, s := range changed {
+		if _, ok := existing[s.Name]; ok {
+			temps = append(temps, TempSetName(s.Name))
+		}
+	}
+	_ = r.destroySets(ctx, temps)
 	return nil
+}
+
+// tempSets returns the temporary sets among existing, sorted.
+func tempSets(existing map[string]SetInfo) []string {
+	var out []string
+	for name := range existing {
+		if strings.HasPrefix(name, tempPrefix) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// destroySets destroys sets that no rule references. The kernel refuses to
+// destroy a set while another process is dumping it (`ipset list` holds it
+// for the dump): such a refusal is retried a few times, briefly.
+func (r *Runner) destroySets(ctx context.Context, names []string) error {
+	var err error
+	for attempt := 0; attempt < 4 && len(names) > 0; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+			}
+			left, lerr := r.listSetNames(ctx)
+			if lerr != nil {
+				return lerr
+			}
+			names = slices.DeleteFunc(names, func(n string) bool { return !left[n] })
+		}
+		if err = r.ipsetRestore(ctx, renderDestroySets(names)); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // newPlan validates the input of Apply.
@@ -95,7 +161,6 @@ func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error)
 			s.Family = rs.Family
 			p.sets = append(p.sets, s)
 			p.wanted[s.Name] = true
-			p.wanted[TempSetName(s.Name)] = true
 		}
 	}
 	for fam, names := range staleChains {
@@ -108,8 +173,10 @@ func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error)
 	return p, nil
 }
 
-// applyRules runs the iptables-restore transaction of one family.
-func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, stale []string) error {
+// applyRules runs the iptables-restore transaction of one family, declaring
+// and filling only the chains in changed; none at all when no chain changed,
+// no chain is stale and every hook is in place.
+func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, stale []string) error {
 	desired := make(map[string]bool, len(rs.Chains))
 	for _, c := range rs.Chains {
 		desired[c.Name] = true
@@ -134,7 +201,13 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, stale []string) er
 		}
 		current[c] = parseSave(string(out)).Rules[c]
 	}
-	return r.restore(ctx, rs.Family, renderTransaction(rs, stale, planHooks(rs.Hooks, current, drop)))
+	hooks := planHooks(rs.Hooks, current, drop)
+	if len(changed) == 0 && len(drop) == 0 && len(hooks) == 0 {
+		return nil
+	}
+	partial := *rs
+	partial.Chains = changed
+	return r.restore(ctx, rs.Family, renderTransaction(&partial, stale, hooks))
 }
 
 // planHooks returns the restore lines that delete the rules of current

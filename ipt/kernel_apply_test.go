@@ -57,11 +57,51 @@ func TestKernelDiffAndRepair(t *testing.T) {
 	if !contains(d, "chain NETPOL-TAIL missing") || !contains(d, "chain NETPOL-FWD: missing rule: -A NETPOL-FWD -g NETPOL-TAIL") {
 		t.Errorf("Diff after deleting a chain = %q", d)
 	}
+	// The Runner remembers what it applied: an unchanged ruleset is not
+	// rewritten, so tampering survives until the caller, having seen the
+	// drift, makes it Forget.
+	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := r.Diff(ctx, rs); !contains(d, "chain NETPOL-TAIL missing") {
+		t.Errorf("an unchanged Apply rewrote the tampered chain: Diff = %q", d)
+	}
+	r.Forget()
 	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := r.Diff(ctx, rs); err != nil || len(d) != 0 {
 		t.Errorf("Diff after repair = %q, %v", d, err)
+	}
+}
+
+// TestKernelApplyRewritesOnlyWhatChanged: after a first Apply, a second one
+// with one chain and one set changed rewrites those and leaves the rest (a
+// rule deleted by hand elsewhere proves the other chain was not rewritten).
+func TestKernelApplyRewritesOnlyWhatChanged(t *testing.T) {
+	ns := newTestNS(t)
+	r, ctx := ns.runner(ModeNFT), context.Background()
+	v1 := testRuleset()
+	if err := r.Apply(ctx, []Ruleset{*v1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ns.must("iptables", "-w", "-D", "NETPOL-FWD", "2") // untouched by v2
+	v2 := testRuleset()
+	v2.Chains[1].Rules = []Rule{{Comment: "changed", Verdict: Jump("ACCEPT")}}
+	v2.Sets[0].Members = append(v2.Sets[0].Members, Member{Entry: "10.0.0.77"})
+	if err := r.Apply(ctx, []Ruleset{*v2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.Diff(ctx, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`chain NETPOL-FWD: missing rule: -A NETPOL-FWD -p tcp -m set --match-set NETPOL4-PEERS src -m tcp --dport 80 -m comment --comment "ns/allow web" -j ACCEPT`}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("after a partial Apply, only the hand-deleted rule may differ (-want +got):\n%s", diff)
+	}
+	if sets := ns.must("ipset", "list", "-n"); strings.Contains(sets, "NETPOL-TMP-") {
+		t.Errorf("temporary sets left behind:\n%s", sets)
 	}
 }
 

@@ -28,8 +28,9 @@ type Runner struct {
 	// Timeout bounds each command; DefaultTimeout when zero.
 	Timeout time.Duration
 
-	mu   sync.Mutex
-	mode Mode // resolved Mode, set once
+	mu     sync.Mutex
+	mode   Mode   // resolved Mode, set once
+	memory memory // what the last successful Apply installed
 }
 
 // NewRunner returns a Runner for mode (ModeAuto, "", ModeNFT, ModeLegacy or

@@ -31,13 +31,15 @@ func TempSetName(name string) string {
 //
 //   - missing set: `create NAME TYPE family F maxelem M`, then `add NAME m`;
 //   - existing set of the same type and family: filled atomically through
-//     TempSetName(NAME): create it, add the members, `swap TMP NAME`,
-//     `destroy TMP`;
+//     TempSetName(NAME): create it, add the members, `swap TMP NAME`, and
+//     `flush TMP` (the caller destroys the emptied temporary afterwards, out
+//     of this transaction: a destroy can be refused while another process
+//     dumps the set, and must not abort the sync);
 //   - existing set of another type or family (swap refuses those):
 //     `destroy NAME` and create it again, which fails while rules still
 //     reference it; the compiler derives set names from their type.
 //
-// A temp left over by an interrupted sync is destroyed first. hash:net
+// Temporaries must not exist (Apply destroys leftovers first). hash:net
 // members with NoMatch get " nomatch". Sets must carry their Family.
 // The error names a set whose name or members are invalid.
 func RenderSets(desired []Set, existing map[string]SetInfo) ([]byte, error) {
@@ -50,14 +52,11 @@ func RenderSets(desired []Set, existing map[string]SetInfo) ([]byte, error) {
 			return nil, fmt.Errorf("%w: set %s has no family", ErrInvalid, s.Name)
 		}
 		tmp := TempSetName(s.Name)
-		if _, left := existing[tmp]; left {
-			fmt.Fprintf(&b, "destroy %s\n", tmp)
-		}
 		info, ok := existing[s.Name]
 		switch {
 		case ok && info.Type == s.Type && info.Family == s.Family:
 			writeSet(&b, tmp, s)
-			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, s.Name, tmp)
+			fmt.Fprintf(&b, "swap %s %s\nflush %s\n", tmp, s.Name, tmp)
 		case ok:
 			fmt.Fprintf(&b, "destroy %s\n", s.Name)
 			writeSet(&b, s.Name, s)

@@ -27,11 +27,10 @@ func TestRenderSets(t *testing.T) {
 			{Entry: "10.0.0.0/8"}, {Entry: "10.1.0.0/16", NoMatch: true}}},
 		{Name: "NETPOL6-OTHER", Type: HashIPPort, Family: IPv6, Members: []Member{{Entry: "fd00::1,tcp:80"}}},
 	}
-	sameTmp, otherTmp := TempSetName("NETPOL4-SAME"), TempSetName("NETPOL6-OTHER")
+	sameTmp := TempSetName("NETPOL4-SAME")
 	existing := map[string]SetInfo{
 		"NETPOL4-SAME":  {Type: HashNet, Family: IPv4},
 		"NETPOL6-OTHER": {Type: HashIP, Family: IPv6},
-		otherTmp:        {Type: HashIP, Family: IPv4}, // left by an interrupted sync
 	}
 	got, err := RenderSets(desired, existing)
 	if err != nil {
@@ -43,8 +42,7 @@ func TestRenderSets(t *testing.T) {
 		"add " + sameTmp + " 10.0.0.0/8\n" +
 		"add " + sameTmp + " 10.1.0.0/16 nomatch\n" +
 		"swap " + sameTmp + " NETPOL4-SAME\n" +
-		"destroy " + sameTmp + "\n" +
-		"destroy " + otherTmp + "\n" +
+		"flush " + sameTmp + "\n" +
 		"destroy NETPOL6-OTHER\n" +
 		"create NETPOL6-OTHER hash:ip,port family inet6 maxelem 65536\n" +
 		"add NETPOL6-OTHER fd00::1,tcp:80\n"
