@@ -113,12 +113,22 @@ type compiler struct {
 	sets map[string]*ipt.Set
 	seen map[string]map[string]bool // set name -> entries already added
 
-	member map[string]map[Membership]bool // pod key -> memberships, all families
+	member    map[string]map[Membership]bool // pod key -> memberships, all families
+	peerCache map[string][]*Pod              // peer key -> the pods it selects
+	families  map[string]ipt.Family          // address -> its family
 }
 
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
 	pods, local, unknown := mergePods(s, atts)
-	c := &compiler{w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{}}
+	c := &compiler{w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
+		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}}
+	for _, p := range pods {
+		for _, ip := range p.IPs {
+			if f, ok := ipFamily(ip); ok {
+				c.families[ip] = f
+			}
+		}
+	}
 	isolated := map[string]bool{}
 	for i := range s.Policies {
 		isolated[s.Policies[i].Namespace] = true

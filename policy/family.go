@@ -154,7 +154,7 @@ func (c *compiler) set(f ipt.Family, name string, t ipt.SetType, comment string)
 // pod with no address yet gets it at ADD time.
 func (c *compiler) addPod(s *ipt.Set, f ipt.Family, p *Pod, suffix string) {
 	for _, ip := range p.IPs {
-		if fam, ok := ipFamily(ip); ok && fam == f {
+		if c.families[ip] == f {
 			c.addMember(s, ip+suffix, false)
 		}
 	}

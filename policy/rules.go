@@ -72,16 +72,33 @@ func (c *compiler) peerMatches(f ipt.Family, d Direction, cp *compiledPolicy, fi
 			return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
 		}
 		s := c.set(f, peerSet(f, key), ipt.HashIP, key)
-		pods, err := c.w.peerPods(cp.np.Namespace, peer)
-		if err != nil {
-			return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
-		}
-		for _, p := range pods {
-			c.addPod(s, f, p, "")
+		if c.seen[s.Name] == nil { // a peer shared by several policies is filled once
+			pods, err := c.peerPods(key, cp.np.Namespace, peer)
+			if err != nil {
+				return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
+			}
+			c.seen[s.Name] = map[string]bool{}
+			for _, p := range pods {
+				c.addPod(s, f, p, "")
+			}
 		}
 		out = append(out, []ipt.Match{ipt.SetMatch{Set: s.Name, Dir: peerDir(d)}})
 	}
 	return out, nil
+}
+
+// peerPods returns the pods a selector peer selects, computed once per peer
+// key for all families.
+func (c *compiler) peerPods(key, policyNS string, peer *networkingv1.NetworkPolicyPeer) ([]*Pod, error) {
+	if pods, ok := c.peerCache[key]; ok {
+		return pods, nil
+	}
+	pods, err := c.w.peerPods(policyNS, peer)
+	if err != nil {
+		return nil, err
+	}
+	c.peerCache[key] = pods
+	return pods, nil
 }
 
 // blockSet returns the hash:net set of an ipBlock in family f, or nil when
