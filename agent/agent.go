@@ -48,6 +48,9 @@ type Agent struct {
 type SyncResult struct {
 	Chains, Rules, Sets, Members int
 	Took                         time.Duration
+	// The phases of Took: policy.Compile, the kernel transaction, and
+	// writing the snapshot, index and record of the sync.
+	Compile, Apply, Write time.Duration
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -76,10 +79,13 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("read pod records: %w", err)
 	}
+	var res SyncResult
+	phase := time.Now()
 	compiled, err := policy.Compile(snap, atts)
 	if err != nil {
 		return SyncResult{}, err
 	}
+	res.Compile, phase = time.Since(phase), time.Now()
 	stale, err := a.staleChains(ctx, compiled)
 	if err != nil {
 		return SyncResult{}, err
@@ -87,6 +93,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	if err := a.Kernel.Apply(ctx, compiled.Rulesets, stale); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
+	res.Apply, phase = time.Since(phase), time.Now()
 	applied := &store.Applied{Chains: map[string][]string{}}
 	for _, rs := range compiled.Rulesets {
 		applied.Chains[strconv.Itoa(int(rs.Family))] = rs.ChainNames()
@@ -94,7 +101,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index), a.Store.WriteApplied(applied)); err != nil {
 		return SyncResult{}, err
 	}
-	res := summarize(compiled)
+	res.Write = time.Since(phase)
+	sum := summarize(compiled)
+	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
 }

@@ -189,6 +189,7 @@ func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) err
 		return err
 	}
 	a.Log.Info("synced", "why", why, "chains", res.Chains, "rules", res.Rules,
-		"sets", res.Sets, "members", res.Members, "took", res.Took)
+		"sets", res.Sets, "members", res.Members, "took", res.Took,
+		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
 	return nil
 }

@@ -45,6 +45,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	now := fingerprint(rulesets)
 	r.mu.Lock()
 	mem := r.memory
 	r.memory = memory{} // until this Apply succeeds, nothing is known
@@ -52,18 +53,20 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	defer func() {
 		if err == nil {
 			r.mu.Lock()
-			r.memory.remember(rulesets)
+			r.memory = memory{valid: true, prints: now}
 			r.mu.Unlock()
 		}
 	}()
-	existing, err := r.listSets(ctx)
-	if err != nil {
-		return fmt.Errorf("apply: list sets: %w", err)
+	existing := mem.existing()
+	if !mem.valid {
+		if existing, err = r.listSets(ctx); err != nil {
+			return fmt.Errorf("apply: list sets: %w", err)
+		}
+		if err := r.destroySets(ctx, tempSets(existing)); err != nil {
+			return fmt.Errorf("apply: leftover temporary sets: %w", err)
+		}
 	}
-	if err := r.destroySets(ctx, tempSets(existing)); err != nil {
-		return fmt.Errorf("apply: leftover temporary sets: %w", err)
-	}
-	changed := mem.changedSets(p.sets, existing)
+	changed := mem.changedSets(p.sets, now, existing)
 	text, err := RenderSets(changed, existing)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
@@ -71,6 +74,9 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	if err := r.ipsetRestore(ctx, text); err != nil {
 		return fmt.Errorf("apply sets: %w", err)
 	}
+	// One family after the other, on the calling goroutine: a caller may
+	// have locked its thread into a network namespace, and every command
+	// must start from that thread.
 	for _, fam := range Families {
 		rs, stale := p.byFamily[fam], staleChains[fam]
 		if rs == nil && len(stale) == 0 {
@@ -79,7 +85,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		if rs == nil {
 			rs = &Ruleset{Family: fam}
 		}
-		if err := r.applyRules(ctx, rs, mem.changedChains(rs), stale); err != nil {
+		if err := r.applyRules(ctx, rs, mem.changedChains(rs, now), stale, mem.hooksInPlace(fam, now)); err != nil {
 			return fmt.Errorf("apply %s rules: %w", fam, err)
 		}
 	}
@@ -176,7 +182,11 @@ func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error)
 // applyRules runs the iptables-restore transaction of one family, declaring
 // and filling only the chains in changed; none at all when no chain changed,
 // no chain is stale and every hook is in place.
-func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, stale []string) error {
+//
+// hooksInPlace says the hooks are known to be installed (the Runner's
+// memory): then, unless stale chains must be unhooked, no built-in chain is
+// read back.
+func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, stale []string, hooksInPlace bool) error {
 	desired := make(map[string]bool, len(rs.Chains))
 	for _, c := range rs.Chains {
 		desired[c.Name] = true
@@ -186,8 +196,10 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, s
 		drop[n] = true
 	}
 	var read []string
-	for _, h := range rs.Hooks {
-		read = append(read, h.Chain)
+	if !hooksInPlace {
+		for _, h := range rs.Hooks {
+			read = append(read, h.Chain)
+		}
 	}
 	if len(drop) > 0 {
 		read = append(read, builtinChains...)
@@ -202,6 +214,9 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, s
 		current[c] = parseSave(string(out)).Rules[c]
 	}
 	hooks := planHooks(rs.Hooks, current, drop)
+	if hooksInPlace {
+		hooks = planHooks(nil, current, drop) // only unhook stale chains
+	}
 	if len(changed) == 0 && len(drop) == 0 && len(hooks) == 0 {
 		return nil
 	}

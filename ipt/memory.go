@@ -2,84 +2,112 @@ package ipt
 
 import (
 	"crypto/sha256"
-	"sort"
-	"strings"
+	"maps"
+	"strconv"
 )
 
 // memory is what a Runner last applied successfully: a fingerprint of every
-// set (type, family, members) and of every chain (its rendered rules), per
-// family. With it, a sync rewrites only the sets and chains that changed
-// since: a pod label or one policy changes a few sets and chains, not the
-// whole node's. Memory is per process; a new Runner (a fresh agent, `--once`)
-// applies everything. After any failed Apply, and when the caller saw the
-// kernel drift (Forget), the next Apply is whole again.
+// set (type, family, members) and of every chain (its rendered rules) and
+// hook list, per family. With it, a sync rewrites only the sets and chains
+// that changed since: a pod label or one policy changes a few sets and
+// chains, not the whole node's. Memory is per process; a new Runner (a fresh
+// agent, `--once`) applies everything. After any failed Apply, and when the
+// caller saw the kernel drift (Forget), the next Apply is whole again.
+//
+// While memory is valid, Apply also trusts it for what exists: it lists no
+// sets and reads no built-in chain back, so a sync that changes one policy
+// runs just the restores it needs.
 type memory struct {
-	sets   map[string][32]byte
-	chains map[Family]map[string][32]byte
+	valid bool
+	prints
 }
 
-func setFingerprint(s Set) [32]byte {
-	members := make([]string, len(s.Members))
-	for i, m := range s.Members {
-		members[i] = memberKey(s.Type, m.Entry, m.NoMatch)
-	}
-	sort.Strings(members)
-	return sha256.Sum256([]byte(string(s.Type) + "\x00" + s.Family.SetFamily() + "\x00" + strings.Join(members, "\x00")))
+// prints are the fingerprints of a desired state, computed once per Apply.
+type prints struct {
+	sets    map[string][32]byte
+	setInfo map[string]SetInfo
+	chains  map[Family]map[string][32]byte
+	hooks   map[Family][32]byte
 }
 
-func chainFingerprint(c Chain) [32]byte {
-	h := sha256.New()
-	for _, r := range c.Rules {
-		h.Write([]byte(RenderRule(c.Name, r)))
-		h.Write([]byte{'\n'})
+// fingerprint computes the prints of rulesets. Set members are hashed as the
+// compiler gives them (sorted, unnormalized): memory is only ever compared
+// with what this process itself applied.
+func fingerprint(rulesets []Ruleset) prints {
+	p := prints{sets: map[string][32]byte{}, setInfo: map[string]SetInfo{},
+		chains: map[Family]map[string][32]byte{}, hooks: map[Family][32]byte{}}
+	for _, rs := range rulesets {
+		h := sha256.New()
+		for _, k := range rs.Hooks {
+			h.Write([]byte(k.Chain + "\x00" + strconv.Itoa(k.Position) + "\x00" + RenderRule(k.Chain, k.Rule) + "\n"))
+		}
+		p.hooks[rs.Family] = sum(h.Sum(nil))
+		chains := make(map[string][32]byte, len(rs.Chains))
+		for _, c := range rs.Chains {
+			h := sha256.New()
+			for _, r := range c.Rules {
+				h.Write([]byte(RenderRule(c.Name, r)))
+				h.Write([]byte{'\n'})
+			}
+			chains[c.Name] = sum(h.Sum(nil))
+		}
+		p.chains[rs.Family] = chains
+		for _, s := range rs.Sets {
+			h := sha256.New()
+			h.Write([]byte(string(s.Type) + "\x00" + rs.Family.SetFamily() + "\x00"))
+			for _, m := range s.Members {
+				h.Write([]byte(m.Entry))
+				if m.NoMatch {
+					h.Write([]byte(" nomatch"))
+				}
+				h.Write([]byte{0})
+			}
+			p.sets[s.Name] = sum(h.Sum(nil))
+			p.setInfo[s.Name] = SetInfo{Type: s.Type, Family: rs.Family}
+		}
 	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
+	return p
+}
+
+func sum(b []byte) (out [32]byte) {
+	copy(out[:], b)
 	return out
 }
 
-// changedSets returns the sets of desired that memory does not hold as they
-// are, or that are missing from the kernel (existing).
-func (m *memory) changedSets(desired []Set, existing map[string]SetInfo) []Set {
+// changedSets returns the sets of desired whose prints memory does not hold,
+// or that are missing from the kernel (existing).
+func (m *memory) changedSets(desired []Set, now prints, existing map[string]SetInfo) []Set {
 	var out []Set
 	for _, s := range desired {
 		_, present := existing[s.Name]
-		if prev, ok := m.sets[s.Name]; !present || !ok || prev != setFingerprint(s) {
+		if prev, ok := m.sets[s.Name]; !present || !ok || prev != now.sets[s.Name] {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-// changedChains returns the chains of rs that memory does not hold as they
-// are.
-func (m *memory) changedChains(rs *Ruleset) []Chain {
+// changedChains returns the chains of rs whose prints memory does not hold.
+func (m *memory) changedChains(rs *Ruleset, now prints) []Chain {
 	var out []Chain
-	known := m.chains[rs.Family]
+	known, fresh := m.chains[rs.Family], now.chains[rs.Family]
 	for _, c := range rs.Chains {
-		if prev, ok := known[c.Name]; !ok || prev != chainFingerprint(c) {
+		if prev, ok := known[c.Name]; !ok || prev != fresh[c.Name] {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// remember records a successful Apply of rulesets.
-func (m *memory) remember(rulesets []Ruleset) {
-	m.sets = map[string][32]byte{}
-	m.chains = map[Family]map[string][32]byte{}
-	for _, rs := range rulesets {
-		chains := map[string][32]byte{}
-		for _, c := range rs.Chains {
-			chains[c.Name] = chainFingerprint(c)
-		}
-		m.chains[rs.Family] = chains
-		for _, s := range rs.Sets {
-			s.Family = rs.Family
-			m.sets[s.Name] = setFingerprint(s)
-		}
-	}
+// hooksInPlace reports whether the hooks of family f are those the last
+// Apply installed (and so, trusting memory, still in place).
+func (m *memory) hooksInPlace(f Family, now prints) bool {
+	prev, ok := m.hooks[f]
+	return m.valid && ok && prev == now.hooks[f]
 }
+
+// existing returns the sets memory knows to exist.
+func (m *memory) existing() map[string]SetInfo { return maps.Clone(m.setInfo) }
 
 // Forget makes the next Apply rewrite every set and chain, whatever was
 // applied before: for a caller that found the kernel changed behind its back.

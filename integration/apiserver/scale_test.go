@@ -70,6 +70,13 @@ func (c *cluster) testScale(t *testing.T) {
 	lat := c.policyLatency(t, e, ns, target, 7)
 	t.Logf("policy change in the API to rule in the kernel (%d pods, %d policies): median %v, all %v",
 		len(cluster.Pods), len(cluster.Policies), median(lat), lat)
+	var syncs []string
+	for _, l := range strings.Split(a.Output(), "\n") {
+		if strings.Contains(l, "msg=synced") {
+			syncs = append(syncs, l)
+		}
+	}
+	t.Logf("the agent's last syncs (phases: compile, apply, write):\n%s", strings.Join(syncs[max(0, len(syncs)-3):], "\n"))
 	_, body, err := e.get(a, "/metrics")
 	if err != nil {
 		t.Fatal(err)

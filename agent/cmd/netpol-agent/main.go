@@ -194,6 +194,7 @@ func syncOnce(ctx context.Context, a *agent.Agent, snap *policy.Snapshot, log *s
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
-	log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took)
+	log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took,
+		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
 	return 0
 }
