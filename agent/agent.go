@@ -70,7 +70,7 @@ func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, er
 
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
 	start := time.Now()
-	unlock, err := a.Store.Lock(a.LockTimeout)
+	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -152,7 +152,7 @@ func summarize(c *policy.Compiled) SyncResult {
 // Drift compares the kernel with what the stored snapshot and records call
 // for, and returns the differences (empty when the kernel is as desired).
 func (a *Agent) Drift(ctx context.Context) ([]string, error) {
-	unlock, err := a.Store.Lock(a.LockTimeout)
+	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (a *Agent) Drift(ctx context.Context) ([]string, error) {
 // Uninstall removes every chain, rule and set of ours and empties the data
 // directory. Running it again succeeds.
 func (a *Agent) Uninstall(ctx context.Context) error {
-	unlock, err := a.Store.Lock(a.LockTimeout)
+	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func (p *Plugin) locked(args *skel.CmdArgs, verb string, requirePrev bool, f fun
 
 // lock takes the data directory lock, as a CNI error on failure.
 func (inv *invocation) lock(timeout time.Duration) (func(), error) {
-	unlock, err := inv.store.Lock(timeout)
+	unlock, err := inv.store.Lock(inv.ctx, timeout)
 	if err != nil {
 		return nil, types.NewError(types.ErrTryAgainLater, "data dir busy", err.Error())
 	}

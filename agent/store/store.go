@@ -14,6 +14,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,10 +53,13 @@ func (s *Store) Ensure() error {
 	return nil
 }
 
-// Lock takes the data directory's exclusive lock, waiting at most timeout.
+// Lock takes the data directory's exclusive lock, waiting at most timeout,
+// or until ctx ends (an agent told to stop does not wait out the timeout).
 // The lock is released by the returned function, or by the kernel when the
 // process dies, so a killed agent or plugin never leaves a stale lock.
-func (s *Store) Lock(timeout time.Duration) (unlock func(), err error) {
+// Waiters poll every few milliseconds: the agent leaves gaps between its
+// syncs (debounce) and a waiting ADD takes the lock in the first one.
+func (s *Store) Lock(ctx context.Context, timeout time.Duration) (unlock func(), err error) {
 	if err := s.Ensure(); err != nil {
 		return nil, err
 	}
@@ -65,7 +69,7 @@ func (s *Store) Lock(timeout time.Duration) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(wait*2, 50*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait*2, 10*time.Millisecond) {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			return func() { _ = f.Close() }, nil
@@ -74,7 +78,12 @@ func (s *Store) Lock(timeout time.Duration) (unlock func(), err error) {
 			_ = f.Close()
 			return nil, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
 		}
-		time.Sleep(wait)
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -67,12 +68,12 @@ func TestRecordNamesRejectUntrustedStrings(t *testing.T) {
 
 func TestLockExcludesAndTimesOut(t *testing.T) {
 	s := New(t.TempDir())
-	unlock, err := s.Lock(time.Second)
+	unlock, err := s.Lock(context.Background(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := s.Lock(100 * time.Millisecond); err == nil {
+	if _, err := s.Lock(context.Background(), 100*time.Millisecond); err == nil {
 		t.Fatal("a second holder got the lock")
 	}
 	if waited := time.Since(start); waited < 100*time.Millisecond {
@@ -84,13 +85,32 @@ func TestLockExcludesAndTimesOut(t *testing.T) {
 		released <- time.Now()
 		unlock()
 	}()
-	second, err := s.Lock(5 * time.Second)
+	second, err := s.Lock(context.Background(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
 	second()
 	if at := <-released; time.Since(at) > 2*time.Second {
 		t.Errorf("took %v to get the lock after it was released", time.Since(at))
+	}
+}
+
+// A waiter whose context ends (the agent got SIGTERM) stops waiting at once.
+func TestLockWaitEndsWithContext(t *testing.T) {
+	s := New(t.TempDir())
+	unlock, err := s.Lock(context.Background(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := s.Lock(ctx, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Fatalf("lock with a cancelled context: %v, want context.Canceled", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("waited %v after the context ended", waited)
 	}
 }
 
