@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/conf"
 )
 
@@ -77,11 +78,11 @@ func Install(o Options) (Result, error) {
 	if !Chained(data, single) {
 		// The file is the network's own: keep it (again, if its owner
 		// rewrote it since the last install) for Uninstall.
-		if err := writeFile(path+BackupSuffix, data, 0o644); err != nil {
+		if err := store.WriteFileAtomicMode(path+BackupSuffix, data, 0o644); err != nil {
 			return res, err
 		}
 	}
-	if err := writeFile(res.File, chained, 0o644); err != nil {
+	if err := store.WriteFileAtomicMode(res.File, chained, 0o644); err != nil {
 		return res, err
 	}
 	if target != name {
@@ -143,7 +144,7 @@ func restore(dir, name string, original []byte) error {
 			return err
 		}
 	}
-	return writeFile(filepath.Join(dir, name), original, 0o644)
+	return store.WriteFileAtomicMode(filepath.Join(dir, name), original, 0o644)
 }
 
 // primary returns the name of the configuration the runtime uses: the
@@ -188,27 +189,6 @@ func copyPlugin(src, dst string) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return false, err
 	}
-	return true, writeFile(dst, data, 0o755)
+	return true, store.WriteFileAtomicMode(dst, data, 0o755)
 }
 
-// writeFile writes path through a temp file of the given mode and a
-// rename: readers see the old or the new file, never half of one.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	merr := tmp.Chmod(mode)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, merr, serr, cerr); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}

@@ -87,16 +87,21 @@ func (s *Store) Lock(ctx context.Context, timeout time.Duration) (unlock func(),
 	}
 }
 
-// WriteFileAtomic writes data to path through a temp file and a rename.
-func WriteFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path (mode 0600) through a temp file and a
+// rename: readers see the old or the new file, never half of one.
+func WriteFileAtomic(path string, data []byte) error { return WriteFileAtomicMode(path, data, 0o600) }
+
+// WriteFileAtomicMode is WriteFileAtomic with the file's mode.
+func WriteFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	_, werr := tmp.Write(data)
+	merr := tmp.Chmod(mode)
 	serr := tmp.Sync()
 	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(werr, merr, serr, cerr); err != nil {
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", path, err)
 	}
