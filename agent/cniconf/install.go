@@ -191,4 +191,3 @@ func copyPlugin(src, dst string) (bool, error) {
 	}
 	return true, store.WriteFileAtomicMode(dst, data, 0o755)
 }
-
