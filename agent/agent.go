@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"time"
 
@@ -86,9 +85,17 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
-	stale, err := a.staleChains(ctx, compiled)
+	stale, intent, err := a.staleChains(ctx, compiled)
 	if err != nil {
 		return SyncResult{}, err
+	}
+	if intent != nil {
+		// New chains are about to exist: record them first, so that a sync
+		// killed or failing half-way leaves no chain the next one won't know
+		// to delete.
+		if err := a.Store.WriteApplied(intent); err != nil {
+			return SyncResult{}, err
+		}
 	}
 	if err := a.Kernel.Apply(ctx, compiled.Rulesets, stale); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
@@ -110,28 +117,48 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 
 // staleChains returns, per family, our chains in the kernel that the new
 // ruleset no longer has. The record of the last sync names them; when it is
-// missing (first start, or state lost) the kernel is listed instead.
-func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, error) {
+// missing (first start, or state lost) the kernel is listed instead. When
+// the new ruleset adds chains, it also returns the record to write before
+// applying: every chain that may exist if the sync stops half-way.
+func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, *store.Applied, error) {
 	prev, err := a.Store.ReadApplied()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[ipt.Family][]string{}
+	intent := &store.Applied{Chains: map[string][]string{}}
+	adds := false
 	for _, rs := range c.Rulesets {
+		fam := strconv.Itoa(int(rs.Family))
 		var existing []string
 		if prev != nil {
-			existing = prev.Chains[strconv.Itoa(int(rs.Family))]
+			existing = prev.Chains[fam]
 		} else if existing, err = a.Kernel.ListChains(ctx, rs.Family); err != nil {
-			return nil, fmt.Errorf("list chains: %w", err)
+			return nil, nil, fmt.Errorf("list chains: %w", err)
 		}
-		want := rs.ChainNames()
+		want := map[string]bool{}
+		for _, name := range rs.ChainNames() {
+			want[name] = true
+		}
+		had := map[string]bool{}
 		for _, name := range existing {
-			if !slices.Contains(want, name) {
+			had[name] = true
+			if !want[name] {
 				out[rs.Family] = append(out[rs.Family], name)
 			}
 		}
+		intent.Chains[fam] = append([]string(nil), existing...)
+		for _, name := range rs.ChainNames() {
+			if !had[name] {
+				adds = true
+				intent.Chains[fam] = append(intent.Chains[fam], name)
+			}
+		}
 	}
-	return out, nil
+	if !adds {
+		intent = nil
+	}
+	return out, intent, nil
 }
 
 func summarize(c *policy.Compiled) SyncResult {

@@ -113,6 +113,10 @@ func (r *runner) load(ctx context.Context, start bool) {
 	case err != nil:
 		r.a.status().reject(err)
 		r.a.Log.Error("invalid input; keeping the last good state", "err", err)
+		if start && r.last == nil {
+			// The last good state of a restarted agent is the stored one.
+			r.loadStored(ctx)
+		}
 		return
 	}
 	r.fresh()

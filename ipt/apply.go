@@ -225,9 +225,14 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, s
 	return r.restore(ctx, rs.Family, renderTransaction(&partial, stale, hooks))
 }
 
+// hookIndex is the 0-based index hook h must have in a built-in chain that
+// holds n other rules: its Position, clamped to the chain's end.
+func hookIndex(h Hook, n int) int { return min(max(h.Position, 1), n+1) - 1 }
+
 // planHooks returns the restore lines that delete the rules of current
 // (built-in chain -> its rules) jumping to a dropped chain, then insert every
-// hook missing from its chain, at its Position clamped to the chain's end.
+// hook missing from its chain or not at its Position (clamped to the chain's
+// end), which it then moves there.
 func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) []string {
 	var ops []string
 	live := make(map[string][]string, len(current))
@@ -249,10 +254,17 @@ func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) 
 	})
 	for _, h := range sorted {
 		line := RenderRule(h.Chain, h.Rule)
-		if slices.Contains(live[h.Chain], line) {
+		at := slices.Index(live[h.Chain], line)
+		if at >= 0 && at == hookIndex(h, len(live[h.Chain])-1) {
 			continue
 		}
-		pos := min(max(h.Position, 1), len(live[h.Chain])+1)
+		if at >= 0 {
+			// Present but pushed down (another tool inserted rules above it,
+			// which could accept traffic before policy sees it): move it.
+			ops = append(ops, asDelete(line))
+			live[h.Chain] = slices.Delete(live[h.Chain], at, at+1)
+		}
+		pos := hookIndex(h, len(live[h.Chain])) + 1
 		live[h.Chain] = slices.Insert(live[h.Chain], pos-1, line)
 		ops = append(ops, "-I "+h.Chain+" "+strconv.Itoa(pos)+strings.TrimPrefix(line, "-A "+h.Chain))
 	}

@@ -336,3 +336,29 @@ func TestKernelMissingIP6Tables(t *testing.T) {
 		t.Errorf("Apply with IPv6 = %v, want an error naming ip6tables-nft", err)
 	}
 }
+
+// TestKernelHookPushedDownIsRepaired: another tool inserting an ACCEPT above
+// our hook would let traffic skip policy; Diff reports it and the next whole
+// Apply moves the hook back to its position, keeping the foreign rule.
+func TestKernelHookPushedDownIsRepaired(t *testing.T) {
+	ns := newTestNS(t)
+	r, ctx := ns.runner(ModeNFT), context.Background()
+	rs := testRuleset()
+	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ns.must("iptables", "-w", "-I", "FORWARD", "1", "-j", "ACCEPT")
+	d, err := r.Diff(ctx, rs)
+	if err != nil || !contains(d, `hook not at position 1 of FORWARD (at 2): -A FORWARD -m comment --comment "netpol hook" -j NETPOL-FWD`) {
+		t.Fatalf("Diff with the hook pushed down = %q, %v", d, err)
+	}
+	r.Forget()
+	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := ns.must("iptables", "-w", "-S", "FORWARD")
+	want := "-P FORWARD ACCEPT\n-A FORWARD -m comment --comment \"netpol hook\" -j NETPOL-FWD\n-A FORWARD -j ACCEPT\n"
+	if got != want {
+		t.Errorf("FORWARD after repair:\n%s\nwant:\n%s", got, want)
+	}
+}

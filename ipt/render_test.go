@@ -175,4 +175,10 @@ func TestPlanHooks(t *testing.T) {
 	if got := planHooks([]Hook{hook}, present, nil); len(got) != 0 {
 		t.Errorf("present hook: got %q, want nothing", got)
 	}
+	first := Hook{Chain: "FORWARD", Position: 1, Rule: Rule{Verdict: Jump("NETPOL-FWD")}}
+	pushed := map[string][]string{"FORWARD": {"-A FORWARD -j ACCEPT", "-A FORWARD -j NETPOL-FWD"}}
+	want = []string{"-D FORWARD -j NETPOL-FWD", "-I FORWARD 1 -j NETPOL-FWD"}
+	if diff := cmp.Diff(want, planHooks([]Hook{first}, pushed, nil)); diff != "" {
+		t.Errorf("a hook pushed down by a foreign rule must move back (-want +got):\n%s", diff)
+	}
 }

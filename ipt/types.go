@@ -127,8 +127,17 @@ func (r *Ruleset) ChainNames() []string {
 	return names
 }
 
-// Owned reports whether a chain or set name belongs to netpol.
-func Owned(name string) bool { return strings.HasPrefix(name, Prefix) }
+// Owned reports whether a chain or set name belongs to netpol: "NETPOL-"
+// (chains, temporary sets), "NETPOL4-" or "NETPOL6-" (sets). Another tool's
+// NETPOLICY or NETPOLX is not ours.
+func Owned(name string) bool {
+	for _, p := range []string{Prefix + "-", Prefix + "4-", Prefix + "6-"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // Entry is one member of one set, for the plugin's incremental updates on
 // ADD and DEL (`ipset add SET VALUE`).

@@ -18,6 +18,25 @@ const errPluginNotAvailable uint = 50
 // through iptables; without it the physdev path never sees a packet.
 const bridgeNFCall = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
+// bridgeNFCall6 is the same switch for IPv6 (ip6tables).
+const bridgeNFCall6 = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+
+// bridgeSysctlOn fails with code 50 unless the br_netfilter switch at path
+// is 1 in this network namespace.
+func bridgeSysctlOn(path string) error {
+	v, err := os.ReadFile(path)
+	if err != nil {
+		return types.NewError(errPluginNotAvailable,
+			"netpol: br_netfilter is not loaded ("+path+" missing): bridged traffic would bypass policy", err.Error())
+	}
+	if s := strings.TrimSpace(string(v)); s != "1" {
+		name := strings.ReplaceAll(strings.TrimPrefix(path, "/proc/sys/"), "/", ".")
+		return types.NewError(errPluginNotAvailable,
+			"netpol: "+name+" is "+s+" in this network namespace; set it to 1", "")
+	}
+	return nil
+}
+
 // Status handles CNI STATUS: netpol can enforce policy only when bridged
 // traffic reaches iptables and the data directory is usable.
 func (p *Plugin) Status(args *skel.CmdArgs) error {
@@ -30,14 +49,10 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
-	v, err := os.ReadFile(bridgeNFCall)
-	if err != nil {
-		return types.NewError(errPluginNotAvailable,
-			"netpol: br_netfilter is not loaded ("+bridgeNFCall+" missing): bridged traffic would bypass policy", err.Error())
-	}
-	if strings.TrimSpace(string(v)) != "1" {
-		return types.NewError(errPluginNotAvailable,
-			"netpol: net.bridge.bridge-nf-call-iptables is "+strings.TrimSpace(string(v))+" in this network namespace; set it to 1", "")
+	for _, sysctl := range []string{bridgeNFCall, bridgeNFCall6} {
+		if err := bridgeSysctlOn(sysctl); err != nil {
+			return err
+		}
 	}
 	probe := filepath.Join(inv.conf.DataDir, ".status-probe")
 	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {

@@ -149,8 +149,9 @@ func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
 }
 
 // mergePods returns every pod with addresses resolved: a local pod's IPs are
-// those CNI ADD recorded for it (its status IPs only while none are
-// recorded), a remote pod's are its status IPs. Attachments whose pod the
+// exactly those CNI ADD recorded for it (none before ADD and after DEL, even
+// while the API still shows its status IPs: they may be handed to another
+// pod), a remote pod's are its status IPs. Attachments whose pod the
 // snapshot does not place on this node are returned as unknown.
 func mergePods(s *Snapshot, atts []Attachment) (all, local []*Pod, unknown []Attachment) {
 	recorded := map[string][]string{}
@@ -161,9 +162,7 @@ func mergePods(s *Snapshot, atts []Attachment) (all, local []*Pod, unknown []Att
 	for i := range s.Pods {
 		p := s.Pods[i] // copy: the snapshot is not modified
 		if p.Node == "" || p.Node == s.Node {
-			if ips, ok := recorded[p.Key()]; ok {
-				p.IPs = uniqueSorted(ips)
-			}
+			p.IPs = uniqueSorted(recorded[p.Key()])
 			local = append(local, &p)
 			localKeys[p.Key()] = true
 		}

@@ -76,8 +76,8 @@ func newEvaluator(s *Snapshot, atts []Attachment) *evaluator {
 	for i := range s.Pods {
 		p := s.Pods[i]
 		local := p.Node == "" || p.Node == s.Node
-		if ips, ok := recorded[p.Key()]; ok && local {
-			p.IPs = ips
+		if local {
+			p.IPs = recorded[p.Key()] // only what CNI ADD recorded, as Compile
 		}
 		if local {
 			known[p.Key()] = true

@@ -234,18 +234,15 @@ func validatePolicy(np *networkingv1.NetworkPolicy) field.ErrorList {
 	return append(fes, validatePolicyTypes(np.Spec.PolicyTypes, spec.Child("policyTypes"))...)
 }
 
-// validatePolicyTypes accepts Ingress and Egress, each at most once.
+// validatePolicyTypes accepts Ingress and Egress. A repeated type is
+// accepted, as the API server accepts it (rejecting what the API stores
+// would drop a policy that is in force).
 func validatePolicyTypes(pts []networkingv1.PolicyType, path *field.Path) field.ErrorList {
 	var fes field.ErrorList
-	seen := map[networkingv1.PolicyType]bool{}
 	for i, t := range pts {
-		switch {
-		case !slices.Contains(supportedPolicyTypes, t):
+		if !slices.Contains(supportedPolicyTypes, t) {
 			fes = append(fes, field.NotSupported(path.Index(i), t, supportedPolicyTypes))
-		case seen[t]:
-			fes = append(fes, field.Duplicate(path.Index(i), t))
 		}
-		seen[t] = true
 	}
 	return fes
 }

@@ -138,8 +138,6 @@ func TestValidateSnapshotRejects(t *testing.T) {
 			[]string{policy0 + `spec.ingress[0].from[1].namespaceSelector.matchExpressions[0].values[0]: Invalid value: "-x"`}},
 		{"policyTypes value", func(s *Snapshot) { s.Policies[0].Spec.PolicyTypes[1] = "ingress" },
 			[]string{policy0 + `spec.policyTypes[1]: Unsupported value: "ingress"`}},
-		{"policyTypes duplicate", func(s *Snapshot) { s.Policies[0].Spec.PolicyTypes[1] = networkingv1.PolicyTypeIngress },
-			[]string{policy0 + `spec.policyTypes[1]: Duplicate value: "Ingress"`}},
 		{"port protocol", func(s *Snapshot) { port(s, 2).Protocol = proto("ICMP") },
 			[]string{policy0 + `spec.ingress[0].ports[2].protocol: Unsupported value: "ICMP"`}},
 		{"port zero", func(s *Snapshot) { port(s, 0).Port = num(0) },

@@ -285,8 +285,10 @@ func (s *Store) Attachments() ([]policy.Attachment, error) {
 	return out, nil
 }
 
-// RemoveAll deletes every file netpol keeps in the data directory, leaving
-// the directory itself empty (uninstall).
+// RemoveAll deletes every file netpol keeps in the data directory (uninstall):
+// the state files, the pod records, the lock, the plugin's log and leftover
+// temporary files. Anything else found there is not ours and stays; a data
+// directory that held only netpol's files is left empty.
 func (s *Store) RemoveAll() error {
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -295,9 +297,15 @@ func (s *Store) RemoveAll() error {
 	if err != nil {
 		return err
 	}
+	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
+		lockFile: true, "netpol.log": true, ".status-probe": true}
 	var errs []error
 	for _, e := range entries {
-		errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, e.Name())))
+		n := e.Name()
+		temp := strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-")
+		if ours[n] || temp {
+			errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, n)))
+		}
 	}
 	return errors.Join(errs...)
 }
