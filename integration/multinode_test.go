@@ -9,6 +9,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -819,11 +820,20 @@ func mnMove(t *testing.T, agentsFirst bool) {
 
 	// No stale state: each node's kernel state equals what the agent
 	// installs on a node wiped clean (uninstall, then sync from the same
-	// manifests; the pods' IPs come from status.podIPs).
+	// manifests). The node's CNI records are kept across the wipe: a local
+	// pod's address is what CNI ADD recorded, never its status IP.
 	for _, n := range []*node.Node{n1, n2} {
 		got := mnKernelState(t, n)
+		records := filepath.Join(n.DataDir, "pods")
+		saved := filepath.Join(t.TempDir(), "pods")
+		if err := os.Rename(records, saved); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
 		if out, err := n.RunAgent("--uninstall"); err != nil {
 			t.Fatalf("%s: uninstall: %v\n%s", n.Name, err, out)
+		}
+		if err := os.Rename(saved, records); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
 		}
 		if out, err := n.RunAgent("--manifests", w.dir, "--once"); err != nil {
 			t.Fatalf("%s: sync after uninstall: %v\n%s", n.Name, err, out)

@@ -20,9 +20,10 @@ type plan struct {
 
 // Apply makes the kernel hold rulesets (at most one per family), in this order:
 //
-//  1. one `ipset -exist restore` creates or refills every desired set of both
-//     families that changed since this Runner's last Apply (RenderSets), so
-//     the rules below can reference them;
+//  1. one `ipset -exist restore` creates every missing desired set and adds
+//     the new members of every changed one (RenderSets, grow), so the rules
+//     below can reference them and no pod leaves a set before the rules that
+//     use its new ones are in;
 //  2. per family with changed chains, a missing hook or stale chains, one
 //     `iptables-restore -w --noflush` transaction declares and fills the
 //     chains that changed, inserts each missing Hook (`-I CHAIN POS`, after
@@ -30,8 +31,10 @@ type plan struct {
 //     chain, and deletes the stale chains (-X). Chains that did not change
 //     are not touched. Hooks already present are left where they are; POS is
 //     clamped to the end of a shorter chain;
-//  3. one `ipset restore` destroys the sets of ours that neither family wants,
-//     now that no rule references them, and the temporary sets of step 1.
+//  3. one `ipset -exist restore` gives every changed set exactly its members
+//     (RenderSets, shrink: a temporary swapped in); then the sets of ours
+//     that neither family wants are destroyed, now that no rule references
+//     them, and the emptied temporaries.
 //
 // The first Apply of a Runner, the first after a failure and the first after
 // Forget rewrite everything. staleChains are our chains that exist but are no
@@ -67,11 +70,11 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		}
 	}
 	changed := mem.changedSets(p.sets, now, existing)
-	text, err := RenderSets(changed, existing)
+	grow, shrink, err := RenderSets(changed, existing)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	if err := r.ipsetRestore(ctx, text); err != nil {
+	if err := r.ipsetRestoreBusy(ctx, grow); err != nil {
 		return fmt.Errorf("apply sets: %w", err)
 	}
 	// One family after the other, on the calling goroutine: a caller may
@@ -88,6 +91,9 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		if err := r.applyRules(ctx, rs, mem.changedChains(rs, now), stale, mem.hooksInPlace(fam, now)); err != nil {
 			return fmt.Errorf("apply %s rules: %w", fam, err)
 		}
+	}
+	if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
+		return fmt.Errorf("apply sets: %w", err)
 	}
 	var gone []string
 	for name := range existing {
@@ -109,6 +115,34 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	}
 	_ = r.destroySets(ctx, temps)
 	return nil
+}
+
+// ipsetRestoreBusy is ipsetRestore, retried a few times, briefly, when the
+// kernel answers that a set is busy: it refuses to swap or destroy a set
+// while another process dumps it (`ipset list`). The inputs Apply sends are
+// idempotent under -exist (create, add, swap into place, flush), so running
+// one again after a partial failure is safe.
+func (r *Runner) ipsetRestoreBusy(ctx context.Context, input []byte) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+			}
+		}
+		if err = r.ipsetRestore(ctx, input); err == nil || !isBusy(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// isBusy reports whether ipset failed because a set was in use.
+func isBusy(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "resource busy") || strings.Contains(s, "in use by a kernel component")
 }
 
 // tempSets returns the temporary sets among existing, sorted.

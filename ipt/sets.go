@@ -26,45 +26,51 @@ func TempSetName(name string) string {
 	return tempPrefix + hex.EncodeToString(sum[:])[:MaxSetName-len(tempPrefix)]
 }
 
-// RenderSets returns the input of `ipset -exist restore` that makes every
-// desired set hold exactly its members, given the sets that exist now:
+// RenderSets returns the two inputs of `ipset -exist restore` that make
+// every desired set hold exactly its members, given the sets that exist now.
+// grow runs before the rules change, shrink after:
 //
-//   - missing set: `create NAME TYPE family F maxelem M`, then `add NAME m`;
-//   - existing set of the same type and family: filled atomically through
-//     TempSetName(NAME): create it, add the members, `swap TMP NAME`, and
-//     `flush TMP` (the caller destroys the emptied temporary afterwards, out
-//     of this transaction: a destroy can be refused while another process
-//     dumps the set, and must not abort the sync);
-//   - existing set of another type or family (swap refuses those):
+//   - missing set (grow): `create NAME TYPE family F maxelem M`, `add NAME m`;
+//   - existing set of the same type and family: grow adds every desired
+//     member to the live set; shrink then fills TempSetName(NAME) with exactly
+//     the desired members, `swap TMP NAME`, and `flush TMP` (the caller
+//     destroys the emptied temporary out of the transaction: a destroy can be
+//     refused while another process dumps the set, and must not abort the
+//     sync);
+//   - existing set of another type or family (swap refuses those, grow):
 //     `destroy NAME` and create it again, which fails while rules still
 //     reference it; the compiler derives set names from their type.
 //
-// Temporaries must not exist (Apply destroys leftovers first). hash:net
-// members with NoMatch get " nomatch". Sets must carry their Family.
-// The error names a set whose name or members are invalid.
-func RenderSets(desired []Set, existing map[string]SetInfo) ([]byte, error) {
-	var b strings.Builder
+// Growing first means that while the rules change, a set holds its old and
+// its new members: a pod moving from one group (or the DENY set) to another
+// is in both for that moment, never in neither, so it is never left without
+// its policies. Temporaries must not exist (Apply destroys leftovers first).
+// hash:net members with NoMatch get " nomatch". Sets must carry their
+// Family. The error names a set whose name or members are invalid.
+func RenderSets(desired []Set, existing map[string]SetInfo) (grow, shrink []byte, err error) {
+	var g, sh strings.Builder
 	for _, s := range desired {
 		if err := validateSet(s, s.Family); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if s.Family != IPv4 && s.Family != IPv6 {
-			return nil, fmt.Errorf("%w: set %s has no family", ErrInvalid, s.Name)
+			return nil, nil, fmt.Errorf("%w: set %s has no family", ErrInvalid, s.Name)
 		}
-		tmp := TempSetName(s.Name)
 		info, ok := existing[s.Name]
 		switch {
 		case ok && info.Type == s.Type && info.Family == s.Family:
-			writeSet(&b, tmp, s)
-			fmt.Fprintf(&b, "swap %s %s\nflush %s\n", tmp, s.Name, tmp)
+			writeMembers(&g, s.Name, s)
+			tmp := TempSetName(s.Name)
+			writeSet(&sh, tmp, s)
+			fmt.Fprintf(&sh, "swap %s %s\nflush %s\n", tmp, s.Name, tmp)
 		case ok:
-			fmt.Fprintf(&b, "destroy %s\n", s.Name)
-			writeSet(&b, s.Name, s)
+			fmt.Fprintf(&g, "destroy %s\n", s.Name)
+			writeSet(&g, s.Name, s)
 		default:
-			writeSet(&b, s.Name, s)
+			writeSet(&g, s.Name, s)
 		}
 	}
-	return []byte(b.String()), nil
+	return []byte(g.String()), []byte(sh.String()), nil
 }
 
 // writeSet writes the create line of s under name, and its members.
@@ -74,6 +80,11 @@ func writeSet(b *strings.Builder, name string, s Set) {
 		maxelem *= 2
 	}
 	fmt.Fprintf(b, "create %s %s family %s maxelem %d\n", name, s.Type, s.Family.SetFamily(), maxelem)
+	writeMembers(b, name, s)
+}
+
+// writeMembers writes an add line for every member of s, into name.
+func writeMembers(b *strings.Builder, name string, s Set) {
 	for _, m := range s.Members {
 		b.WriteString("add ")
 		b.WriteString(name)

@@ -32,22 +32,27 @@ func TestRenderSets(t *testing.T) {
 		"NETPOL4-SAME":  {Type: HashNet, Family: IPv4},
 		"NETPOL6-OTHER": {Type: HashIP, Family: IPv6},
 	}
-	got, err := RenderSets(desired, existing)
+	grow, shrink, err := RenderSets(desired, existing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "create NETPOL4-NEW hash:ip family inet maxelem 65536\n" +
+	wantGrow := "create NETPOL4-NEW hash:ip family inet maxelem 65536\n" +
 		"add NETPOL4-NEW 10.0.0.1\n" +
-		"create " + sameTmp + " hash:net family inet maxelem 65536\n" +
-		"add " + sameTmp + " 10.0.0.0/8\n" +
-		"add " + sameTmp + " 10.1.0.0/16 nomatch\n" +
-		"swap " + sameTmp + " NETPOL4-SAME\n" +
-		"flush " + sameTmp + "\n" +
+		"add NETPOL4-SAME 10.0.0.0/8\n" + // new members join the live set first
+		"add NETPOL4-SAME 10.1.0.0/16 nomatch\n" +
 		"destroy NETPOL6-OTHER\n" +
 		"create NETPOL6-OTHER hash:ip,port family inet6 maxelem 65536\n" +
 		"add NETPOL6-OTHER fd00::1,tcp:80\n"
-	if diff := cmp.Diff(want, string(got)); diff != "" {
-		t.Errorf("RenderSets (-want +got):\n%s", diff)
+	wantShrink := "create " + sameTmp + " hash:net family inet maxelem 65536\n" +
+		"add " + sameTmp + " 10.0.0.0/8\n" +
+		"add " + sameTmp + " 10.1.0.0/16 nomatch\n" +
+		"swap " + sameTmp + " NETPOL4-SAME\n" +
+		"flush " + sameTmp + "\n"
+	if diff := cmp.Diff(wantGrow, string(grow)); diff != "" {
+		t.Errorf("RenderSets grow (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantShrink, string(shrink)); diff != "" {
+		t.Errorf("RenderSets shrink (-want +got):\n%s", diff)
 	}
 }
 
@@ -56,7 +61,7 @@ func TestRenderSetsMaxelemGrows(t *testing.T) {
 	for i := range s.Members {
 		s.Members[i].Entry = "10.0.0.1"
 	}
-	got, err := RenderSets([]Set{s}, nil)
+	got, _, err := RenderSets([]Set{s}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +85,7 @@ func TestRenderSetsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := RenderSets([]Set{tt.set}, nil)
+			_, _, err := RenderSets([]Set{tt.set}, nil)
 			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want ErrInvalid naming %s", err, tt.want)
 			}
