@@ -60,6 +60,8 @@ func (s *Source) build() (*policy.Snapshot, error) {
 		if np, ok := obj.(*networkingv1.NetworkPolicy); ok {
 			if valid("networkpolicy "+np.Namespace+"/"+np.Name, &np.ObjectMeta, func(ob *manifest.Builder) { ob.AddPolicy(np) }) {
 				b.AddPolicy(np)
+			} else {
+				b.AddPolicy(denyAllFor(np))
 			}
 		}
 	}
@@ -68,6 +70,20 @@ func (s *Source) build() (*policy.Snapshot, error) {
 	s.skipped = skipped
 	s.mu.Unlock()
 	return b.Snapshot(), nil
+}
+
+// denyAllFor stands in for a policy netpol cannot validate. Leaving it out
+// would fail open (it may be the only policy isolating its namespace);
+// guessing at its meaning is worse. So every pod of its namespace is denied
+// all ingress and egress until the policy is fixed; the error is logged and
+// counted in netpol_skipped_objects.
+func denyAllFor(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: np.Name, Namespace: np.Namespace},
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+		},
+	}
 }
 
 // isPeer reports whether a pod belongs in the snapshot (see the package

@@ -170,7 +170,10 @@ func TestChangesNotify(t *testing.T) {
 	}
 }
 
-func TestInvalidObjectSkipped(t *testing.T) {
+// TestInvalidPolicyFailsClosed: a policy the API accepted but netpol cannot
+// validate does not take the whole view down, and is not left out either
+// (that would lift its isolation): it stands as a deny-all of its namespace.
+func TestInvalidPolicyFailsClosed(t *testing.T) {
 	bad := denyAll("web", "bad")
 	bad.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
 		From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}},
@@ -180,8 +183,13 @@ func TestInvalidObjectSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an invalid object rejected the whole view: %v", err)
 	}
-	if len(snap.Policies) != 1 || snap.Policies[0].Name != "good" {
-		t.Errorf("policies = %v, want only web/good", snap.Policies)
+	if len(snap.Policies) != 2 || snap.Policies[0].Name != "bad" || snap.Policies[1].Name != "good" {
+		t.Fatalf("policies = %v, want web/bad (as deny-all) and web/good", snap.Policies)
+	}
+	stand := snap.Policies[0].Spec
+	if len(stand.Ingress) != 0 || len(stand.Egress) != 0 || len(stand.PodSelector.MatchLabels) != 0 ||
+		len(stand.PolicyTypes) != 2 {
+		t.Errorf("web/bad stands as %+v, want podSelector {}, Ingress and Egress, no rules", stand)
 	}
 	if src.Skipped() != 1 {
 		t.Errorf("Skipped = %d, want 1", src.Skipped())
