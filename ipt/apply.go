@@ -61,16 +61,28 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		}
 	}()
 	existing := mem.existing()
+	var current map[string]*savedSet // the kernel's members, when memory cannot tell
 	if !mem.valid {
-		if existing, err = r.listSets(ctx); err != nil {
-			return fmt.Errorf("apply: list sets: %w", err)
+		out, err := r.run(ctx, nil, "ipset", "save")
+		if err != nil {
+			return fmt.Errorf("apply: read sets: %w", err)
+		}
+		current = parseIPSetSave(string(out))
+		existing = make(map[string]SetInfo, len(current))
+		for name, s := range current {
+			existing[name] = s.SetInfo
 		}
 		if err := r.destroySets(ctx, tempSets(existing)); err != nil {
 			return fmt.Errorf("apply: leftover temporary sets: %w", err)
 		}
 	}
 	changed := mem.changedSets(p.sets, now, existing)
-	grow, shrink, err := RenderSets(changed, existing)
+	if current != nil {
+		// A fresh Runner (agent restart): leave alone the sets that already
+		// hold exactly their members.
+		changed = slices.DeleteFunc(changed, func(s Set) bool { return len(diffSet(s, s.Family, current[s.Name])) == 0 })
+	}
+	grow, shrink, err := RenderSets(changed, existing, current)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}

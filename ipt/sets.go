@@ -47,7 +47,10 @@ func TempSetName(name string) string {
 // its policies. Temporaries must not exist (Apply destroys leftovers first).
 // hash:net members with NoMatch get " nomatch". Sets must carry their
 // Family. The error names a set whose name or members are invalid.
-func RenderSets(desired []Set, existing map[string]SetInfo) (grow, shrink []byte, err error) {
+//
+// current, when not nil, is what the kernel holds now (from `ipset save`):
+// grow then adds only the members an existing set lacks.
+func RenderSets(desired []Set, existing map[string]SetInfo, current map[string]*savedSet) (grow, shrink []byte, err error) {
 	var g, sh strings.Builder
 	for _, s := range desired {
 		if err := validateSet(s, s.Family); err != nil {
@@ -59,7 +62,7 @@ func RenderSets(desired []Set, existing map[string]SetInfo) (grow, shrink []byte
 		info, ok := existing[s.Name]
 		switch {
 		case ok && info.Type == s.Type && info.Family == s.Family:
-			writeMembers(&g, s.Name, s)
+			writeMembers(&g, s.Name, missingFrom(s, current[s.Name]))
 			tmp := TempSetName(s.Name)
 			writeSet(&sh, tmp, s)
 			fmt.Fprintf(&sh, "swap %s %s\nflush %s\n", tmp, s.Name, tmp)
@@ -81,6 +84,22 @@ func writeSet(b *strings.Builder, name string, s Set) {
 	}
 	fmt.Fprintf(b, "create %s %s family %s maxelem %d\n", name, s.Type, s.Family.SetFamily(), maxelem)
 	writeMembers(b, name, s)
+}
+
+// missingFrom returns s with only the members have lacks (all of them when
+// have is unknown).
+func missingFrom(s Set, have *savedSet) Set {
+	if have == nil {
+		return s
+	}
+	out := s
+	out.Members = nil
+	for _, m := range s.Members {
+		if !have.Members[memberKey(s.Type, m.Entry, m.NoMatch)] {
+			out.Members = append(out.Members, m)
+		}
+	}
+	return out
 }
 
 // writeMembers writes an add line for every member of s, into name.

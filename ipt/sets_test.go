@@ -32,7 +32,7 @@ func TestRenderSets(t *testing.T) {
 		"NETPOL4-SAME":  {Type: HashNet, Family: IPv4},
 		"NETPOL6-OTHER": {Type: HashIP, Family: IPv6},
 	}
-	grow, shrink, err := RenderSets(desired, existing)
+	grow, shrink, err := RenderSets(desired, existing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRenderSetsMaxelemGrows(t *testing.T) {
 	for i := range s.Members {
 		s.Members[i].Entry = "10.0.0.1"
 	}
-	got, _, err := RenderSets([]Set{s}, nil)
+	got, _, err := RenderSets([]Set{s}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRenderSetsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := RenderSets([]Set{tt.set}, nil)
+			_, _, err := RenderSets([]Set{tt.set}, nil, nil)
 			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want ErrInvalid naming %s", err, tt.want)
 			}
@@ -183,5 +183,20 @@ func TestParseIPSetSaveAndDiffSet(t *testing.T) {
 	}
 	if got := diffSet(set, IPv4, nil); len(got) != 1 || got[0] != "set NETPOLn missing" {
 		t.Errorf("missing: %q", got)
+	}
+}
+
+// With the kernel's contents known, grow adds only what a set lacks.
+func TestRenderSetsGrowsOnlyWhatIsMissing(t *testing.T) {
+	s := Set{Name: "NETPOL4-SAME", Type: HashNet, Family: IPv4, Members: []Member{
+		{Entry: "10.0.0.0/8"}, {Entry: "10.1.0.0/16", NoMatch: true}}}
+	existing := map[string]SetInfo{"NETPOL4-SAME": {Type: HashNet, Family: IPv4}}
+	current := parseIPSetSave("create NETPOL4-SAME hash:net family inet hashsize 1024 maxelem 65536\nadd NETPOL4-SAME 10.0.0.0/8\n")
+	grow, _, err := RenderSets([]Set{s}, existing, current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "add NETPOL4-SAME 10.1.0.0/16 nomatch\n"; string(grow) != want {
+		t.Errorf("grow = %q, want %q", grow, want)
 	}
 }
