@@ -160,16 +160,6 @@ func (r *Runner) ipsetRestore(ctx context.Context, input []byte) error {
 	return asRestoreError(err, input)
 }
 
-// listSets returns the sets of the namespace with their type and family.
-// Equivalent to: `ipset list -t`.
-func (r *Runner) listSets(ctx context.Context) (map[string]SetInfo, error) {
-	out, err := r.run(ctx, nil, "ipset", "list", "-t")
-	if err != nil {
-		return nil, err
-	}
-	return parseSetHeaders(string(out)), nil
-}
-
 // listSetNames returns the names of all sets. Equivalent to: `ipset list -n`.
 func (r *Runner) listSetNames(ctx context.Context) (map[string]bool, error) {
 	out, err := r.run(ctx, nil, "ipset", "list", "-n")

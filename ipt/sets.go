@@ -125,32 +125,6 @@ func renderDestroySets(names []string) []byte {
 	return []byte(b.String())
 }
 
-// parseSetHeaders parses `ipset list -t` output into the sets it lists.
-func parseSetHeaders(out string) map[string]SetInfo {
-	sets := make(map[string]SetInfo)
-	var name string
-	for _, line := range strings.Split(out, "\n") {
-		key, val, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		switch key {
-		case "Name":
-			name = val
-			sets[name] = SetInfo{}
-		case "Type":
-			info := sets[name]
-			info.Type = SetType(val)
-			sets[name] = info
-		case "Header":
-			info := sets[name]
-			info.Family = headerFamily(strings.Fields(val))
-			sets[name] = info
-		}
-	}
-	return sets
-}
-
 // headerFamily finds "family inet|inet6" among the fields of a set header.
 func headerFamily(fields []string) Family {
 	for i := 0; i+1 < len(fields); i++ {
