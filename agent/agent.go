@@ -176,18 +176,16 @@ func summarize(c *policy.Compiled) SyncResult {
 	return r
 }
 
-// Drift compares the kernel with what the stored snapshot and records call
-// for, and returns the differences (empty when the kernel is as desired).
-func (a *Agent) Drift(ctx context.Context) ([]string, error) {
+// Drift compares the kernel with what snap (the snapshot last synced, held
+// by the run loop: no need to decode snapshot.json again) and the pod
+// records call for, and returns the differences (empty when the kernel is
+// as desired).
+func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	snap, err := a.Store.ReadSnapshot()
-	if err != nil {
-		return nil, err
-	}
 	atts, err := a.Store.Attachments()
 	if err != nil {
 		return nil, err

@@ -174,7 +174,7 @@ func (r *runner) repair(ctx context.Context) {
 	if r.last == nil {
 		return
 	}
-	drift, err := r.a.Drift(ctx)
+	drift, err := r.a.Drift(ctx, r.last)
 	if err != nil {
 		r.a.Log.Error("read back", "err", err)
 		return
