@@ -14,9 +14,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // Kernel is what the agent needs of the kernel edge (ipt.Runner).
@@ -32,7 +32,7 @@ type Kernel interface {
 
 // Agent syncs one node.
 type Agent struct {
-	Store  *store.Store
+	Store  *state.Store
 	Kernel Kernel
 	Log    *slog.Logger
 	// LockTimeout bounds the wait for the data directory lock.
@@ -101,7 +101,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
-	applied := &store.Applied{Chains: map[string][]string{}}
+	applied := &state.Applied{Chains: map[string][]string{}}
 	for _, rs := range compiled.Rulesets {
 		applied.Chains[strconv.Itoa(int(rs.Family))] = rs.ChainNames()
 	}
@@ -120,13 +120,13 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 // missing (first start, or state lost) the kernel is listed instead. When
 // the new ruleset adds chains, it also returns the record to write before
 // applying: every chain that may exist if the sync stops half-way.
-func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, *store.Applied, error) {
+func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, *state.Applied, error) {
 	prev, err := a.Store.ReadApplied()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
 	out := map[ipt.Family][]string{}
-	intent := &store.Applied{Chains: map[string][]string{}}
+	intent := &state.Applied{Chains: map[string][]string{}}
 	adds := false
 	for _, rs := range c.Rulesets {
 		fam := strconv.Itoa(int(rs.Family))

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // fakeKernel records what Apply was given.
@@ -93,7 +93,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // the stored snapshot and is not ready; once the source signals, it loads
 // within the debounce (not the hour-long poll) and is ready.
 func TestRunStoredThenSource(t *testing.T) {
-	st := store.New(t.TempDir())
+	st := state.New(t.TempDir())
 	if err := st.WriteSnapshot(snapshot("stored")); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRunStoredThenSource(t *testing.T) {
 // applied (the plugin fails closed on its own) until the source is ready.
 func TestRunNoStoredSnapshot(t *testing.T) {
 	k := &fakeKernel{}
-	a := &Agent{Store: store.New(t.TempDir()), Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second}
+	a := &Agent{Store: state.New(t.TempDir()), Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second}
 	src := &fakeSource{notify: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

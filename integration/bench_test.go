@@ -34,10 +34,10 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/integration/node"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy/testsnap"
+	"github.com/netpol/netpol/state"
 )
 
 // bnNodeName is the Kubernetes node name of the benchmark nodes: the node
@@ -490,7 +490,7 @@ func BenchmarkAgentFullSync(b *testing.B) {
 	if err := cluster.WriteManifests(dir); err != nil {
 		b.Fatal(err)
 	}
-	st := store.New(n.DataDir)
+	st := state.New(n.DataDir)
 	for _, a := range cluster.Attachments(len(cluster.LocalPods())) {
 		if err := st.WriteAttachment(&a); err != nil {
 			b.Fatal(err)

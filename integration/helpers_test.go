@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/integration/node"
+	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // lcPort is the port every pod of these tests serves (TCP and UDP echo).
@@ -317,7 +318,7 @@ type lcIndex struct{ policy.Index }
 // lcReadIndex reads the node's index through the store the plugin uses.
 func lcReadIndex(t *testing.T, n *node.Node) *lcIndex {
 	t.Helper()
-	idx, err := store.New(n.DataDir).ReadIndex()
+	idx, err := state.New(n.DataDir).ReadIndex()
 	if err != nil {
 		t.Fatalf("index: %v", err)
 	}
@@ -328,7 +329,7 @@ func lcReadIndex(t *testing.T, n *node.Node) *lcIndex {
 func (idx *lcIndex) lcIndexSets(pod string) []string {
 	var out []string
 	for _, m := range idx.Pods[pod] {
-		if m.Family == 4 && m.Suffix == "" {
+		if m.Family == ipt.IPv4 && m.Suffix == "" {
 			out = append(out, m.Set)
 		}
 	}

@@ -21,9 +21,9 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/state"
 )
 
 // Kernel is what the plugin needs of the kernel edge (ipt.Runner).
@@ -68,7 +68,7 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 type invocation struct {
 	stdout io.Writer
 	conf   *conf.NetConf
-	store  *store.Store
+	store  *state.Store
 	log    *slog.Logger
 	kernel Kernel
 	ctx    context.Context
@@ -81,7 +81,7 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invo
 	if err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
 	}
-	st := store.New(nc.DataDir)
+	st := state.New(nc.DataDir)
 	if err := st.Ensure(); err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}

@@ -3,7 +3,6 @@ package plugin
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -54,10 +53,8 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 			return err
 		}
 	}
-	probe := filepath.Join(inv.conf.DataDir, ".status-probe")
-	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {
+	if err := inv.store.Probe(); err != nil {
 		return types.NewError(errPluginNotAvailable, "netpol: data dir "+inv.conf.DataDir+" is not writable", err.Error())
 	}
-	_ = os.Remove(probe)
 	return nil
 }

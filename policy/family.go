@@ -166,7 +166,7 @@ func (c *compiler) addPod(s *ipt.Set, f ipt.Family, p *Pod, suffix string) {
 		m = map[Membership]bool{}
 		c.member[p.Key()] = m
 	}
-	m[Membership{Family: int(f), Set: s.Name, Suffix: suffix}] = true
+	m[Membership{Family: f, Set: s.Name, Suffix: suffix}] = true
 }
 
 // addMember adds entry to s once. Sets are rebuilt per family, so the

@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"github.com/netpol/netpol/ipt"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -68,18 +69,18 @@ func (a *Attachment) PodKey() string { return a.Namespace + "/" + a.Name }
 // sets each local pod's IPs belong in. Its size grows with the pods of this
 // node, not with the cluster, so ADD latency does not grow with cluster size.
 type Index struct {
-	Version int `json:"version"`
+	Version int
 	// Isolated lists the namespaces that have at least one NetworkPolicy: a pod
 	// there that the index does not know is denied until the agent knows it.
-	Isolated []string `json:"isolated"`
+	Isolated []string
 	// Pods maps "namespace/name" of each local pod to its memberships.
-	Pods map[string][]Membership `json:"pods"`
+	Pods map[string][]Membership
 }
 
 // Membership says: the pod's address of Family belongs in Set, as the entry
 // IP+Suffix (Suffix is empty for hash:ip sets, ",tcp:8080" for named ports).
 type Membership struct {
-	Family int    `json:"family"`
-	Set    string `json:"set"`
-	Suffix string `json:"suffix,omitempty"`
+	Family ipt.Family
+	Set    string
+	Suffix string // "" for hash:ip sets, ",tcp:8080" for named ports
 }

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/conf"
+	"github.com/netpol/netpol/state"
 )
 
 // BackupSuffix is appended to the name of the original configuration kept
@@ -78,11 +78,11 @@ func Install(o Options) (Result, error) {
 	if !Chained(data, single) {
 		// The file is the network's own: keep it (again, if its owner
 		// rewrote it since the last install) for Uninstall.
-		if err := store.WriteFileAtomicMode(path+BackupSuffix, data, 0o644); err != nil {
+		if err := state.WriteFileAtomicMode(path+BackupSuffix, data, 0o644); err != nil {
 			return res, err
 		}
 	}
-	if err := store.WriteFileAtomicMode(res.File, chained, 0o644); err != nil {
+	if err := state.WriteFileAtomicMode(res.File, chained, 0o644); err != nil {
 		return res, err
 	}
 	if target != name {
@@ -144,7 +144,7 @@ func restore(dir, name string, original []byte) error {
 			return err
 		}
 	}
-	return store.WriteFileAtomicMode(filepath.Join(dir, name), original, 0o644)
+	return state.WriteFileAtomicMode(filepath.Join(dir, name), original, 0o644)
 }
 
 // primary returns the name of the configuration the runtime uses: the
@@ -189,5 +189,5 @@ func copyPlugin(src, dst string) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return false, err
 	}
-	return true, store.WriteFileAtomicMode(dst, data, 0o755)
+	return true, state.WriteFileAtomicMode(dst, data, 0o755)
 }

@@ -14,8 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/policy/testsnap"
+	"github.com/netpol/netpol/state"
 )
 
 // testScale puts the benchmark cluster of policy/testsnap (10,000 pods
@@ -39,7 +39,7 @@ func (c *cluster) testScale(t *testing.T) {
 
 	// What CNI ADD would have recorded for this node's pods: their addresses
 	// fill the peer sets as on a real node.
-	st := store.New(e.n.DataDir)
+	st := state.New(e.n.DataDir)
 	for _, att := range cluster.Attachments(len(cluster.LocalPods())) {
 		if err := st.WriteAttachment(&att); err != nil {
 			t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netpol/netpol/agent/manifest"
-	"github.com/netpol/netpol/agent/store"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // The snapshot the benchmarks compile must be the one netpol-agent makes of
@@ -64,7 +64,7 @@ func BenchmarkReadIndex(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := store.New(b.TempDir())
+	st := state.New(b.TempDir())
 	if err := st.WriteIndex(&compiled.Index); err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestIndexRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(t.TempDir())
+	st := state.New(t.TempDir())
 	if err := st.WriteIndex(&compiled.Index); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestIndexRoundTrip(t *testing.T) {
 		"netpol-index x\nisolated\n",                           // version
 		"{\"version\":1}",                                      // not an index
 	} {
-		if _, err := policy.DecodeIndex([]byte(bad), ""); err == nil {
+		if _, err := state.DecodeIndex([]byte(bad), ""); err == nil {
 			t.Errorf("%q: accepted, want an error", bad)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/netpol/netpol/agent/cniconf"
+	"github.com/netpol/netpol/conf"
 )
 
 // installCNI implements `netpol-agent install-cni`: copy the plugin into
@@ -15,7 +16,7 @@ func installCNI(args []string) int {
 	confDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "the runtime's CNI configuration directory")
 	binDir := fs.String("cni-bin-dir", "/opt/cni/bin", "the runtime's CNI plugin directory")
 	plugin := fs.String("plugin", "/usr/local/bin/netpol", `the netpol plugin binary to copy into --cni-bin-dir ("" copies nothing)`)
-	dataDir := fs.String("data-dir", "/var/lib/netpol", "the plugin's dataDir")
+	dataDir := fs.String("data-dir", conf.DefaultDataDir, "the plugin's dataDir")
 	mode := fs.String("iptables-mode", "auto", "the plugin's iptablesMode: auto, nft or legacy")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "netpol-agent install-cni: bad arguments")

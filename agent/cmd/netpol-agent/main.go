@@ -26,9 +26,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol/netpol/agent"
-	"github.com/netpol/netpol/agent/store"
+	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -37,7 +38,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 // [--protocol TCP] --port P`. Exit status: 0 allowed, 1 denied, 2 error.
 func explain(args []string) int {
 	fs := flag.NewFlagSet("netpol-agent explain", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "/var/lib/netpol", "data directory shared with the CNI plugin")
+	dataDir := fs.String("data-dir", conf.DefaultDataDir, "data directory shared with the CNI plugin")
 	from := fs.String("from", "", "source: namespace/name of a pod, or an IP address")
 	to := fs.String("to", "", "destination: namespace/name of a pod, or an IP address")
 	proto := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
@@ -49,7 +50,7 @@ func explain(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent explain: --from, --to and --port (1-65535) are required")
 		return 2
 	}
-	a := &agent.Agent{Store: store.New(*dataDir)}
+	a := &agent.Agent{Store: state.New(*dataDir)}
 	q := agent.ExplainQuery{From: *from, To: *to, Protocol: corev1.Protocol(strings.ToUpper(*proto)), Port: int32(*port)}
 	allowed, err := a.Explain(q, os.Stdout)
 	if err != nil {
@@ -84,7 +85,7 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("netpol-agent", flag.ContinueOnError)
 	fs.StringVar(&o.manifests, "manifests", "", "directory of Namespace, Pod and NetworkPolicy manifests (*.yaml, *.yml, *.json)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes API to watch (default: the in-cluster config, in a pod)")
-	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/netpol", "data directory shared with the CNI plugin")
+	fs.StringVar(&o.dataDir, "data-dir", conf.DefaultDataDir, "data directory shared with the CNI plugin")
 	fs.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.mode, "iptables-mode", "auto", "iptables backend: auto, nft or legacy")
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
@@ -150,7 +151,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
-	a := &agent.Agent{Store: store.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{}}
+	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{}}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {

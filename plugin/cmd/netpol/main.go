@@ -7,13 +7,14 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/plugin"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	versions := version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
+	versions := version.PluginSupports(conf.SupportedVersions()...)
 	if err := skel.PluginMainFuncsWithError(plugin.Default().Funcs(), versions, "netpol: Kubernetes NetworkPolicy for bridge and flannel networks"); err != nil {
 		_ = err.Print()
 		return 1

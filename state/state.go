@@ -1,17 +1,20 @@
-// Package store is the data directory that the plugin and the agent share
-// (dataDir, default /var/lib/netpol):
+// Package state owns the data directory that the plugin and the agent share
+// (dataDir, default conf.DefaultDataDir, /var/lib/netpol): every file in it,
+// its name and its format. Nothing else in netpol opens a file there.
 //
 //	lock            flock(2) held by whoever reads or changes the kernel state
 //	snapshot.json   the agent's cached cluster view (policy.Snapshot)
-//	index           the per-node view the plugin reads on ADD/DEL (policy.Index)
+//	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
+//	                stored as lines of text: index.go)
 //	applied.json    the chains the last sync installed, per family
 //	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
 // Every file is written atomically (temp file + rename in the same
 // directory), so a reader sees the old or the new version, never half.
-// The plugin imports this package from the agent tree because the agent owns
-// the directory; it imports nothing else of the agent.
-package store
+// The plugin and the agent both import this package; it imports only policy
+// (the types it stores) and conf (the configured defaults).
+package state
 
 import (
 	"context"
@@ -26,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/policy"
 )
 
@@ -43,7 +47,19 @@ const (
 	appliedFile  = "applied.json"
 	podsDir      = "pods"
 	lockFile     = "lock"
+	// statusProbe is the file STATUS writes to prove the directory is usable.
+	statusProbe = ".status-probe"
 )
+
+// Probe proves the directory is writable by writing and removing a scratch
+// file (CNI STATUS).
+func (s *Store) Probe() error {
+	path := filepath.Join(s.Dir, statusProbe)
+	if err := os.WriteFile(path, []byte("ok"), 0o600); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
 
 // Ensure creates the directory layout (mode 0700: records name pods).
 func (s *Store) Ensure() error {
@@ -166,7 +182,7 @@ func (s *Store) WriteIndex(idx *policy.Index) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(s.Dir, indexFile), idx.Encode())
+	return WriteFileAtomic(filepath.Join(s.Dir, indexFile), EncodeIndex(idx))
 }
 
 // ReadIndex loads the index (os.ErrNotExist when the agent has not synced).
@@ -182,7 +198,7 @@ func (s *Store) readIndex(only string) (*policy.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, err := policy.DecodeIndex(data, only)
+	idx, err := DecodeIndex(data, only)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(s.Dir, indexFile), err)
 	}
@@ -298,7 +314,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, "netpol.log": true, ".status-probe": true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()
