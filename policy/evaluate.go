@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Verdict is the answer to "would this connection be allowed, and why".
-type Verdict struct {
+// Evaluation is the answer to "would this connection be allowed, and why".
+type Evaluation struct {
 	Allowed bool
 	Egress  Side // the source pod's egress policies
 	Ingress Side // the destination pod's ingress policies
@@ -25,11 +24,7 @@ type Side struct {
 	Pod      string   // namespace/name, or "" when that end is not a pod
 	Isolated bool     // at least one policy selects the pod in this direction
 	Policies []string // the policies that select it in this direction
-	// AllowedBy lists the rules that allow the connection, as
-	// "namespace/name ingress[i]".
-	AllowedBy []string
-	Allowed   bool
-	Reason    string
+	Verdict  Verdict
 }
 
 // Connection is what Evaluate judges: the first packet of a connection.
@@ -43,20 +38,21 @@ type Connection struct {
 // independently of Compile (it shares no selection code with it), so the two
 // can be checked against each other. Addresses are resolved to pods: a local
 // pod's from the attachments, a remote pod's from its status IPs. An
-// attachment the snapshot does not know is denied when its namespace has a
-// policy, as the plugin does.
-func Evaluate(s *Snapshot, atts []Attachment, c Connection) Verdict {
+// attachment the snapshot does not know is admitted as the plugin admits it
+// (see Index.Admit). It shares with Compile only the defaults of
+// defaults.go and that admission.
+func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
 	if c.From == c.To {
-		return Verdict{Allowed: true,
-			Egress:  Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"},
-			Ingress: Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"}}
+		return Evaluation{Allowed: true,
+			Egress:  Side{Verdict: Verdict{Reason: OwnAddress, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: OwnAddress, Direction: Ingress}}}
 	}
-	v := Verdict{
+	v := Evaluation{
 		Egress:  e.side(Egress, c.From, c.To, c),
 		Ingress: e.side(Ingress, c.To, c.From, c),
 	}
-	v.Allowed = v.Egress.Allowed && v.Ingress.Allowed
+	v.Allowed = v.Egress.Verdict.Allowed() && v.Ingress.Verdict.Allowed()
 	return v
 }
 
@@ -99,19 +95,20 @@ func newEvaluator(s *Snapshot, atts []Attachment) *evaluator {
 // side decides direction d for the pod at self, talking to peer.
 func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 	if a := e.unknown[canonicalIP(self)]; a != nil {
+		isolated := false
 		for i := range e.s.Policies {
-			if e.s.Policies[i].Namespace == a.Namespace {
-				return Side{Pod: a.PodKey(), Isolated: true,
-					Reason: "pod not in the snapshot and its namespace has policies: denied until the agent knows it"}
-			}
+			isolated = isolated || e.s.Policies[i].Namespace == a.Namespace
 		}
-		return Side{Pod: a.PodKey(), Allowed: true, Reason: "pod not in the snapshot; its namespace has no policy"}
+		v := admission(true, false, isolated)
+		v.Direction = d
+		return Side{Pod: a.PodKey(), Isolated: isolated, Verdict: v}
 	}
 	pod := e.byIP[canonicalIP(self)]
 	if pod == nil {
-		return Side{Allowed: true, Reason: "not a pod: no policy applies"}
+		return Side{Verdict: Verdict{Reason: NotAPod, Direction: d}}
 	}
 	out := Side{Pod: pod.Key()}
+	var allowedBy []string
 	for i := range e.s.Policies {
 		np := &e.s.Policies[i]
 		if np.Namespace != pod.Namespace || !policyAppliesTo(np, d) || !selectorMatches(&np.Spec.PodSelector, pod.Labels) {
@@ -121,20 +118,19 @@ func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 		out.Policies = append(out.Policies, key)
 		for j, rule := range rulesOf(np, d) {
 			if e.peersMatch(np.Namespace, rule.peers, peer) && e.portsMatch(rule.ports, c) {
-				out.AllowedBy = append(out.AllowedBy, fmt.Sprintf("%s %s[%d]", key, d, j))
+				allowedBy = append(allowedBy, fmt.Sprintf("%s %s[%d]", key, d, j))
 			}
 		}
 	}
 	sort.Strings(out.Policies)
 	out.Isolated = len(out.Policies) > 0
-	out.Allowed = !out.Isolated || len(out.AllowedBy) > 0
 	switch {
 	case !out.Isolated:
-		out.Reason = "no policy selects the pod for " + d.String() + ": allowed"
-	case out.Allowed:
-		out.Reason = "allowed by " + strings.Join(out.AllowedBy, ", ")
+		out.Verdict = Verdict{Reason: NotSelected, Direction: d}
+	case len(allowedBy) > 0:
+		out.Verdict = Verdict{Reason: AllowedByRule, Direction: d, Keys: allowedBy}
 	default:
-		out.Reason = "no rule of " + strings.Join(out.Policies, ", ") + " allows it"
+		out.Verdict = Verdict{Reason: NoRuleAllows, Direction: d, Keys: out.Policies}
 	}
 	return out
 }
