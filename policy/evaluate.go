@@ -71,11 +71,8 @@ func newEvaluator(s *Snapshot, atts []Attachment) *evaluator {
 	known := map[string]bool{}
 	for i := range s.Pods {
 		p := s.Pods[i]
-		local := p.Node == "" || p.Node == s.Node
-		if local {
+		if s.IsLocal(&p) {
 			p.IPs = recorded[p.Key()] // only what CNI ADD recorded, as Compile
-		}
-		if local {
 			known[p.Key()] = true
 		}
 		for _, ip := range p.IPs {
@@ -203,15 +200,12 @@ func (e *evaluator) peerMatches(policyNS string, peer *networkingv1.NetworkPolic
 }
 
 func (e *evaluator) namespaceLabels(name string) map[string]string {
-	out := map[string]string{"kubernetes.io/metadata.name": name}
 	for _, ns := range e.s.Namespaces {
 		if ns.Name == name {
-			for k, v := range ns.Labels {
-				out[k] = v
-			}
+			return NamespaceLabels(name, ns.Labels)
 		}
 	}
-	return out
+	return NamespaceLabels(name, nil)
 }
 
 // portsMatch: an empty list matches every port; a named port is looked up on
@@ -221,10 +215,7 @@ func (e *evaluator) portsMatch(ports []networkingv1.NetworkPolicyPort, c Connect
 		return true
 	}
 	for _, p := range ports {
-		proto := corev1.ProtocolTCP
-		if p.Protocol != nil && *p.Protocol != "" {
-			proto = *p.Protocol
-		}
+		proto := portProtocol(&p)
 		if proto != c.Protocol {
 			continue
 		}
@@ -250,11 +241,7 @@ func (e *evaluator) portsMatch(ports []networkingv1.NetworkPolicyPort, c Connect
 
 func namedPortIs(p *Pod, name string, proto corev1.Protocol, port int32) bool {
 	for _, np := range p.Ports {
-		npProto := np.Protocol
-		if npProto == "" {
-			npProto = corev1.ProtocolTCP
-		}
-		if np.Name == name && npProto == proto && np.Port == port {
+		if np.Name == name && ProtocolOrTCP(np.Protocol) == proto && np.Port == port {
 			return true
 		}
 	}
