@@ -78,7 +78,7 @@ func explainSide(w io.Writer, title string, s policy.Side) {
 	if who == "" {
 		who = "not a pod"
 	}
-	fmt.Fprintf(w, "  %s (%s): %s — %s\n", title, who, word(s.Allowed), s.Reason)
+	fmt.Fprintf(w, "  %s (%s): %s — %s\n", title, who, word(s.Verdict.Allowed()), s.Verdict)
 	if len(s.Policies) > 0 {
 		fmt.Fprintf(w, "    selected by: %s\n", strings.Join(s.Policies, ", "))
 	}

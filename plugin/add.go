@@ -49,9 +49,10 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	if err := inv.kernel.AddEntries(inv.ctx, entries); err != nil {
 		return kernelError("add pod to sets", err)
 	}
+	v := idx.Admit(att)
 	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
-		"known", idx.Known(att), "failClosed", !idx.Known(att) && idx.IsIsolated(att.Namespace),
-		"reason", addReason(idx, att))
+		"known", v.Reason == policy.KnownPod, "failClosed", v.Action() == policy.Deny,
+		"verdict", v.Action().String(), "reason", v.String())
 	return inv.printResult()
 }
 
@@ -62,19 +63,6 @@ func (inv *invocation) printResult() error {
 		return types.NewError(types.ErrIncompatibleCNIVersion, "prevResult", err.Error())
 	}
 	return r.PrintTo(inv.stdout)
-}
-
-func addReason(idx *policy.Index, att *policy.Attachment) string {
-	switch {
-	case idx == nil:
-		return "no snapshot yet: denied until the agent syncs"
-	case idx.Known(att):
-		return "pod known to the snapshot"
-	case idx.IsIsolated(att.Namespace):
-		return "pod not in the snapshot and its namespace has policies: denied until the agent knows it"
-	default:
-		return "pod not in the snapshot; its namespace has no policy: unrestricted"
-	}
 }
 
 // readIndex loads the agent's index; nil when there is none yet.

@@ -102,6 +102,7 @@ type group struct {
 }
 
 type compiler struct {
+	snap     *Snapshot
 	w        *world
 	local    []*Pod // this node's pods, sorted by key
 	unknown  []Attachment
@@ -120,7 +121,7 @@ type compiler struct {
 
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
 	pods, local, unknown := mergePods(s, atts)
-	c := &compiler{w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
+	c := &compiler{snap: s, w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
 		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}}
 	for _, p := range pods {
 		for _, ip := range p.IPs {
@@ -161,7 +162,7 @@ func mergePods(s *Snapshot, atts []Attachment) (all, local []*Pod, unknown []Att
 	localKeys := map[string]bool{}
 	for i := range s.Pods {
 		p := s.Pods[i] // copy: the snapshot is not modified
-		if p.Node == "" || p.Node == s.Node {
+		if s.IsLocal(&p) {
 			p.IPs = uniqueSorted(recorded[p.Key()])
 			local = append(local, &p)
 			localKeys[p.Key()] = true
@@ -218,7 +219,7 @@ func (c *compiler) selectPolicies(nps []networkingv1.NetworkPolicy) error {
 		cp := &compiledPolicy{key: policyKey(np), np: np, dirs: [2]bool{in, eg}}
 		used := false
 		for _, p := range selected {
-			if !c.isLocal(p) {
+			if !c.snap.IsLocal(p) {
 				continue
 			}
 			if perPod[p] == nil {
@@ -238,8 +239,6 @@ func (c *compiler) selectPolicies(nps []networkingv1.NetworkPolicy) error {
 	c.buildGroups(perPod)
 	return nil
 }
-
-func (c *compiler) isLocal(p *Pod) bool { return p.Node == "" || p.Node == c.w.node }
 
 func (c *compiler) buildGroups(perPod map[*Pod]*[2][]*compiledPolicy) {
 	byKey := map[string]*group{}

@@ -61,7 +61,7 @@ func TestEvaluatorAgreesWithCompiledRules(t *testing.T) {
 							mismatches++
 							t.Errorf("seed %d: %s/%s -> %s/%s %s/%d bridged=%v: compiled rules say %v, evaluator %v (%s | %s)\nrules: %v",
 								seed, from.Namespace, from.Name, to.Namespace, to.Name, pp.Protocol, pp.Port, bridged,
-								got.Allowed, want.Allowed, want.Egress.Reason, want.Ingress.Reason, got.Rules)
+								got.Allowed, want.Allowed, want.Egress.Verdict, want.Ingress.Verdict, got.Rules)
 						}
 					}
 				}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Verdict is the answer to "would this connection be allowed, and why".
-type Verdict struct {
+// Evaluation is the answer to "would this connection be allowed, and why".
+type Evaluation struct {
 	Allowed bool
 	Egress  Side // the source pod's egress policies
 	Ingress Side // the destination pod's ingress policies
@@ -25,11 +24,7 @@ type Side struct {
 	Pod      string   // namespace/name, or "" when that end is not a pod
 	Isolated bool     // at least one policy selects the pod in this direction
 	Policies []string // the policies that select it in this direction
-	// AllowedBy lists the rules that allow the connection, as
-	// "namespace/name ingress[i]".
-	AllowedBy []string
-	Allowed   bool
-	Reason    string
+	Verdict  Verdict
 }
 
 // Connection is what Evaluate judges: the first packet of a connection.
@@ -43,20 +38,21 @@ type Connection struct {
 // independently of Compile (it shares no selection code with it), so the two
 // can be checked against each other. Addresses are resolved to pods: a local
 // pod's from the attachments, a remote pod's from its status IPs. An
-// attachment the snapshot does not know is denied when its namespace has a
-// policy, as the plugin does.
-func Evaluate(s *Snapshot, atts []Attachment, c Connection) Verdict {
+// attachment the snapshot does not know is admitted as the plugin admits it
+// (see Index.Admit). It shares with Compile only the defaults of
+// defaults.go and that admission.
+func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
 	if c.From == c.To {
-		return Verdict{Allowed: true,
-			Egress:  Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"},
-			Ingress: Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"}}
+		return Evaluation{Allowed: true,
+			Egress:  Side{Verdict: Verdict{Reason: OwnAddress, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: OwnAddress, Direction: Ingress}}}
 	}
-	v := Verdict{
+	v := Evaluation{
 		Egress:  e.side(Egress, c.From, c.To, c),
 		Ingress: e.side(Ingress, c.To, c.From, c),
 	}
-	v.Allowed = v.Egress.Allowed && v.Ingress.Allowed
+	v.Allowed = v.Egress.Verdict.Allowed() && v.Ingress.Verdict.Allowed()
 	return v
 }
 
@@ -75,11 +71,8 @@ func newEvaluator(s *Snapshot, atts []Attachment) *evaluator {
 	known := map[string]bool{}
 	for i := range s.Pods {
 		p := s.Pods[i]
-		local := p.Node == "" || p.Node == s.Node
-		if local {
+		if s.IsLocal(&p) {
 			p.IPs = recorded[p.Key()] // only what CNI ADD recorded, as Compile
-		}
-		if local {
 			known[p.Key()] = true
 		}
 		for _, ip := range p.IPs {
@@ -99,19 +92,20 @@ func newEvaluator(s *Snapshot, atts []Attachment) *evaluator {
 // side decides direction d for the pod at self, talking to peer.
 func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 	if a := e.unknown[canonicalIP(self)]; a != nil {
+		isolated := false
 		for i := range e.s.Policies {
-			if e.s.Policies[i].Namespace == a.Namespace {
-				return Side{Pod: a.PodKey(), Isolated: true,
-					Reason: "pod not in the snapshot and its namespace has policies: denied until the agent knows it"}
-			}
+			isolated = isolated || e.s.Policies[i].Namespace == a.Namespace
 		}
-		return Side{Pod: a.PodKey(), Allowed: true, Reason: "pod not in the snapshot; its namespace has no policy"}
+		v := admission(true, false, isolated)
+		v.Direction = d
+		return Side{Pod: a.PodKey(), Isolated: isolated, Verdict: v}
 	}
 	pod := e.byIP[canonicalIP(self)]
 	if pod == nil {
-		return Side{Allowed: true, Reason: "not a pod: no policy applies"}
+		return Side{Verdict: Verdict{Reason: NotAPod, Direction: d}}
 	}
 	out := Side{Pod: pod.Key()}
+	var allowedBy []string
 	for i := range e.s.Policies {
 		np := &e.s.Policies[i]
 		if np.Namespace != pod.Namespace || !policyAppliesTo(np, d) || !selectorMatches(&np.Spec.PodSelector, pod.Labels) {
@@ -121,20 +115,19 @@ func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 		out.Policies = append(out.Policies, key)
 		for j, rule := range rulesOf(np, d) {
 			if e.peersMatch(np.Namespace, rule.peers, peer) && e.portsMatch(rule.ports, c) {
-				out.AllowedBy = append(out.AllowedBy, fmt.Sprintf("%s %s[%d]", key, d, j))
+				allowedBy = append(allowedBy, fmt.Sprintf("%s %s[%d]", key, d, j))
 			}
 		}
 	}
 	sort.Strings(out.Policies)
 	out.Isolated = len(out.Policies) > 0
-	out.Allowed = !out.Isolated || len(out.AllowedBy) > 0
 	switch {
 	case !out.Isolated:
-		out.Reason = "no policy selects the pod for " + d.String() + ": allowed"
-	case out.Allowed:
-		out.Reason = "allowed by " + strings.Join(out.AllowedBy, ", ")
+		out.Verdict = Verdict{Reason: NotSelected, Direction: d}
+	case len(allowedBy) > 0:
+		out.Verdict = Verdict{Reason: AllowedByRule, Direction: d, Keys: allowedBy}
 	default:
-		out.Reason = "no rule of " + strings.Join(out.Policies, ", ") + " allows it"
+		out.Verdict = Verdict{Reason: NoRuleAllows, Direction: d, Keys: out.Policies}
 	}
 	return out
 }
@@ -207,15 +200,12 @@ func (e *evaluator) peerMatches(policyNS string, peer *networkingv1.NetworkPolic
 }
 
 func (e *evaluator) namespaceLabels(name string) map[string]string {
-	out := map[string]string{"kubernetes.io/metadata.name": name}
 	for _, ns := range e.s.Namespaces {
 		if ns.Name == name {
-			for k, v := range ns.Labels {
-				out[k] = v
-			}
+			return NamespaceLabels(name, ns.Labels)
 		}
 	}
-	return out
+	return NamespaceLabels(name, nil)
 }
 
 // portsMatch: an empty list matches every port; a named port is looked up on
@@ -225,10 +215,7 @@ func (e *evaluator) portsMatch(ports []networkingv1.NetworkPolicyPort, c Connect
 		return true
 	}
 	for _, p := range ports {
-		proto := corev1.ProtocolTCP
-		if p.Protocol != nil && *p.Protocol != "" {
-			proto = *p.Protocol
-		}
+		proto := portProtocol(&p)
 		if proto != c.Protocol {
 			continue
 		}
@@ -254,11 +241,7 @@ func (e *evaluator) portsMatch(ports []networkingv1.NetworkPolicyPort, c Connect
 
 func namedPortIs(p *Pod, name string, proto corev1.Protocol, port int32) bool {
 	for _, np := range p.Ports {
-		npProto := np.Protocol
-		if npProto == "" {
-			npProto = corev1.ProtocolTCP
-		}
-		if np.Name == name && npProto == proto && np.Port == port {
+		if np.Name == name && ProtocolOrTCP(np.Protocol) == proto && np.Port == port {
 			return true
 		}
 	}

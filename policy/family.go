@@ -158,7 +158,7 @@ func (c *compiler) addPod(s *ipt.Set, f ipt.Family, p *Pod, suffix string) {
 			c.addMember(s, ip+suffix, false)
 		}
 	}
-	if !c.isLocal(p) {
+	if !c.snap.IsLocal(p) {
 		return
 	}
 	m := c.member[p.Key()]

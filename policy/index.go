@@ -6,43 +6,43 @@ import (
 	"github.com/netpol/netpol/ipt"
 )
 
+// Admit decides what happens to the addresses of attachment a on ADD, by
+// idx: a pod the index knows is KnownPod (Next: its memberships say which
+// sets its addresses belong in); a pod it does not know is UnknownIsolated
+// (Deny) when its namespace has a policy, and NoIndex (Deny) when there is
+// no index at all (the agent has not synced: nothing is known, so fail
+// closed); otherwise it is UnknownOpen (Allow): unrestricted, and in no peer
+// set until the agent learns its labels.
+func (idx *Index) Admit(a *Attachment) Verdict {
+	_, known := idx.pod(a.PodKey())
+	return admission(idx != nil, known, idx != nil && idx.isIsolated(a.Namespace))
+}
+
 // Entries returns the set entries the addresses of attachment a belong in,
-// according to idx. A pod the index knows gets its memberships. A pod it does
-// not know is denied (DENY set) when its namespace has a policy, or when
-// there is no index at all (the agent has not synced: nothing is known, so
-// fail closed); otherwise it is left unrestricted and belongs to no peer set
-// until the agent learns its labels.
+// as Admit decides: the pod's memberships (Next), the DENY set (Deny), or
+// none (Allow).
 func (idx *Index) Entries(a *Attachment) []ipt.Entry {
+	action := idx.Admit(a).Action()
+	ms, _ := idx.pod(a.PodKey())
 	var out []ipt.Entry
 	for _, ip := range a.IPs {
 		fam, ok := ipFamily(ip)
 		if !ok {
 			continue
 		}
-		if ms, known := idx.pod(a.PodKey()); known {
+		switch action {
+		case Next:
 			for _, m := range ms {
 				if m.Family == fam {
 					out = append(out, ipt.Entry{Set: m.Set, Value: ip + m.Suffix})
 				}
 			}
-			continue
-		}
-		if idx == nil || idx.isIsolated(a.Namespace) {
+		case Deny:
 			out = append(out, ipt.Entry{Set: DenySet(fam), Value: ip})
 		}
 	}
 	return out
 }
-
-// Known reports whether the index knows the attachment's pod.
-func (idx *Index) Known(a *Attachment) bool {
-	_, ok := idx.pod(a.PodKey())
-	return ok
-}
-
-// IsIsolated reports whether namespace ns has a policy, or whether there is no
-// index to tell.
-func (idx *Index) IsIsolated(ns string) bool { return idx == nil || idx.isIsolated(ns) }
 
 func (idx *Index) pod(key string) ([]Membership, bool) {
 	if idx == nil {

@@ -161,10 +161,7 @@ func (c *compiler) portMatches(f ipt.Family, ports []networkingv1.NetworkPolicyP
 		}
 	}
 	for _, pp := range ports {
-		proto := corev1.ProtocolTCP
-		if pp.Protocol != nil && *pp.Protocol != "" {
-			proto = *pp.Protocol
-		}
+		proto := portProtocol(&pp)
 		switch {
 		case pp.Port == nil:
 			note(proto)
@@ -230,11 +227,7 @@ func (c *compiler) namedPort(f ipt.Family, proto corev1.Protocol, name string) *
 	for _, ns := range c.w.nsNames {
 		for _, p := range c.w.podsByNS[ns] {
 			for _, np := range p.Ports {
-				npProto := np.Protocol
-				if npProto == "" {
-					npProto = corev1.ProtocolTCP
-				}
-				if np.Name == name && npProto == proto {
+				if np.Name == name && ProtocolOrTCP(np.Protocol) == proto {
 					c.addPod(s, f, p, fmt.Sprintf(",%s:%d", strings.ToLower(string(proto)), np.Port))
 				}
 			}

@@ -12,7 +12,6 @@ import (
 // world is the snapshot indexed for selection: namespaces by name, pods by
 // namespace, and parsed selectors cached by their canonical string.
 type world struct {
-	node       string
 	namespaces map[string]*Namespace
 	nsNames    []string          // sorted
 	podsByNS   map[string][]*Pod // each sorted by name
@@ -21,7 +20,6 @@ type world struct {
 
 func newWorld(s *Snapshot, pods []*Pod) *world {
 	w := &world{
-		node:       s.Node,
 		namespaces: map[string]*Namespace{},
 		podsByNS:   map[string][]*Pod{},
 		selectors:  map[*metav1.LabelSelector]labels.Selector{},
@@ -60,16 +58,13 @@ func (w *world) selector(sel *metav1.LabelSelector) (labels.Selector, error) {
 	return s, nil
 }
 
-// nsLabels returns the labels of a namespace, with the label
-// kubernetes.io/metadata.name that the API server sets on every namespace.
+// nsLabels returns the labels of a namespace, defaulted by NamespaceLabels.
 func (w *world) nsLabels(name string) labels.Set {
-	set := labels.Set{"kubernetes.io/metadata.name": name}
+	var own map[string]string
 	if ns := w.namespaces[name]; ns != nil {
-		for k, v := range ns.Labels {
-			set[k] = v
-		}
+		own = ns.Labels
 	}
-	return set
+	return NamespaceLabels(name, own)
 }
 
 // selectedPods returns the pods of namespace ns that podSelector selects:

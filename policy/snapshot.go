@@ -15,7 +15,9 @@ const SnapshotVersion = 1
 
 // Snapshot is the cached cluster view the agent writes and the compiler reads:
 // namespaces with labels, pods with labels, IPs and named ports, and the
-// NetworkPolicy objects themselves.
+// NetworkPolicy objects themselves. The API defaults its readers apply (the
+// namespace name label, protocol TCP, a pod with no node being this node's)
+// are decided once, in defaults.go.
 type Snapshot struct {
 	Version    int                          `json:"version"`
 	Node       string                       `json:"node"`

@@ -23,9 +23,9 @@ var supportedPolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngr
 // ValidateSnapshot rejects what the Kubernetes API server would reject for
 // the namespaces, pods and networking.k8s.io/v1 NetworkPolicies a snapshot
 // holds, plus duplicate objects. It returns every problem found, joined with
-// errors.Join; each one names the object and the field path. Pods and
-// namespaces use the snapshot's field names ("ips[0]"); policies use the
-// API's ("spec.ingress[0].from[1].ipBlock.cidr").
+// errors.Join; each one names the object ("pods[0] \"ns/name\": ") and the
+// field path, as ValidateNamespace, ValidatePod and ValidatePolicy report
+// it.
 func ValidateSnapshot(s *Snapshot) error {
 	if s == nil {
 		return errors.New("snapshot: is nil")
@@ -34,20 +34,20 @@ func ValidateSnapshot(s *Snapshot) error {
 	seen := map[string]bool{}
 	for i := range s.Namespaces {
 		ns := &s.Namespaces[i]
-		fes := validateNamespace(ns)
+		fes := ValidateNamespace(ns)
 		fes = appendDuplicate(fes, seen, "namespace "+ns.Name, field.NewPath("name"), ns.Name)
 		errs = appendObjectErrors(errs, fmt.Sprintf("namespaces[%d] %q", i, ns.Name), fes)
 	}
 	for i := range s.Pods {
 		p := &s.Pods[i]
-		fes := validatePod(p)
+		fes := ValidatePod(p)
 		fes = appendDuplicate(fes, seen, "pod "+p.Key(), field.NewPath("name"), p.Name)
 		errs = appendObjectErrors(errs, fmt.Sprintf("pods[%d] %q", i, p.Key()), fes)
 	}
 	for i := range s.Policies {
 		np := &s.Policies[i]
 		key := np.Namespace + "/" + np.Name
-		fes := validatePolicy(np)
+		fes := ValidatePolicy(np)
 		fes = appendDuplicate(fes, seen, "policy "+key, field.NewPath("metadata", "name"), np.Name)
 		errs = appendObjectErrors(errs, fmt.Sprintf("policies[%d] %q", i, key), fes)
 	}
@@ -71,14 +71,18 @@ func appendObjectErrors(errs []error, object string, fes field.ErrorList) []erro
 	return errs
 }
 
-// validateNamespace checks a namespace as core/v1 Namespace validation does.
-func validateNamespace(ns *Namespace) field.ErrorList {
+// ValidateNamespace checks a namespace as core/v1 Namespace validation
+// does. Each error's field path is the snapshot's ("labels[team]"), relative
+// to the namespace; the caller names the object.
+func ValidateNamespace(ns *Namespace) field.ErrorList {
 	fes := validateName(ns.Name, field.NewPath("name"), validation.IsDNS1123Label)
 	return append(fes, validateLabels(ns.Labels, field.NewPath("labels"))...)
 }
 
-// validatePod checks what the snapshot keeps of a core/v1 Pod.
-func validatePod(p *Pod) field.ErrorList {
+// ValidatePod checks what the snapshot keeps of a core/v1 Pod. Each error's
+// field path is the snapshot's ("ips[0]", "ports[1].protocol"), relative to
+// the pod; the caller names the object.
+func ValidatePod(p *Pod) field.ErrorList {
 	fes := validateName(p.Namespace, field.NewPath("namespace"), validation.IsDNS1123Label)
 	fes = append(fes, validateName(p.Name, field.NewPath("name"), validation.IsDNS1123Subdomain)...)
 	if p.Node != "" {
@@ -212,8 +216,10 @@ func validateRequirement(req metav1.LabelSelectorRequirement, path *field.Path) 
 	return fes
 }
 
-// validatePolicy checks a networking.k8s.io/v1 NetworkPolicy.
-func validatePolicy(np *networkingv1.NetworkPolicy) field.ErrorList {
+// ValidatePolicy checks a networking.k8s.io/v1 NetworkPolicy. Each error's
+// field path is the API's ("spec.ingress[0].from[1].ipBlock.cidr"),
+// relative to the policy; the caller names the object.
+func ValidatePolicy(np *networkingv1.NetworkPolicy) field.ErrorList {
 	meta := field.NewPath("metadata")
 	fes := validateName(np.Namespace, meta.Child("namespace"), validation.IsDNS1123Label)
 	fes = append(fes, validateName(np.Name, meta.Child("name"), validation.IsDNS1123Subdomain)...)

@@ -1,11 +1,13 @@
 package kube
 
 import (
+	"errors"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
@@ -19,21 +21,20 @@ type verdict struct {
 
 // build converts the cached objects to a snapshot, leaving out the pods
 // that are no peers and the objects that fail validation. Each object is
-// validated on its own, once per resourceVersion, so a Load after one
-// change validates one object, not the cluster.
+// validated on its own (policy.ValidateNamespace, ValidatePod,
+// ValidatePolicy), once per resourceVersion, so a Load after one change
+// validates one object, not the cluster.
 func (s *Source) build() (*policy.Snapshot, error) {
 	b := manifest.NewBuilder(s.opts.Node)
 	checked := make(map[string]verdict, len(s.checked))
 	skipped := 0
-	valid := func(key string, meta *metav1.ObjectMeta, one func(*manifest.Builder)) bool {
+	valid := func(key string, meta *metav1.ObjectMeta, validate func() field.ErrorList) bool {
 		v, ok := s.checked[key]
 		if !ok || v.version != meta.ResourceVersion || meta.ResourceVersion == "" {
-			ob := manifest.NewBuilder(s.opts.Node)
-			one(ob)
-			v = verdict{version: meta.ResourceVersion, err: policy.ValidateSnapshot(ob.Snapshot())}
+			v = verdict{version: meta.ResourceVersion, err: joinFieldErrors(validate())}
 			if v.err != nil {
 				s.opts.Log.Error("skipping an object the API server accepted but netpol cannot validate",
-					"object", key, "err", fieldPart(v.err))
+					"object", key, "err", v.err.Error())
 			}
 		}
 		checked[key] = v
@@ -44,21 +45,30 @@ func (s *Source) build() (*policy.Snapshot, error) {
 	}
 	for _, obj := range s.informers[0].GetStore().List() {
 		if ns, ok := obj.(*corev1.Namespace); ok {
-			if valid("namespace "+ns.Name, &ns.ObjectMeta, func(ob *manifest.Builder) { ob.AddNamespace(ns) }) {
+			if valid("namespace "+ns.Name, &ns.ObjectMeta, func() field.ErrorList {
+				c := manifest.ConvertNamespace(ns)
+				return policy.ValidateNamespace(&c)
+			}) {
 				b.AddNamespace(ns)
 			}
 		}
 	}
 	for _, obj := range s.informers[1].GetStore().List() {
 		if p, ok := obj.(*corev1.Pod); ok && s.isPeer(p) {
-			if valid("pod "+p.Namespace+"/"+p.Name, &p.ObjectMeta, func(ob *manifest.Builder) { ob.AddPod(p) }) {
+			if valid("pod "+p.Namespace+"/"+p.Name, &p.ObjectMeta, func() field.ErrorList {
+				c := manifest.ConvertPod(p, s.opts.Node)
+				return policy.ValidatePod(&c)
+			}) {
 				b.AddPod(p)
 			}
 		}
 	}
 	for _, obj := range s.informers[2].GetStore().List() {
 		if np, ok := obj.(*networkingv1.NetworkPolicy); ok {
-			if valid("networkpolicy "+np.Namespace+"/"+np.Name, &np.ObjectMeta, func(ob *manifest.Builder) { ob.AddPolicy(np) }) {
+			if valid("networkpolicy "+np.Namespace+"/"+np.Name, &np.ObjectMeta, func() field.ErrorList {
+				c := manifest.ConvertPolicy(np)
+				return policy.ValidatePolicy(&c)
+			}) {
 				b.AddPolicy(np)
 			} else {
 				b.AddPolicy(denyAllFor(np))
@@ -100,15 +110,15 @@ func (s *Source) isPeer(p *corev1.Pod) bool {
 	return true
 }
 
-// fieldPart drops the object prefix ValidateSnapshot puts before each
-// problem ("pods[0] \"ns/name\": "): the log names the object already.
-func fieldPart(err error) string {
-	var parts []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if _, rest, ok := strings.Cut(line, ": "); ok {
-			line = rest
-		}
-		parts = append(parts, line)
+// joinFieldErrors is nil for no errors, else the field errors joined with
+// "; " (the log names the object already).
+func joinFieldErrors(fes field.ErrorList) error {
+	if len(fes) == 0 {
+		return nil
 	}
-	return strings.Join(parts, "; ")
+	msgs := make([]string, len(fes))
+	for i, fe := range fes {
+		msgs[i] = fe.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

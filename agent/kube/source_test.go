@@ -1,8 +1,13 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,6 +199,66 @@ func TestInvalidPolicyFailsClosed(t *testing.T) {
 	if src.Skipped() != 1 {
 		t.Errorf("Skipped = %d, want 1", src.Skipped())
 	}
+}
+
+// TestSkippedObjectsLogTheirFields: an object skipped for failing validation
+// is logged once, by its kind and key, with each problem's field path
+// relative to the object.
+func TestSkippedObjectsLogTheirFields(t *testing.T) {
+	bad := denyAll("web", "bad")
+	bad.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
+		From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}},
+	}}
+	client := fake.NewClientset(namespace("web", nil), pod("web", "p", node, nil, "x", "10.0.0.1", "10.0.0.2"), bad)
+	var out lockedBuffer
+	src, err := NewForClient(client, Options{Node: node, SyncTimeout: 5 * time.Second,
+		Log: slog.New(slog.NewJSONHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); src.Shutdown() })
+	src.Start(ctx)
+	if _, err := src.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type record struct{ Msg, Object, Err string }
+	var got []record
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		got = append(got, r)
+	}
+	const msg = "skipping an object the API server accepted but netpol cannot validate"
+	want := []record{
+		{msg, "pod web/p", `ips[0]: Invalid value: "x": must be a valid IP address; ` +
+			`ips[2]: Invalid value: "10.0.0.2": may specify no more than one IP for each IP family`},
+		{msg, "networkpolicy web/bad", `spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "10.0.0.0/33": ` +
+			"must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the informers' goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestNotReadyWhenTheAPIFails(t *testing.T) {

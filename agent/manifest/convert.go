@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,10 +21,6 @@ const (
 
 // DefaultNamespace is the namespace of an object whose manifest names none.
 const DefaultNamespace = "default"
-
-// NamespaceNameLabel is the label the API server puts on every namespace,
-// with the namespace's name as its value.
-const NamespaceNameLabel = "kubernetes.io/metadata.name"
 
 // Builder converts Namespace, Pod and NetworkPolicy objects to a snapshot by
 // the rules Load uses; it collects the objects of all files (or, for the
@@ -92,32 +87,33 @@ func (b *Builder) addObject(raw []byte, loc string) error {
 	return nil
 }
 
-// AddNamespace keeps a namespace's name and labels, plus the label the API
-// server sets on every namespace.
+// AddNamespace adds ConvertNamespace(ns).
 func (b *Builder) AddNamespace(ns *corev1.Namespace) {
-	b.namespaces = append(b.namespaces, policy.Namespace{
-		Name:   ns.Name,
-		Labels: namespaceLabels(ns.Name, ns.Labels),
-	})
+	b.namespaces = append(b.namespaces, ConvertNamespace(ns))
 }
 
-// namespaceLabels returns labels plus NamespaceNameLabel=name.
-func namespaceLabels(name string, labels map[string]string) map[string]string {
-	out := maps.Clone(labels)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[NamespaceNameLabel] = name
-	return out
+// AddPod adds ConvertPod(pod, node) for the builder's node.
+func (b *Builder) AddPod(pod *corev1.Pod) { b.pods = append(b.pods, ConvertPod(pod, b.node)) }
+
+// AddPolicy adds ConvertPolicy(np).
+func (b *Builder) AddPolicy(np *networkingv1.NetworkPolicy) {
+	b.policies = append(b.policies, ConvertPolicy(np))
 }
 
-// AddPod keeps what policy needs of a pod: labels, IPs, node and the named
-// ports of its containers.
-func (b *Builder) AddPod(pod *corev1.Pod) {
+// ConvertNamespace keeps a namespace's name and labels, plus the label the
+// API server sets on every namespace (policy.NamespaceLabels).
+func ConvertNamespace(ns *corev1.Namespace) policy.Namespace {
+	return policy.Namespace{Name: ns.Name, Labels: policy.NamespaceLabels(ns.Name, ns.Labels)}
+}
+
+// ConvertPod keeps what policy needs of a pod: labels, IPs, node (node when
+// the pod names none) and the named ports of its containers, an empty
+// protocol made TCP (policy.ProtocolOrTCP).
+func ConvertPod(pod *corev1.Pod, node string) policy.Pod {
 	p := policy.Pod{
 		Namespace: cmp.Or(pod.Namespace, DefaultNamespace),
 		Name:      pod.Name,
-		Node:      cmp.Or(pod.Spec.NodeName, b.node),
+		Node:      cmp.Or(pod.Spec.NodeName, node),
 		Labels:    nilIfEmpty(pod.Labels),
 	}
 	for _, ip := range pod.Status.PodIPs {
@@ -133,25 +129,25 @@ func (b *Builder) AddPod(pod *corev1.Pod) {
 			}
 			p.Ports = append(p.Ports, policy.NamedPort{
 				Name:     port.Name,
-				Protocol: cmp.Or(port.Protocol, corev1.ProtocolTCP),
+				Protocol: policy.ProtocolOrTCP(port.Protocol),
 				Port:     port.ContainerPort,
 			})
 		}
 	}
-	b.pods = append(b.pods, p)
+	return p
 }
 
-// AddPolicy keeps a NetworkPolicy's spec as it is, with metadata trimmed to
-// namespace, name and labels.
-func (b *Builder) AddPolicy(np *networkingv1.NetworkPolicy) {
-	b.policies = append(b.policies, networkingv1.NetworkPolicy{
+// ConvertPolicy keeps a NetworkPolicy's spec as it is, with metadata
+// trimmed to namespace, name and labels.
+func ConvertPolicy(np *networkingv1.NetworkPolicy) networkingv1.NetworkPolicy {
+	return networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: cmp.Or(np.Namespace, DefaultNamespace),
 			Name:      np.Name,
 			Labels:    nilIfEmpty(np.Labels),
 		},
 		Spec: np.Spec,
-	})
+	}
 }
 
 // nilIfEmpty returns nil for an empty map so equal inputs give equal output.
@@ -173,7 +169,7 @@ func (b *Builder) Snapshot() *policy.Snapshot {
 	addImplicit := func(name string) {
 		if !declared[name] {
 			declared[name] = true
-			namespaces = append(namespaces, policy.Namespace{Name: name, Labels: namespaceLabels(name, nil)})
+			namespaces = append(namespaces, policy.Namespace{Name: name, Labels: policy.NamespaceLabels(name, nil)})
 		}
 	}
 	for _, p := range b.pods {
