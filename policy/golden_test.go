@@ -55,7 +55,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run with -update to create it)", err)
 			}
-			if d := cmp.Diff(string(want), got); d != "" {
+			if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); d != "" {
 				t.Errorf("%s differs (-golden +compiled); if the change is intended, rerun with -update and review the diff:\n%s", path, d)
 			}
 		})
