@@ -23,14 +23,14 @@ import (
 	"github.com/netpol/netpol/integration/node"
 )
 
-const mnFlannelConflist = "10-policy-flannel.conflist"
+const flannelConflist = "10-policy-flannel.conflist"
 
 // TestFlannelConflist checks the shipped flannel conflist: libcni loads it,
 // the chain is flannel -> netpol -> portmap at cniVersion 0.4.0 (flannel's
 // plugin speaks up to 0.4.0), and netpol's part parses as netpol would
 // parse it at that version.
 func TestFlannelConflist(t *testing.T) {
-	b, err := node.RepoFile(mnFlannelConflist)
+	b, err := node.RepoFile(flannelConflist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +63,11 @@ func TestFlannelConflist(t *testing.T) {
 	}
 }
 
-// mnFlannelHostPort: prod/c (node-3) takes TCP 80 from node-1's address:
+// flannelHostPort: prod/c (node-3) takes TCP 80 from node-1's address:
 // pod traffic to another node's address leaves the cluster CIDR, so
 // flanneld's masquerade gives it the sending node's address, and that is
 // what arrives at the hostPort (a pod selector cannot match it).
-const mnFlannelHostPort = `
+const flannelHostPort = `
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -85,18 +85,18 @@ spec:
 // over them, the policies of TestMultiNodePolicies on real traffic (same
 // node and across nodes), a hostPort through portmap, CHECK, and DEL.
 func TestFlannelChain(t *testing.T) {
-	cl, err := node.RepoFile(mnFlannelConflist)
+	cl, err := node.RepoFile(flannelConflist)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nss, specs := mnNine()
+	nss, specs := nineWorld()
 	for i := range specs {
 		if specs[i].key == "prod/c" {
 			specs[i].opts.CapabilityArgs = map[string]any{"portMappings": []map[string]any{
 				{"hostPort": 30080, "containerPort": 80, "protocol": "tcp"}}}
 		}
 	}
-	w := mnNew(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
+	w := newClusterWorld(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
 	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
 	if !slices.ContainsFunc(n1.CNIPath, func(d string) bool {
 		_, err := os.Stat(filepath.Join(d, "flannel"))
@@ -104,33 +104,33 @@ func TestFlannelChain(t *testing.T) {
 	}) {
 		t.Fatalf("no flannel CNI plugin in %v (make deps installs it)", n1.CNIPath)
 	}
-	w.policies = mnPolicies + mnFlannelHostPort
+	w.policies = ninePolicies + flannelHostPort
 	w.add(80)
 	w.sync(true)
 
-	pods := w.list(mnNineKeys...)
-	expect(t, "flannel chain, TCP 80", pods, pods, "tcp", 80, mnNineTCP80...)
-	expect(t, "flannel chain, UDP 80", pods, pods, "udp", 80, mnNineClosed...)
+	pods := w.list(nineKeys...)
+	expect(t, "flannel chain, TCP 80", pods, pods, "tcp", 80, nineTCP80...)
+	expect(t, "flannel chain, UDP 80", pods, pods, "udp", 80, nineClosed...)
 
 	// Once per direction on the flannel chain too (flanneld's FORWARD
 	// accept rules come after netpol's jump).
 	for _, n := range w.c.Nodes {
-		if fw := mnChains(t, n)["FORWARD"]; len(fw) < 2 || !strings.Contains(fw[0].text, "-j NETPOL-FORWARD") ||
+		if fw := chainCounters(t, n)["FORWARD"]; len(fw) < 2 || !strings.Contains(fw[0].text, "-j NETPOL-FORWARD") ||
 			!strings.Contains(fw[len(fw)-1].text, "-j FLANNEL-FWD") {
 			t.Errorf("%s: FORWARD is %v; want netpol's jump first, flanneld's last", n.Name, fw)
 		}
 	}
-	zero := mnPath{}
-	mnOnce(t, w, "flannel, same node: ops/b -> prod/b on node-2", "ops/b", "prod/b", map[*node.Node]mnPath{
+	zero := pathCounters{}
+	probeOnePath(t, w, "flannel, same node: ops/b -> prod/b on node-2", "ops/b", "prod/b", map[*node.Node]pathCounters{
 		n1: zero, n2: {bridged: 1, egress: 1, ingress: 1, ge: 1, gi: 1}, n3: zero})
-	mnOnce(t, w, "flannel, cross node: ops/b on node-2 -> prod/a on node-1", "ops/b", "prod/a", map[*node.Node]mnPath{
+	probeOnePath(t, w, "flannel, cross node: ops/b on node-2 -> prod/a on node-1", "ops/b", "prod/a", map[*node.Node]pathCounters{
 		n2: {routed: 1, egress: 1, ingress: 1, ge: 1}, n1: {routed: 1, egress: 1, ingress: 1, gi: 1}, n3: zero})
 
 	// What flannel handed the bridge: ipMasq off (FLANNEL_IPMASQ=true),
 	// cniVersion 0.4.0, the node's subnet; and no per-pod masquerade rule
 	// of the bridge plugin in the nat table.
 	for i, n := range w.c.Nodes {
-		nat := mnExec(t, n, "iptables-save", "-t", "nat")
+		nat := execIn(t, n, "iptables-save", "-t", "nat")
 		for _, s := range w.specs {
 			if s.node != i {
 				continue
@@ -187,14 +187,14 @@ func TestFlannelChain(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(n3.SubnetEnv), "flannel", opsC.ContainerID)); !os.IsNotExist(err) {
 		t.Errorf("flannel's delegate config of ops/c survived DEL: %v", err)
 	}
-	if got := mnHolding(mnSets(t, n3), opsC.IP); len(got) != 0 {
+	if got := setKindsHolding(ipsetMembers(t, n3), opsC.IP); len(got) != 0 {
 		t.Errorf("node-3 sets still hold ops/c (%s) after DEL: %v", opsC.IP, got)
 	}
 	delete(w.pods, "ops/c")
-	w.specs = slices.DeleteFunc(w.specs, func(s mnSpec) bool { return s.key == "ops/c" })
+	w.specs = slices.DeleteFunc(w.specs, func(s placedPod) bool { return s.key == "ops/c" })
 	w.sync(true)
 	for _, n := range []*node.Node{n1, n2, n3} {
-		if got := mnHolding(mnSets(t, n), opsC.IP); len(got) != 0 {
+		if got := setKindsHolding(ipsetMembers(t, n), opsC.IP); len(got) != 0 {
 			t.Errorf("%s: sets still hold ops/c (%s) after DEL and sync: %v", n.Name, opsC.IP, got)
 		}
 	}
