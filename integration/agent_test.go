@@ -52,15 +52,39 @@ func TestAgentLongRunning(t *testing.T) {
 	}))
 	// Added before any agent ran: denied until the agent's start-up sync.
 	pods := addServingPods(t, n, "default/web", "default/db", "default/other")
-	web, db, other := pods[0], pods[1], pods[2]
-	a := startAgent(t, n, dir)
+	r := &longRun{t: t, n: n, dir: dir, pods: pods, web: pods[0], db: pods[1], other: pods[2]}
+	r.a = startAgent(t, n, dir)
 	expectMatrix(t, "agent started, no policy", pods, pods, allPairs(node.Labels(pods)...)...)
-	withPolicy := []string{
+	r.withPolicy = []string{
 		"default/web>default/db", "default/web>default/other", "default/db>default/web",
 		"default/db>default/other", "default/other>default/web",
 	}
+	r.policyFileTakesEffect()
+	r.good = enforcedRules(t, n)
+	r.repairsTampering()
+	r.keepsLastGoodOnInvalidInput()
+	r.exitsOnSIGTERM()
+	r.convergesAfterKill9()
+}
 
-	// (a) A new policy file takes effect in traffic within a second.
+// longRun is the node of TestAgentLongRunning: web, db and other in
+// default, the running agent a, and the rules it enforces with the policy
+// db-from-web (good) and the traffic they allow (withPolicy).
+type longRun struct {
+	t              *testing.T
+	n              *node.Node
+	dir            string
+	a              *node.Agent
+	pods           []*node.Pod
+	web, db, other *node.Pod
+	good           string
+	withPolicy     []string
+}
+
+// policyFileTakesEffect: a new policy file takes effect in traffic within a
+// second.
+func (r *longRun) policyFileTakesEffect() {
+	t, dir, a, pods, db, other := r.t, r.dir, r.a, r.pods, r.db, r.other
 	written := time.Now()
 	writeManifest(t, dir, "20-policy.yaml", dbPolicyYAML("default"))
 	var latency time.Duration
@@ -79,11 +103,13 @@ func TestAgentLongRunning(t *testing.T) {
 	if latency > 1500*time.Millisecond {
 		t.Errorf("policy file took %v to take effect, want <= 1s (1.5s with margin)", latency)
 	}
-	expectMatrix(t, "policy applied by the running agent", pods, pods, withPolicy...)
-	good := enforcedRules(t, n)
+	expectMatrix(t, "policy applied by the running agent", pods, pods, r.withPolicy...)
+}
 
-	// (b) Someone deletes our hook, flushes our chains and sets, and
-	// destroys one: repaired within 10 s.
+// repairsTampering: someone deletes our hook, flushes our chains and sets,
+// and destroys one: repaired within 10 s.
+func (r *longRun) repairsTampering() {
+	t, n, a, pods, web, db, other, good := r.t, r.n, r.a, r.pods, r.web, r.db, r.other, r.good
 	sets := nodeSets(t, n)
 	group4 := wantSets(t, sets, "db", db.IP, "NETPOL4-GI-")[0]
 	peer4 := wantSets(t, sets, "web", web.IP, "NETPOL4-P-")[0]
@@ -113,9 +139,13 @@ func TestAgentLongRunning(t *testing.T) {
 	if !strings.Contains(a.Output(), "repairing") {
 		t.Errorf("agent did not log the repair:\n%s", a.Output())
 	}
-	expectMatrix(t, "repaired", pods, pods, withPolicy...)
+	expectMatrix(t, "repaired", pods, pods, r.withPolicy...)
+}
 
-	// (c) An invalid policy: logged, last good state kept, agent running.
+// keepsLastGoodOnInvalidInput: an invalid policy is logged, the last good
+// state kept, and the agent keeps running.
+func (r *longRun) keepsLastGoodOnInvalidInput() {
+	t, n, dir, a, pods, good := r.t, r.n, r.dir, r.a, r.pods, r.good
 	files := dataFiles(t, n)
 	setsBefore := nodeSets(t, n)
 	writeManifest(t, dir, "30-bad.yaml", strings.Replace(
@@ -148,12 +178,15 @@ func TestAgentLongRunning(t *testing.T) {
 			t.Errorf("set %s changed after invalid input: %v -> %v", name, members, got)
 		}
 	}
-	expectMatrix(t, "after invalid input", pods, pods, withPolicy...)
+	expectMatrix(t, "after invalid input", pods, pods, r.withPolicy...)
 	if err := os.Remove(filepath.Join(dir, "30-bad.yaml")); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	// (d) SIGTERM: exit 0, promptly.
+// exitsOnSIGTERM: SIGTERM makes the agent exit 0, promptly, leaving the rules.
+func (r *longRun) exitsOnSIGTERM() {
+	t, n, a := r.t, r.n, r.a
 	stopAt := time.Now()
 	if err := a.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -162,12 +195,16 @@ func TestAgentLongRunning(t *testing.T) {
 		t.Errorf("agent after SIGTERM: %v\n%s", err, a.Output())
 	}
 	t.Logf("SIGTERM to exit: %v", time.Since(stopAt))
-	if got := enforcedRules(t, n); got != good {
+	if got := enforcedRules(t, n); got != r.good {
 		t.Errorf("rules changed when the agent stopped")
 	}
+}
 
-	// (e) kill -9 at several points of start-up, then a change, then start
-	// again: it converges (no stale lock, no leftover temporary set).
+// convergesAfterKill9: kill -9 at several points of start-up, then a
+// change, then start again: it converges (no stale lock, no leftover
+// temporary set) and follows changes.
+func (r *longRun) convergesAfterKill9() {
+	t, n, dir, pods, db, other := r.t, r.n, r.dir, r.pods, r.db, r.other
 	writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{
 		"default/web": "app=web", "default/db": "app=db", "default/other": "app=web",
 	}))
@@ -208,7 +245,7 @@ func TestAgentLongRunning(t *testing.T) {
 	}); !ok {
 		t.Errorf("restarted agent did not apply a change within 3s")
 	}
-	expectMatrix(t, "restarted agent follows changes", pods, pods, withPolicy...)
+	expectMatrix(t, "restarted agent follows changes", pods, pods, r.withPolicy...)
 	if err := b.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
