@@ -85,28 +85,8 @@ spec:
 // over them, the policies of TestMultiNodePolicies on real traffic (same
 // node and across nodes), a hostPort through portmap, CHECK, and DEL.
 func TestFlannelChain(t *testing.T) {
-	cl, err := node.RepoFile(flannelConflist)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nss, specs := nineWorld()
-	for i := range specs {
-		if specs[i].key == "prod/c" {
-			specs[i].opts.CapabilityArgs = map[string]any{"portMappings": []map[string]any{
-				{"hostPort": 30080, "containerPort": 80, "protocol": "tcp"}}}
-		}
-	}
-	w := newClusterWorld(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
+	w := newFlannelWorld(t)
 	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
-	if !slices.ContainsFunc(n1.CNIPath, func(d string) bool {
-		_, err := os.Stat(filepath.Join(d, "flannel"))
-		return err == nil
-	}) {
-		t.Fatalf("no flannel CNI plugin in %v (make deps installs it)", n1.CNIPath)
-	}
-	w.policies = ninePolicies + flannelHostPort
-	w.add(80)
-	w.sync(true)
 
 	pods := w.list(nineKeys...)
 	expect(t, "flannel chain, TCP 80", pods, pods, "tcp", 80, nineTCP80...)
@@ -126,9 +106,61 @@ func TestFlannelChain(t *testing.T) {
 	probeOnePath(t, w, "flannel, cross node: ops/b on node-2 -> prod/a on node-1", "ops/b", "prod/a", map[*node.Node]pathCounters{
 		n2: {routed: 1, egress: 1, ingress: 1, ge: 1}, n1: {routed: 1, egress: 1, ingress: 1, gi: 1}, n3: zero})
 
-	// What flannel handed the bridge: ipMasq off (FLANNEL_IPMASQ=true),
-	// cniVersion 0.4.0, the node's subnet; and no per-pod masquerade rule
-	// of the bridge plugin in the nat table.
+	checkFlannelDelegation(t, w)
+
+	// The hostPort of prod/c on node-3, through portmap after netpol:
+	// node-3 itself always reaches its pod (node traffic); pods of node-1
+	// arrive as 198.51.100.1 (flanneld's masquerade), which prod's policy
+	// c-from-node-1 admits; pods of node-2 arrive as 198.51.100.2 and are
+	// denied; dev/b may not send there at all.
+	hp := node.Source{Name: "node-3:30080", NetNSPath: n3.NetNSPath, IP: n3.UnderlayIP}
+	from := []node.Host{n3, w.pods["ops/a"], w.pods["dev/a"], w.pods["ops/b"], w.pods["dev/b"]}
+	expect(t, "hostPort 30080 of prod/c", from, []node.Host{hp}, "tcp", 30080, ".", ".", ".", "X", "X")
+
+	// CHECK through the chain (flannel, netpol, portmap).
+	for _, k := range []string{"prod/a", "dev/b", "prod/c"} {
+		p := w.pods[k]
+		if err := p.Node().CheckPod(p); err != nil {
+			t.Errorf("CHECK %s: %v", k, err)
+		}
+	}
+
+	checkDelThroughFlannel(t, w)
+}
+
+// newFlannelWorld is the nine-pod world on three nodes with the flannel
+// conflist and flanneld, prod/c publishing hostPort 30080, synced.
+func newFlannelWorld(t *testing.T) *clusterWorld {
+	cl, err := node.RepoFile(flannelConflist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss, specs := nineWorld()
+	for i := range specs {
+		if specs[i].key == "prod/c" {
+			specs[i].opts.CapabilityArgs = map[string]any{"portMappings": []map[string]any{
+				{"hostPort": 30080, "containerPort": 80, "protocol": "tcp"}}}
+		}
+	}
+	w := newClusterWorld(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
+	n1 := w.c.Nodes[0]
+	if !slices.ContainsFunc(n1.CNIPath, func(d string) bool {
+		_, err := os.Stat(filepath.Join(d, "flannel"))
+		return err == nil
+	}) {
+		t.Fatalf("no flannel CNI plugin in %v (make deps installs it)", n1.CNIPath)
+	}
+	w.policies = ninePolicies + flannelHostPort
+	w.add(80)
+	w.sync(true)
+	return w
+}
+
+// checkFlannelDelegation checks what flannel handed the bridge: ipMasq off
+// (FLANNEL_IPMASQ=true), cniVersion 0.4.0, the node's subnet; and that no
+// per-pod masquerade rule of the bridge plugin is in the nat table.
+func checkFlannelDelegation(t *testing.T, w *clusterWorld) {
+	t.Helper()
 	for i, n := range w.c.Nodes {
 		nat := execIn(t, n, "iptables-save", "-t", "nat")
 		for _, s := range w.specs {
@@ -160,26 +192,14 @@ func TestFlannelChain(t *testing.T) {
 			}
 		}
 	}
+}
 
-	// The hostPort of prod/c on node-3, through portmap after netpol:
-	// node-3 itself always reaches its pod (node traffic); pods of node-1
-	// arrive as 198.51.100.1 (flanneld's masquerade), which prod's policy
-	// c-from-node-1 admits; pods of node-2 arrive as 198.51.100.2 and are
-	// denied; dev/b may not send there at all.
-	hp := node.Source{Name: "node-3:30080", NetNSPath: n3.NetNSPath, IP: n3.UnderlayIP}
-	from := []node.Host{n3, w.pods["ops/a"], w.pods["dev/a"], w.pods["ops/b"], w.pods["dev/b"]}
-	expect(t, "hostPort 30080 of prod/c", from, []node.Host{hp}, "tcp", 30080, ".", ".", ".", "X", "X")
-
-	// CHECK through the chain (flannel, netpol, portmap).
-	for _, k := range []string{"prod/a", "dev/b", "prod/c"} {
-		p := w.pods[k]
-		if err := p.Node().CheckPod(p); err != nil {
-			t.Errorf("CHECK %s: %v", k, err)
-		}
-	}
-
-	// DEL of ops/c through flannel: its delegate state and its entries on
-	// node-3 go at once; the other nodes drop it when the manifests do.
+// checkDelThroughFlannel: on DEL of ops/c through flannel, its delegate
+// state and its entries on node-3 go at once; the other nodes drop it when
+// the manifests do.
+func checkDelThroughFlannel(t *testing.T, w *clusterWorld) {
+	t.Helper()
+	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
 	opsC := w.pods["ops/c"]
 	if err := n3.DelPod(opsC); err != nil {
 		t.Fatalf("DEL ops/c: %v", err)
