@@ -8,8 +8,8 @@ import "github.com/netpol/netpol/ipt"
 // the pod's groups and the chains of the policies that select it. Every chain
 // it returns is exactly the one Compile returns for the node, so CHECK can
 // compare it with the kernel; the pod's set entries come from the Index. It
-// costs the policy selection of the node and the peers of the pod's own
-// policies, not the sets of the whole node.
+// costs the policy selection of the node and the rules of the pod's own
+// policies; no set is filled.
 func CompilePod(s *Snapshot, podKey string) ([]ipt.Ruleset, error) {
 	c, err := newCompiler(s, nil)
 	if err != nil {
@@ -33,6 +33,7 @@ func CompilePod(s *Snapshot, podKey string) ([]ipt.Ruleset, error) {
 		}
 	}
 	c.policies = policies
+	c.rulesOnly = true
 	var out []ipt.Ruleset
 	for _, f := range ipt.Families {
 		rs, err := c.family(f)
