@@ -57,9 +57,9 @@ func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 20 * time.Millisecond
 	}
-	r := &runner{a: a, src: src}
+	l := &loop{a: a, src: src}
 	a.status().beat()
-	r.load(ctx, true)
+	l.load(ctx, true)
 	poll := time.NewTicker(opts.Poll)
 	defer poll.Stop()
 	repair := time.NewTicker(opts.RepairEvery)
@@ -80,17 +80,17 @@ func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 			}
 		case <-debounce:
 			debounce = nil
-			r.loadIfChanged(ctx)
+			l.loadIfChanged(ctx)
 		case <-poll.C:
-			r.loadIfChanged(ctx)
+			l.loadIfChanged(ctx)
 		case <-repair.C:
-			r.repair(ctx)
+			l.repair(ctx)
 		}
 	}
 }
 
-// runner is the state of one Run.
-type runner struct {
+// loop is the state of one Run: what the kernel was last synced to.
+type loop struct {
 	a    *Agent
 	src  Source
 	last *policy.Snapshot // what the kernel was last synced to
@@ -99,90 +99,90 @@ type runner struct {
 
 // load reads the source and syncs. At start, a source that is not ready
 // makes the stored snapshot the one enforced.
-func (r *runner) load(ctx context.Context, start bool) {
-	snap, err := r.src.Load(ctx)
+func (l *loop) load(ctx context.Context, start bool) {
+	snap, err := l.src.Load(ctx)
 	switch {
 	case errors.Is(err, ErrNotReady):
 		if start {
-			r.a.Log.Warn("source not ready; enforcing the stored snapshot until it is", "err", err)
-			r.loadStored(ctx)
+			l.a.Log.Warn("source not ready; enforcing the stored snapshot until it is", "err", err)
+			l.loadStored(ctx)
 		} else {
-			r.a.Log.Debug("source not ready", "err", err)
+			l.a.Log.Debug("source not ready", "err", err)
 		}
 		return
 	case err != nil:
-		r.a.status().reject(err)
-		r.a.Log.Error("invalid input; keeping the last good state", "err", err)
-		if start && r.last == nil {
+		l.a.status().reject(err)
+		l.a.Log.Error("invalid input; keeping the last good state", "err", err)
+		if start && l.last == nil {
 			// The last good state of a restarted agent is the stored one.
-			r.loadStored(ctx)
+			l.loadStored(ctx)
 		}
 		return
 	}
-	r.fresh()
-	r.last, r.live = snap, true
-	if r.a.sync(ctx, snap, "change") == nil {
-		r.a.status().setReady()
+	l.fresh()
+	l.last, l.live = snap, true
+	if l.a.sync(ctx, snap, "change") == nil {
+		l.a.status().setReady()
 	}
 }
 
 // loadStored syncs the stored snapshot: after a restart with the API
 // unreachable the node keeps enforcing the last view, and the index is
 // rebuilt from the pods recorded since.
-func (r *runner) loadStored(ctx context.Context) {
-	mtime, _ := r.a.Store.SnapshotModTime()
-	snap, err := r.a.Store.ReadSnapshot()
+func (l *loop) loadStored(ctx context.Context) {
+	mtime, _ := l.a.Store.SnapshotModTime()
+	snap, err := l.a.Store.ReadSnapshot()
 	if errors.Is(err, os.ErrNotExist) {
-		r.a.Log.Warn("no stored snapshot: pods of namespaces with policies stay denied until the source is ready")
+		l.a.Log.Warn("no stored snapshot: pods of namespaces with policies stay denied until the source is ready")
 		return
 	}
 	if err != nil {
-		r.a.Log.Error("stored snapshot unusable", "err", err)
+		l.a.Log.Error("stored snapshot unusable", "err", err)
 		return
 	}
-	r.a.status().setCurrentAsOf(mtime)
-	r.last = snap
-	_ = r.a.sync(ctx, snap, "stored")
+	l.a.status().setCurrentAsOf(mtime)
+	l.last = snap
+	_ = l.a.sync(ctx, snap, "stored")
 }
 
 // loadIfChanged loads when the source changed, or when nothing from the
 // source has been synced yet.
-func (r *runner) loadIfChanged(ctx context.Context) {
-	changed, err := r.src.Changed(ctx)
+func (l *loop) loadIfChanged(ctx context.Context) {
+	changed, err := l.src.Changed(ctx)
 	if err != nil {
-		r.a.Log.Error("watch source", "err", err)
+		l.a.Log.Error("watch source", "err", err)
 		return
 	}
-	if changed || !r.live {
-		r.load(ctx, false)
+	if changed || !l.live {
+		l.load(ctx, false)
 		return
 	}
-	r.fresh()
+	l.fresh()
 }
 
 // fresh records how current the source's view is.
-func (r *runner) fresh() {
+func (l *loop) fresh() {
 	t := time.Now()
-	if f, ok := r.src.(Fresher); ok {
+	if f, ok := l.src.(Fresher); ok {
 		t = f.CurrentAsOf()
 	}
-	r.a.status().setCurrentAsOf(t)
+	l.a.status().setCurrentAsOf(t)
 }
 
 // repair re-syncs when the kernel drifted from the last synced snapshot.
-func (r *runner) repair(ctx context.Context) {
-	if r.last == nil {
+func (l *loop) repair(ctx context.Context) {
+	if l.last == nil {
 		return
 	}
-	drift, err := r.a.Drift(ctx, r.last)
+	drift, err := l.a.Drift(ctx, l.last)
 	if err != nil {
-		r.a.Log.Error("read back", "err", err)
+		l.a.Log.Error("read back", "err", err)
 		return
 	}
 	if len(drift) > 0 {
-		r.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
-		r.a.Kernel.Forget()
-		_ = r.a.sync(ctx, r.last, "repair")
+		l.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
+		l.a.Kernel.Forget()
+		_ = l.a.sync(ctx, l.last, "repair")
 	}
 }
 

@@ -137,8 +137,12 @@ func TestRunNoStoredSnapshot(t *testing.T) {
 	a := &Agent{Store: state.New(t.TempDir()), Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second}
 	src := &fakeSource{notify: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = a.Run(ctx, src, RunOptions{Poll: 20 * time.Millisecond, RepairEvery: time.Hour}) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx, src, RunOptions{Poll: 20 * time.Millisecond, RepairEvery: time.Hour})
+	}()
+	defer func() { cancel(); <-done }() // Run writes to the data dir until it returns
 	time.Sleep(100 * time.Millisecond)
 	if k.count() != 0 {
 		t.Fatalf("%d applies with no snapshot anywhere", k.count())

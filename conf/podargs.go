@@ -8,14 +8,13 @@ import (
 
 // PodArgs is the pod identity a Kubernetes runtime passes in CNI_ARGS.
 type PodArgs struct {
-	Namespace        string
-	Name             string
-	InfraContainerID string
-	UID              string
+	Namespace string
+	Name      string
 }
 
 // k8sArgs is the CNI_ARGS layout types.LoadArgs fills in; the field names are
-// the keys.
+// the keys. The infra container ID and the pod UID are accepted (runtimes
+// send them without IgnoreUnknown) but not used.
 type k8sArgs struct {
 	types.CommonArgs
 	K8S_POD_NAMESPACE          types.UnmarshallableString
@@ -39,9 +38,7 @@ func ParsePodArgs(cniArgs string) (PodArgs, error) {
 		return PodArgs{}, fmt.Errorf("netpol CNI_ARGS %q: key K8S_POD_NAME is missing or empty", cniArgs)
 	}
 	return PodArgs{
-		Namespace:        string(args.K8S_POD_NAMESPACE),
-		Name:             string(args.K8S_POD_NAME),
-		InfraContainerID: string(args.K8S_POD_INFRA_CONTAINER_ID),
-		UID:              string(args.K8S_POD_UID),
+		Namespace: string(args.K8S_POD_NAMESPACE),
+		Name:      string(args.K8S_POD_NAME),
 	}, nil
 }

@@ -13,7 +13,10 @@ func TestParsePodArgs(t *testing.T) {
 	}{
 		{"containerd", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;" +
 			"K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=0d1e2f",
-			PodArgs{Namespace: "default", Name: "web-0", InfraContainerID: "abc123", UID: "0d1e2f"}},
+			PodArgs{Namespace: "default", Name: "web-0"}},
+		{"infra ID and UID accepted without IgnoreUnknown", "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;" +
+			"K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=0d1e2f",
+			PodArgs{Namespace: "default", Name: "web-0"}},
 		{"only identity", "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=dns",
 			PodArgs{Namespace: "kube-system", Name: "dns"}},
 		{"unknown key ignored", "IgnoreUnknown=true;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b;FOO=bar",

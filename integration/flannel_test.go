@@ -23,14 +23,14 @@ import (
 	"github.com/netpol/netpol/integration/node"
 )
 
-const mnFlannelConflist = "10-policy-flannel.conflist"
+const flannelConflist = "10-policy-flannel.conflist"
 
 // TestFlannelConflist checks the shipped flannel conflist: libcni loads it,
 // the chain is flannel -> netpol -> portmap at cniVersion 0.4.0 (flannel's
 // plugin speaks up to 0.4.0), and netpol's part parses as netpol would
 // parse it at that version.
 func TestFlannelConflist(t *testing.T) {
-	b, err := node.RepoFile(mnFlannelConflist)
+	b, err := node.RepoFile(flannelConflist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +63,11 @@ func TestFlannelConflist(t *testing.T) {
 	}
 }
 
-// mnFlannelHostPort: prod/c (node-3) takes TCP 80 from node-1's address:
+// flannelHostPort: prod/c (node-3) takes TCP 80 from node-1's address:
 // pod traffic to another node's address leaves the cluster CIDR, so
 // flanneld's masquerade gives it the sending node's address, and that is
 // what arrives at the hostPort (a pod selector cannot match it).
-const mnFlannelHostPort = `
+const flannelHostPort = `
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -85,52 +85,84 @@ spec:
 // over them, the policies of TestMultiNodePolicies on real traffic (same
 // node and across nodes), a hostPort through portmap, CHECK, and DEL.
 func TestFlannelChain(t *testing.T) {
-	cl, err := node.RepoFile(mnFlannelConflist)
+	w := newFlannelWorld(t)
+	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
+
+	pods := w.list(nineKeys...)
+	expect(t, "flannel chain, TCP 80", pods, pods, "tcp", 80, nineTCP80...)
+	expect(t, "flannel chain, UDP 80", pods, pods, "udp", 80, nineClosed...)
+
+	// Once per direction on the flannel chain too (flanneld's FORWARD
+	// accept rules come after netpol's jump).
+	for _, n := range w.c.Nodes {
+		if fw := chainCounters(t, n)["FORWARD"]; len(fw) < 2 || !strings.Contains(fw[0].text, "-j NETPOL-FORWARD") ||
+			!strings.Contains(fw[len(fw)-1].text, "-j FLANNEL-FWD") {
+			t.Errorf("%s: FORWARD is %v; want netpol's jump first, flanneld's last", n.Name, fw)
+		}
+	}
+	zero := pathCounters{}
+	probeOnePath(t, w, "flannel, same node: ops/b -> prod/b on node-2", "ops/b", "prod/b", map[*node.Node]pathCounters{
+		n1: zero, n2: {bridged: 1, egress: 1, ingress: 1, ge: 1, gi: 1}, n3: zero})
+	probeOnePath(t, w, "flannel, cross node: ops/b on node-2 -> prod/a on node-1", "ops/b", "prod/a", map[*node.Node]pathCounters{
+		n2: {routed: 1, egress: 1, ingress: 1, ge: 1}, n1: {routed: 1, egress: 1, ingress: 1, gi: 1}, n3: zero})
+
+	checkFlannelDelegation(t, w)
+
+	// The hostPort of prod/c on node-3, through portmap after netpol:
+	// node-3 itself always reaches its pod (node traffic); pods of node-1
+	// arrive as 198.51.100.1 (flanneld's masquerade), which prod's policy
+	// c-from-node-1 admits; pods of node-2 arrive as 198.51.100.2 and are
+	// denied; dev/b may not send there at all.
+	hp := node.Source{Name: "node-3:30080", NetNSPath: n3.NetNSPath, IP: n3.UnderlayIP}
+	from := []node.Host{n3, w.pods["ops/a"], w.pods["dev/a"], w.pods["ops/b"], w.pods["dev/b"]}
+	expect(t, "hostPort 30080 of prod/c", from, []node.Host{hp}, "tcp", 30080, ".", ".", ".", "X", "X")
+
+	// CHECK through the chain (flannel, netpol, portmap).
+	for _, k := range []string{"prod/a", "dev/b", "prod/c"} {
+		p := w.pods[k]
+		if err := p.Node().CheckPod(p); err != nil {
+			t.Errorf("CHECK %s: %v", k, err)
+		}
+	}
+
+	checkDelThroughFlannel(t, w)
+}
+
+// newFlannelWorld is the nine-pod world on three nodes with the flannel
+// conflist and flanneld, prod/c publishing hostPort 30080, synced.
+func newFlannelWorld(t *testing.T) *clusterWorld {
+	cl, err := node.RepoFile(flannelConflist)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nss, specs := mnNine()
+	nss, specs := nineWorld()
 	for i := range specs {
 		if specs[i].key == "prod/c" {
 			specs[i].opts.CapabilityArgs = map[string]any{"portMappings": []map[string]any{
 				{"hostPort": 30080, "containerPort": 80, "protocol": "tcp"}}}
 		}
 	}
-	w := mnNew(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
-	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
+	w := newClusterWorld(t, node.ClusterOptions{Nodes: 3, Node: node.Options{Conflist: cl}, FlannelDaemon: true}, nss, specs)
+	n1 := w.c.Nodes[0]
 	if !slices.ContainsFunc(n1.CNIPath, func(d string) bool {
 		_, err := os.Stat(filepath.Join(d, "flannel"))
 		return err == nil
 	}) {
 		t.Fatalf("no flannel CNI plugin in %v (make deps installs it)", n1.CNIPath)
 	}
-	w.policies = mnPolicies + mnFlannelHostPort
+	w.policies = ninePolicies + flannelHostPort
 	w.add(80)
 	w.sync(true)
+	return w
+}
 
-	pods := w.list(mnNineKeys...)
-	expect(t, "flannel chain, TCP 80", pods, pods, "tcp", 80, mnNineTCP80...)
-	expect(t, "flannel chain, UDP 80", pods, pods, "udp", 80, mnNineClosed...)
-
-	// Once per direction on the flannel chain too (flanneld's FORWARD
-	// accept rules come after netpol's jump).
-	for _, n := range w.c.Nodes {
-		if fw := mnChains(t, n)["FORWARD"]; len(fw) < 2 || !strings.Contains(fw[0].text, "-j NETPOL-FORWARD") ||
-			!strings.Contains(fw[len(fw)-1].text, "-j FLANNEL-FWD") {
-			t.Errorf("%s: FORWARD is %v; want netpol's jump first, flanneld's last", n.Name, fw)
-		}
-	}
-	zero := mnPath{}
-	mnOnce(t, w, "flannel, same node: ops/b -> prod/b on node-2", "ops/b", "prod/b", map[*node.Node]mnPath{
-		n1: zero, n2: {bridged: 1, egress: 1, ingress: 1, ge: 1, gi: 1}, n3: zero})
-	mnOnce(t, w, "flannel, cross node: ops/b on node-2 -> prod/a on node-1", "ops/b", "prod/a", map[*node.Node]mnPath{
-		n2: {routed: 1, egress: 1, ingress: 1, ge: 1}, n1: {routed: 1, egress: 1, ingress: 1, gi: 1}, n3: zero})
-
-	// What flannel handed the bridge: ipMasq off (FLANNEL_IPMASQ=true),
-	// cniVersion 0.4.0, the node's subnet; and no per-pod masquerade rule
-	// of the bridge plugin in the nat table.
+// checkFlannelDelegation checks what flannel handed the bridge: ipMasq off
+// (FLANNEL_IPMASQ=true), cniVersion 0.4.0, the node's subnet; and that no
+// per-pod masquerade rule of the bridge plugin is in the nat table.
+func checkFlannelDelegation(t *testing.T, w *clusterWorld) {
+	t.Helper()
 	for i, n := range w.c.Nodes {
-		nat := mnExec(t, n, "iptables-save", "-t", "nat")
+		nat := execIn(t, n, "iptables-save", "-t", "nat")
 		for _, s := range w.specs {
 			if s.node != i {
 				continue
@@ -160,26 +192,14 @@ func TestFlannelChain(t *testing.T) {
 			}
 		}
 	}
+}
 
-	// The hostPort of prod/c on node-3, through portmap after netpol:
-	// node-3 itself always reaches its pod (node traffic); pods of node-1
-	// arrive as 198.51.100.1 (flanneld's masquerade), which prod's policy
-	// c-from-node-1 admits; pods of node-2 arrive as 198.51.100.2 and are
-	// denied; dev/b may not send there at all.
-	hp := node.Source{Name: "node-3:30080", NetNSPath: n3.NetNSPath, IP: n3.UnderlayIP}
-	from := []node.Host{n3, w.pods["ops/a"], w.pods["dev/a"], w.pods["ops/b"], w.pods["dev/b"]}
-	expect(t, "hostPort 30080 of prod/c", from, []node.Host{hp}, "tcp", 30080, ".", ".", ".", "X", "X")
-
-	// CHECK through the chain (flannel, netpol, portmap).
-	for _, k := range []string{"prod/a", "dev/b", "prod/c"} {
-		p := w.pods[k]
-		if err := p.Node().CheckPod(p); err != nil {
-			t.Errorf("CHECK %s: %v", k, err)
-		}
-	}
-
-	// DEL of ops/c through flannel: its delegate state and its entries on
-	// node-3 go at once; the other nodes drop it when the manifests do.
+// checkDelThroughFlannel: on DEL of ops/c through flannel, its delegate
+// state and its entries on node-3 go at once; the other nodes drop it when
+// the manifests do.
+func checkDelThroughFlannel(t *testing.T, w *clusterWorld) {
+	t.Helper()
+	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
 	opsC := w.pods["ops/c"]
 	if err := n3.DelPod(opsC); err != nil {
 		t.Fatalf("DEL ops/c: %v", err)
@@ -187,14 +207,14 @@ func TestFlannelChain(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(n3.SubnetEnv), "flannel", opsC.ContainerID)); !os.IsNotExist(err) {
 		t.Errorf("flannel's delegate config of ops/c survived DEL: %v", err)
 	}
-	if got := mnHolding(mnSets(t, n3), opsC.IP); len(got) != 0 {
+	if got := setKindsHolding(ipsetMembers(t, n3), opsC.IP); len(got) != 0 {
 		t.Errorf("node-3 sets still hold ops/c (%s) after DEL: %v", opsC.IP, got)
 	}
 	delete(w.pods, "ops/c")
-	w.specs = slices.DeleteFunc(w.specs, func(s mnSpec) bool { return s.key == "ops/c" })
+	w.specs = slices.DeleteFunc(w.specs, func(s placedPod) bool { return s.key == "ops/c" })
 	w.sync(true)
 	for _, n := range []*node.Node{n1, n2, n3} {
-		if got := mnHolding(mnSets(t, n), opsC.IP); len(got) != 0 {
+		if got := setKindsHolding(ipsetMembers(t, n), opsC.IP); len(got) != 0 {
 			t.Errorf("%s: sets still hold ops/c (%s) after DEL and sync: %v", n.Name, opsC.IP, got)
 		}
 	}

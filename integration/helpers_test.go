@@ -1,8 +1,8 @@
 package integration
 
-// Helpers of lifecycle_test.go and agent_test.go. Every name starts with
-// "lc" so that they cannot clash with the helpers of the other test files of
-// this package.
+// Helpers of lifecycle_test.go and agent_test.go, named for what they do:
+// build a node and its pods, write manifests, sync, read back the kernel
+// (iptables-save, ipset list) and the data directory, probe traffic.
 
 import (
 	"bytes"
@@ -25,15 +25,11 @@ import (
 	"github.com/netpol/netpol/state"
 )
 
-// lcPort is the port every pod of these tests serves (TCP and UDP echo).
-const lcPort = 8080
+// servePort is the port every pod of these tests serves (TCP and UDP echo).
+const servePort = 8080
 
-// lcDeny is the probe timeout where a denial is expected (a denied probe
-// costs two attempts).
-const lcDeny = 500 * time.Millisecond
-
-// lcNewNode returns a node with netpol in the chain; it skips without root.
-func lcNewNode(t *testing.T, opts node.Options) *node.Node {
+// newNode returns a node with netpol in the chain; it skips without root.
+func newNode(t *testing.T, opts node.Options) *node.Node {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
@@ -41,16 +37,16 @@ func lcNewNode(t *testing.T, opts node.Options) *node.Node {
 	return node.New(t, opts)
 }
 
-// lcCtx returns a context bounded by d, cancelled at the end of the test.
-func lcCtx(t *testing.T, d time.Duration) context.Context {
+// timeoutCtx returns a context bounded by d, cancelled at the end of the test.
+func timeoutCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// lcAddPods adds pods named "namespace/name" and makes each serve lcPort.
-func lcAddPods(t *testing.T, n *node.Node, keys ...string) []*node.Pod {
+// addServingPods adds pods named "namespace/name" and makes each serve servePort.
+func addServingPods(t *testing.T, n *node.Node, keys ...string) []*node.Pod {
 	t.Helper()
 	var pods []*node.Pod
 	for _, k := range keys {
@@ -62,7 +58,7 @@ func lcAddPods(t *testing.T, n *node.Node, keys ...string) []*node.Pod {
 		if err != nil {
 			t.Fatalf("AddPod %s: %v", k, err)
 		}
-		if err := p.Serve(lcPort); err != nil {
+		if err := p.Serve(servePort); err != nil {
 			t.Fatal(err)
 		}
 		pods = append(pods, p)
@@ -70,9 +66,9 @@ func lcAddPods(t *testing.T, n *node.Node, keys ...string) []*node.Pod {
 	return pods
 }
 
-// lcPodYAML is one Pod manifest of this node (no IPs: CNI ADD records them).
+// podYAML is one Pod manifest of this node (no IPs: CNI ADD records them).
 // labels is "k=v,k2=v2" or "".
-func lcPodYAML(key, labels string) string {
+func podYAML(key, labels string) string {
 	ns, name, _ := strings.Cut(key, "/")
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\n", name, ns)
@@ -87,17 +83,17 @@ func lcPodYAML(key, labels string) string {
 	return b.String()
 }
 
-// lcNamespaceYAML is one Namespace manifest.
-func lcNamespaceYAML(name string) string {
+// namespaceYAML is one Namespace manifest.
+func namespaceYAML(name string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", name)
 }
 
-// lcDocs joins manifests into one multi-document YAML file.
-func lcDocs(docs ...string) string { return strings.Join(docs, "---\n") }
+// yamlDocs joins manifests into one multi-document YAML file.
+func yamlDocs(docs ...string) string { return strings.Join(docs, "---\n") }
 
-// lcPodsYAML renders pods given as "ns/name" -> labels, plus their
+// podsYAML renders pods given as "ns/name" -> labels, plus their
 // namespaces, in a stable order.
-func lcPodsYAML(pods map[string]string) string {
+func podsYAML(pods map[string]string) string {
 	keys := make([]string, 0, len(pods))
 	nss := map[string]bool{}
 	for k := range pods {
@@ -108,17 +104,17 @@ func lcPodsYAML(pods map[string]string) string {
 	sort.Strings(keys)
 	var docs []string
 	for _, ns := range slices.Sorted(maps.Keys(nss)) {
-		docs = append(docs, lcNamespaceYAML(ns))
+		docs = append(docs, namespaceYAML(ns))
 	}
 	for _, k := range keys {
-		docs = append(docs, lcPodYAML(k, pods[k]))
+		docs = append(docs, podYAML(k, pods[k]))
 	}
-	return lcDocs(docs...)
+	return yamlDocs(docs...)
 }
 
-// lcDBPolicy selects app=db pods in namespace ns and allows ingress to them
-// only from app=web pods of ns, on TCP lcPort.
-func lcDBPolicy(ns string) string {
+// dbPolicyYAML selects app=db pods in namespace ns and allows ingress to them
+// only from app=web pods of ns, on TCP servePort.
+func dbPolicyYAML(ns string) string {
 	return fmt.Sprintf(`apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
@@ -137,12 +133,12 @@ spec:
     ports:
     - protocol: TCP
       port: %d
-`, ns, lcPort)
+`, ns, servePort)
 }
 
-// lcWrite writes a file, atomically (temp + rename), so that a polling agent
+// writeManifest writes a file, atomically (temp + rename), so that a polling agent
 // never reads half of it.
-func lcWrite(t *testing.T, dir, name, content string) {
+func writeManifest(t *testing.T, dir, name, content string) {
 	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
@@ -153,8 +149,8 @@ func lcWrite(t *testing.T, dir, name, content string) {
 	}
 }
 
-// lcSync runs `netpol-agent --once` on dir and fails the test if it fails.
-func lcSync(t *testing.T, n *node.Node, dir string) {
+// syncOnce runs `netpol-agent --once` on dir and fails the test if it fails.
+func syncOnce(t *testing.T, n *node.Node, dir string) {
 	t.Helper()
 	out, err := n.RunAgent("--once", "--manifests", dir, "--node-name", n.Name)
 	if err != nil {
@@ -162,20 +158,20 @@ func lcSync(t *testing.T, n *node.Node, dir string) {
 	}
 }
 
-// lcExec runs a command in the node namespace and fails the test on error.
-func lcExec(t *testing.T, n *node.Node, name string, args ...string) string {
+// execIn runs a command in the node namespace and fails the test on error.
+func execIn(t *testing.T, n *node.Node, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := n.Exec(ctx, name, args...)
 	if err != nil {
-		t.Fatalf("%s %v in node: %v", name, args, err)
+		t.Fatalf("%s: %s %v: %v", n.Name, name, args, err)
 	}
 	return string(out)
 }
 
-// lcSave returns iptables-save of the node.
-func lcSave(t *testing.T, n *node.Node) string {
+// iptablesSave returns iptables-save of the node.
+func iptablesSave(t *testing.T, n *node.Node) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -186,24 +182,24 @@ func lcSave(t *testing.T, n *node.Node) string {
 	return s
 }
 
-var lcCounters = regexp.MustCompile(`\[\d+:\d+\]`)
+var counterColumns = regexp.MustCompile(`\[\d+:\d+\]`)
 
-// lcRules returns iptables-save of the node without comment lines and
+// enforcedRules returns iptables-save of the node without comment lines and
 // counters: what the kernel enforces, comparable across time.
-func lcRules(t *testing.T, n *node.Node) string {
+func enforcedRules(t *testing.T, n *node.Node) string {
 	t.Helper()
 	var out []string
-	for _, l := range strings.Split(lcSave(t, n), "\n") {
+	for _, l := range strings.Split(iptablesSave(t, n), "\n") {
 		if strings.HasPrefix(l, "#") {
 			continue
 		}
-		out = append(out, lcCounters.ReplaceAllString(l, "[0:0]"))
+		out = append(out, counterColumns.ReplaceAllString(l, "[0:0]"))
 	}
 	return strings.Join(out, "\n")
 }
 
-// lcChainRules returns the -A lines of one chain in iptables-save.
-func lcChainRules(save, chain string) []string {
+// chainRules returns the -A lines of one chain in iptables-save.
+func chainRules(save, chain string) []string {
 	var out []string
 	for _, l := range strings.Split(save, "\n") {
 		if strings.HasPrefix(l, "-A "+chain+" ") {
@@ -213,8 +209,8 @@ func lcChainRules(save, chain string) []string {
 	return out
 }
 
-// lcSets parses `ipset list` of the node: set name -> members (sorted).
-func lcSets(t *testing.T, n *node.Node) map[string][]string {
+// nodeSets parses `ipset list` of the node: set name -> members (sorted).
+func nodeSets(t *testing.T, n *node.Node) map[string][]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -222,10 +218,10 @@ func lcSets(t *testing.T, n *node.Node) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lcParseIPSetList(out)
+	return parseIPSetList(out)
 }
 
-func lcParseIPSetList(out string) map[string][]string {
+func parseIPSetList(out string) map[string][]string {
 	sets := map[string][]string{}
 	var name string
 	inMembers := false
@@ -249,12 +245,12 @@ func lcParseIPSetList(out string) map[string][]string {
 	return sets
 }
 
-// lcSetsHolding returns, sorted, the names of our (NETPOL*) sets that have
+// setsHolding returns, sorted, the names of our (NETPOL*) sets that have
 // entry as a member; count is how often the entry appears in total. The
 // agent's temporary sets (NETPOL-TMP-*, alive only inside one ipset restore
 // while a set is refilled and swapped, and referenced by no rule) are not
 // counted: a reader may catch one mid-sync.
-func lcSetsHolding(sets map[string][]string, entry string) (names []string, count int) {
+func setsHolding(sets map[string][]string, entry string) (names []string, count int) {
 	for name, members := range sets {
 		if !strings.HasPrefix(name, "NETPOL") || strings.HasPrefix(name, "NETPOL-TMP-") {
 			continue
@@ -274,9 +270,9 @@ func lcSetsHolding(sets map[string][]string, entry string) (names []string, coun
 	return names, count
 }
 
-// lcPrefixes maps set names to their kind prefix, e.g. NETPOL4-GI-XXXX ->
+// setKinds maps set names to their kind prefix, e.g. NETPOL4-GI-XXXX ->
 // NETPOL4-GI-, NETPOL4-DENY -> NETPOL4-DENY.
-func lcPrefixes(names []string) []string {
+func setKinds(names []string) []string {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		if i := strings.LastIndex(n, "-"); i > 0 && n != "NETPOL4-DENY" && n != "NETPOL6-DENY" {
@@ -289,12 +285,12 @@ func lcPrefixes(names []string) []string {
 	return out
 }
 
-// lcWantSets checks the NETPOL sets holding ip: their kind prefixes must be
+// wantSets checks the NETPOL sets holding ip: their kind prefixes must be
 // exactly want (e.g. ["NETPOL4-GI-"]), each holding ip once.
-func lcWantSets(t *testing.T, sets map[string][]string, who, ip string, want ...string) []string {
+func wantSets(t *testing.T, sets map[string][]string, who, ip string, want ...string) []string {
 	t.Helper()
-	names, count := lcSetsHolding(sets, ip)
-	if got := lcPrefixes(names); !slices.Equal(got, lcSorted(want)) {
+	names, count := setsHolding(sets, ip)
+	if got := setKinds(names); !slices.Equal(got, sortedCopy(want)) {
 		t.Errorf("%s (%s) is in sets %v, want one set each of %v", who, ip, names, want)
 	}
 	if count != len(names) {
@@ -303,7 +299,7 @@ func lcWantSets(t *testing.T, sets map[string][]string, who, ip string, want ...
 	return names
 }
 
-func lcSorted(in []string) []string {
+func sortedCopy(in []string) []string {
 	out := slices.Clone(in)
 	sort.Strings(out)
 	if out == nil {
@@ -312,32 +308,32 @@ func lcSorted(in []string) []string {
 	return out
 }
 
-// lcIndex is the node's index, as the plugin reads it.
-type lcIndex struct{ policy.Index }
+// indexView is the node's index, as the plugin reads it.
+type indexView struct{ policy.Index }
 
-// lcReadIndex reads the node's index through the store the plugin uses.
-func lcReadIndex(t *testing.T, n *node.Node) *lcIndex {
+// readIndex reads the node's index through the store the plugin uses.
+func readIndex(t *testing.T, n *node.Node) *indexView {
 	t.Helper()
 	idx, err := state.New(n.DataDir).ReadIndex()
 	if err != nil {
 		t.Fatalf("index: %v", err)
 	}
-	return &lcIndex{*idx}
+	return &indexView{*idx}
 }
 
-// lcIndexSets returns, sorted, the IPv4 hash:ip sets the index puts pod in.
-func (idx *lcIndex) lcIndexSets(pod string) []string {
+// setsOf returns, sorted, the IPv4 hash:ip sets the index puts pod in.
+func (idx *indexView) setsOf(pod string) []string {
 	var out []string
 	for _, m := range idx.Pods[pod] {
 		if m.Family == ipt.IPv4 && m.Suffix == "" {
 			out = append(out, m.Set)
 		}
 	}
-	return lcSorted(out)
+	return sortedCopy(out)
 }
 
-// lcRecords lists the files under the node's dataDir/pods.
-func lcRecords(t *testing.T, n *node.Node) []string {
+// podRecords lists the files under the node's dataDir/pods.
+func podRecords(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(n.DataDir, "pods"))
 	if err != nil && !os.IsNotExist(err) {
@@ -351,11 +347,11 @@ func lcRecords(t *testing.T, n *node.Node) []string {
 	return out
 }
 
-// lcRecordName is the record file of a pod's eth0.
-func lcRecordName(p *node.Pod) string { return p.ContainerID + "_eth0.json" }
+// recordFileName is the record file of a pod's eth0.
+func recordFileName(p *node.Pod) string { return p.ContainerID + "_eth0.json" }
 
-// lcReadFile returns a file's bytes ("" with ok false when missing).
-func lcReadFile(t *testing.T, path string) []byte {
+// readFileIfAny returns a file's bytes ("" with ok false when missing).
+func readFileIfAny(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
@@ -364,13 +360,13 @@ func lcReadFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// lcExpect probes from every host of from to every host of to on TCP lcPort
+// expectMatrix probes from every host of from to every host of to on TCP servePort
 // and compares with want, given as allowed cells "from>to"; every other
 // cell is denied. A pod to itself is never checked (it never crosses the
 // bridge). timeout is the per-attempt probe timeout.
-func lcExpect[F, T node.Host](t *testing.T, what string, from []F, to []T, allowed ...string) {
+func expectMatrix[F, T node.Host](t *testing.T, what string, from []F, to []T, allowed ...string) {
 	t.Helper()
-	got := node.MatrixTimeout(from, to, "tcp", lcPort, lcDeny)
+	got := node.MatrixTimeout(from, to, "tcp", servePort, denyTimeout)
 	want := node.NewTable(node.Labels(from), node.Labels(to), false)
 	for _, c := range allowed {
 		f, d, ok := strings.Cut(c, ">")
@@ -391,8 +387,8 @@ func lcExpect[F, T node.Host](t *testing.T, what string, from []F, to []T, allow
 	}
 }
 
-// lcAll returns every "a>b" cell of labels with a != b.
-func lcAll(labels ...string) []string {
+// allPairs returns every "a>b" cell of labels with a != b.
+func allPairs(labels ...string) []string {
 	var out []string
 	for _, a := range labels {
 		for _, b := range labels {
@@ -404,10 +400,10 @@ func lcAll(labels ...string) []string {
 	return out
 }
 
-// lcWaitFor polls cond every interval until it holds or limit passes; it
+// waitFor polls cond every interval until it holds or limit passes; it
 // returns how long it took and whether it held. The loop is bounded both in
 // time and in iterations.
-func lcWaitFor(limit, interval time.Duration, cond func() bool) (time.Duration, bool) {
+func waitFor(limit, interval time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	maxIter := int(limit/interval) + 2
 	for i := 0; i < maxIter; i++ {
@@ -422,9 +418,9 @@ func lcWaitFor(limit, interval time.Duration, cond func() bool) (time.Duration, 
 	return time.Since(start), false
 }
 
-// lcRunAgentSplit runs netpol-agent in the node namespace like
+// runAgentSplit runs netpol-agent in the node namespace like
 // node.RunAgent, but returns stdout and stderr apart, and the exit code.
-func lcRunAgentSplit(t *testing.T, n *node.Node, args ...string) (stdout, stderr string, code int) {
+func runAgentSplit(t *testing.T, n *node.Node, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -23,23 +23,23 @@ import (
 	"github.com/netpol/netpol/integration/node"
 )
 
-// lcWorld is a node whose agent has synced manifests of pods (key -> labels)
+// singleNodeWorld is a node whose agent has synced manifests of pods (key -> labels)
 // and, with policy, the db-from-web policy of namespace default. The pods
 // are not added yet.
-func lcWorld(t *testing.T, opts node.Options, pods map[string]string, policy bool) (*node.Node, string) {
+func singleNodeWorld(t *testing.T, opts node.Options, pods map[string]string, policy bool) (*node.Node, string) {
 	t.Helper()
-	n := lcNewNode(t, opts)
+	n := newNode(t, opts)
 	dir := t.TempDir()
-	lcWrite(t, dir, "10-pods.yaml", lcPodsYAML(pods))
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(pods))
 	if policy {
-		lcWrite(t, dir, "20-policy.yaml", lcDBPolicy("default"))
+		writeManifest(t, dir, "20-policy.yaml", dbPolicyYAML("default"))
 	}
-	lcSync(t, n, dir)
+	syncOnce(t, n, dir)
 	return n, dir
 }
 
-// lcResultJSON is a result as JSON in CNI 1.0.0 form, for comparisons.
-func lcResultJSON(t *testing.T, r types.Result) string {
+// resultJSON is a result as JSON in CNI 1.0.0 form, for comparisons.
+func resultJSON(t *testing.T, r types.Result) string {
 	t.Helper()
 	r100, err := types100.NewResultFromResult(r)
 	if err != nil {
@@ -53,40 +53,40 @@ func lcResultJSON(t *testing.T, r types.Result) string {
 }
 
 func TestAddTwice(t *testing.T) {
-	n, _ := lcWorld(t, node.Options{}, map[string]string{
+	n, _ := singleNodeWorld(t, node.Options{}, map[string]string{
 		"default/web": "app=web", "default/db": "app=db", "default/other": "",
 	}, true)
-	pods := lcAddPods(t, n, "default/web", "default/db", "default/other")
+	pods := addServingPods(t, n, "default/web", "default/db", "default/other")
 	web, db, other := pods[0], pods[1], pods[2]
-	setsBefore := lcSets(t, n)
-	ctx := lcCtx(t, time.Minute)
+	setsBefore := nodeSets(t, n)
+	ctx := timeoutCtx(t, time.Minute)
 
-	want := lcResultJSON(t, db.Result)
+	want := resultJSON(t, db.Result)
 	for i := 1; i <= 2; i++ {
 		res, err := n.InvokePlugin(ctx, "ADD", "netpol", db.Args(), db.Result)
 		if err != nil {
 			t.Fatalf("netpol ADD #%d of %s: %v", i, db.Label(), err)
 		}
-		if got := lcResultJSON(t, res); got != want {
+		if got := resultJSON(t, res); got != want {
 			t.Errorf("netpol ADD #%d returned\n%s\nwant prevResult unchanged:\n%s", i, got, want)
 		}
 	}
 
-	wantRecords := lcSorted([]string{lcRecordName(web), lcRecordName(db), lcRecordName(other)})
-	if got := lcRecords(t, n); !slices.Equal(got, wantRecords) {
+	wantRecords := sortedCopy([]string{recordFileName(web), recordFileName(db), recordFileName(other)})
+	if got := podRecords(t, n); !slices.Equal(got, wantRecords) {
 		t.Errorf("records after ADD twice = %v, want %v", got, wantRecords)
 	}
-	sets := lcSets(t, n)
-	dbSets := lcWantSets(t, sets, "db", db.IP, "NETPOL4-GI-")
-	lcWantSets(t, sets, "web", web.IP, "NETPOL4-P-")
-	lcWantSets(t, sets, "other", other.IP)
+	sets := nodeSets(t, n)
+	dbSets := wantSets(t, sets, "db", db.IP, "NETPOL4-GI-")
+	wantSets(t, sets, "web", web.IP, "NETPOL4-P-")
+	wantSets(t, sets, "other", other.IP)
 	for _, s := range dbSets {
 		if got := sets[s]; !slices.Equal(got, []string{db.IP}) {
 			t.Errorf("set %s = %v, want exactly [%s]", s, got, db.IP)
 		}
 	}
-	if idx := lcReadIndex(t, n); !slices.Equal(idx.lcIndexSets("default/db"), dbSets) {
-		t.Errorf("db is in sets %v, index says %v", dbSets, idx.lcIndexSets("default/db"))
+	if idx := readIndex(t, n); !slices.Equal(idx.setsOf("default/db"), dbSets) {
+		t.Errorf("db is in sets %v, index says %v", dbSets, idx.setsOf("default/db"))
 	}
 	if len(sets["NETPOL4-DENY"]) != 0 {
 		t.Errorf("NETPOL4-DENY = %v, want empty", sets["NETPOL4-DENY"])
@@ -96,7 +96,7 @@ func TestAddTwice(t *testing.T) {
 			t.Errorf("set %s changed by a repeated ADD: %v -> %v", name, members, sets[name])
 		}
 	}
-	lcExpect(t, "after ADD twice", pods, pods,
+	expectMatrix(t, "after ADD twice", pods, pods,
 		"default/web>default/db", "default/web>default/other", "default/db>default/web",
 		"default/db>default/other", "default/other>default/web")
 	if err := n.CheckPod(db); err != nil {
@@ -105,30 +105,30 @@ func TestAddTwice(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	n, dir := lcWorld(t, node.Options{}, map[string]string{
+	n, dir := singleNodeWorld(t, node.Options{}, map[string]string{
 		"default/web": "app=web", "default/db": "app=db", "default/other": "",
 	}, true)
-	pods := lcAddPods(t, n, "default/web", "default/db", "default/other")
+	pods := addServingPods(t, n, "default/web", "default/db", "default/other")
 	web, db, other := pods[0], pods[1], pods[2]
-	lcSync(t, n, dir) // the agent has now seen the recorded IPs too
+	syncOnce(t, n, dir) // the agent has now seen the recorded IPs too
 	for _, p := range pods {
 		if err := n.CheckPod(p); err != nil {
 			t.Fatalf("CHECK %s after ADD and sync: %v", p.Label(), err)
 		}
 	}
 	toDB := []*node.Pod{db}
-	lcExpect(t, "synced", []*node.Pod{web, other}, toDB, "default/web>default/db")
+	expectMatrix(t, "synced", []*node.Pod{web, other}, toDB, "default/web>default/db")
 
-	save := lcSave(t, n)
-	ingress := lcChainRules(save, "NETPOL-INGRESS")
+	save := iptablesSave(t, n)
+	ingress := chainRules(save, "NETPOL-INGRESS")
 	if len(ingress) != 2 || !strings.Contains(ingress[0], "NETPOL4-DENY dst") || !strings.Contains(ingress[1], "-g NETPOL-GI-") {
 		t.Fatalf("NETPOL-INGRESS is not [DENY drop, db's group]:\n%s", strings.Join(ingress, "\n"))
 	}
 	groupChain := ingress[1][strings.Index(ingress[1], "-g ")+3:]
-	if got := lcChainRules(save, groupChain); len(got) != 4 || !strings.Contains(got[1], "-j NETPOL-I-") {
+	if got := chainRules(save, groupChain); len(got) != 4 || !strings.Contains(got[1], "-j NETPOL-I-") {
 		t.Fatalf("group chain %s is not [clear mark, policy, pass, drop]:\n%s", groupChain, strings.Join(got, "\n"))
 	}
-	dbSet := lcWantSets(t, lcSets(t, n), "db", db.IP, "NETPOL4-GI-")
+	dbSet := wantSets(t, nodeSets(t, n), "db", db.IP, "NETPOL4-GI-")
 
 	cases := []struct {
 		name    string
@@ -150,7 +150,7 @@ func TestCheck(t *testing.T) {
 			[]string{"default/web>default/db", "default/other>default/db"}},
 	}
 	for _, c := range cases {
-		lcExec(t, n, c.cmd[0], c.cmd[1:]...)
+		execIn(t, n, c.cmd[0], c.cmd[1:]...)
 		err := n.CheckPod(db)
 		if err == nil {
 			t.Errorf("%s removed: CHECK of %s succeeded", c.name, db.Label())
@@ -162,27 +162,27 @@ func TestCheck(t *testing.T) {
 			}
 			t.Logf("%s removed: CHECK says: %v", c.name, err)
 		}
-		lcExpect(t, c.name+" removed", []*node.Pod{web, other}, toDB, c.allowed...)
-		lcSync(t, n, dir) // the agent puts it back
+		expectMatrix(t, c.name+" removed", []*node.Pod{web, other}, toDB, c.allowed...)
+		syncOnce(t, n, dir) // the agent puts it back
 		if err := n.CheckPod(db); err != nil {
 			t.Errorf("%s removed, then agent synced: CHECK: %v", c.name, err)
 		}
 	}
 	// The CHECK of web (not selected, only a peer) sees its peer entry go.
-	webSet := lcWantSets(t, lcSets(t, n), "web", web.IP, "NETPOL4-P-")
-	lcExec(t, n, "ipset", "del", webSet[0], web.IP)
+	webSet := wantSets(t, nodeSets(t, n), "web", web.IP, "NETPOL4-P-")
+	execIn(t, n, "ipset", "del", webSet[0], web.IP)
 	if err := n.CheckPod(web); err == nil || !strings.Contains(err.Error(), webSet[0]) {
 		t.Errorf("web's peer entry removed: CHECK = %v, want an error naming %s", err, webSet[0])
 	}
-	lcSync(t, n, dir)
+	syncOnce(t, n, dir)
 	if err := n.CheckPod(web); err != nil {
 		t.Errorf("CHECK of web after sync: %v", err)
 	}
-	lcExpect(t, "repaired", []*node.Pod{web, other}, toDB, "default/web>default/db")
+	expectMatrix(t, "repaired", []*node.Pod{web, other}, toDB, "default/web>default/db")
 }
 
-// lcCraftedResult is a CNI result giving ip/24 to eth0 of netns path.
-func lcCraftedResult(ip, path string) *types100.Result {
+// craftedResult is a CNI result giving ip/24 to eth0 of netns path.
+func craftedResult(ip, path string) *types100.Result {
 	zero := 0
 	return &types100.Result{
 		CNIVersion: "1.0.0",
@@ -195,20 +195,20 @@ func lcCraftedResult(ip, path string) *types100.Result {
 }
 
 func TestDelTwiceAndWithoutPrevResult(t *testing.T) {
-	n, dir := lcWorld(t, node.Options{}, map[string]string{
+	n, dir := singleNodeWorld(t, node.Options{}, map[string]string{
 		"default/a": "app=db", "default/b": "app=db", "default/c": "app=web", "default/keep": "app=db",
 		"default/dup1": "app=db", "default/dup2": "app=db",
 	}, true)
-	pods := lcAddPods(t, n, "default/a", "default/b", "default/c", "default/keep")
+	pods := addServingPods(t, n, "default/a", "default/b", "default/c", "default/keep")
 	a, b, c, keep := pods[0], pods[1], pods[2], pods[3]
-	lcSync(t, n, dir)
-	ctx := lcCtx(t, time.Minute)
-	sets := lcSets(t, n)
-	group := lcWantSets(t, sets, "a", a.IP, "NETPOL4-GI-")
-	lcWantSets(t, sets, "b", b.IP, "NETPOL4-GI-")
-	lcWantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
-	lcWantSets(t, sets, "c", c.IP, "NETPOL4-P-")
-	lcExpect(t, "before DEL", []*node.Pod{c}, []*node.Pod{keep}, "default/c>default/keep")
+	syncOnce(t, n, dir)
+	ctx := timeoutCtx(t, time.Minute)
+	sets := nodeSets(t, n)
+	group := wantSets(t, sets, "a", a.IP, "NETPOL4-GI-")
+	wantSets(t, sets, "b", b.IP, "NETPOL4-GI-")
+	wantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
+	wantSets(t, sets, "c", c.IP, "NETPOL4-P-")
+	expectMatrix(t, "before DEL", []*node.Pod{c}, []*node.Pod{keep}, "default/c>default/keep")
 
 	// DEL twice, with the cached prevResult.
 	for i := 1; i <= 2; i++ {
@@ -221,21 +221,21 @@ func TestDelTwiceAndWithoutPrevResult(t *testing.T) {
 		t.Errorf("DEL of b without prevResult: %v", err)
 	}
 	// DEL with prevResult after the record was lost.
-	if err := os.Remove(filepath.Join(n.DataDir, "pods", lcRecordName(c))); err != nil {
+	if err := os.Remove(filepath.Join(n.DataDir, "pods", recordFileName(c))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.InvokePlugin(ctx, "DEL", "netpol", c.Args(), c.Result); err != nil {
 		t.Errorf("netpol DEL of c without record: %v", err)
 	}
-	sets = lcSets(t, n)
-	lcWantSets(t, sets, "a (deleted twice)", a.IP)
-	lcWantSets(t, sets, "b (deleted without prevResult)", b.IP)
-	lcWantSets(t, sets, "c (deleted without record)", c.IP)
-	lcWantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
+	sets = nodeSets(t, n)
+	wantSets(t, sets, "a (deleted twice)", a.IP)
+	wantSets(t, sets, "b (deleted without prevResult)", b.IP)
+	wantSets(t, sets, "c (deleted without record)", c.IP)
+	wantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
 	if got := sets[group[0]]; !slices.Equal(got, []string{keep.IP}) {
 		t.Errorf("group set %s = %v, want [%s]", group[0], got, keep.IP)
 	}
-	if got := lcRecords(t, n); !slices.Equal(got, []string{lcRecordName(keep)}) {
+	if got := podRecords(t, n); !slices.Equal(got, []string{recordFileName(keep)}) {
 		t.Errorf("records = %v, want only keep's", got)
 	}
 	if err := n.CheckPod(keep); err != nil {
@@ -256,41 +256,41 @@ func TestDelTwiceAndWithoutPrevResult(t *testing.T) {
 			t.Fatal(err)
 		}
 		args := node.PodArgs{Namespace: "default", Name: name, ContainerID: cid, NetNSPath: path}
-		if _, err := n.InvokePlugin(ctx, "ADD", "netpol", args, lcCraftedResult(shared, path)); err != nil {
+		if _, err := n.InvokePlugin(ctx, "ADD", "netpol", args, craftedResult(shared, path)); err != nil {
 			t.Fatalf("netpol ADD of %s: %v", name, err)
 		}
 		dups = append(dups, args)
 	}
-	lcWantSets(t, lcSets(t, n), "dup1+dup2", shared, "NETPOL4-GI-")
-	if _, err := n.InvokePlugin(ctx, "DEL", "netpol", dups[0], lcCraftedResult(shared, dups[0].NetNSPath)); err != nil {
+	wantSets(t, nodeSets(t, n), "dup1+dup2", shared, "NETPOL4-GI-")
+	if _, err := n.InvokePlugin(ctx, "DEL", "netpol", dups[0], craftedResult(shared, dups[0].NetNSPath)); err != nil {
 		t.Fatalf("netpol DEL of dup1: %v", err)
 	}
-	sets = lcSets(t, n)
-	if got := lcWantSets(t, sets, "dup2 after DEL of dup1", shared, "NETPOL4-GI-"); !slices.Equal(got, group) {
+	sets = nodeSets(t, n)
+	if got := wantSets(t, sets, "dup2 after DEL of dup1", shared, "NETPOL4-GI-"); !slices.Equal(got, group) {
 		t.Errorf("dup2 is in %v, want %v", got, group)
 	}
-	wantRecords := lcSorted([]string{lcRecordName(keep), dups[1].ContainerID + "_eth0.json"})
-	if got := lcRecords(t, n); !slices.Equal(got, wantRecords) {
+	wantRecords := sortedCopy([]string{recordFileName(keep), dups[1].ContainerID + "_eth0.json"})
+	if got := podRecords(t, n); !slices.Equal(got, wantRecords) {
 		t.Errorf("records = %v, want %v", got, wantRecords)
 	}
 	if _, err := n.InvokePlugin(ctx, "DEL", "netpol", dups[1], nil); err != nil {
 		t.Fatalf("netpol DEL of dup2 without prevResult: %v", err)
 	}
-	sets = lcSets(t, n)
-	lcWantSets(t, sets, "shared address after DEL of both", shared)
-	lcWantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
+	sets = nodeSets(t, n)
+	wantSets(t, sets, "shared address after DEL of both", shared)
+	wantSets(t, sets, "keep", keep.IP, "NETPOL4-GI-")
 }
 
 func TestGC(t *testing.T) {
-	n, _ := lcWorld(t, node.Options{CNIVersion: "1.1.0"}, map[string]string{
+	n, _ := singleNodeWorld(t, node.Options{CNIVersion: "1.1.0"}, map[string]string{
 		"default/a": "app=db", "default/b": "app=web", "default/c": "app=db",
 	}, true)
-	pods := lcAddPods(t, n, "default/a", "default/b", "default/c")
+	pods := addServingPods(t, n, "default/a", "default/b", "default/c")
 	a, b, c := pods[0], pods[1], pods[2]
-	sets := lcSets(t, n)
-	groupA := lcWantSets(t, sets, "a", a.IP, "NETPOL4-GI-")
-	peerB := lcWantSets(t, sets, "b", b.IP, "NETPOL4-P-")
-	lcWantSets(t, sets, "c", c.IP, "NETPOL4-GI-")
+	sets := nodeSets(t, n)
+	groupA := wantSets(t, sets, "a", a.IP, "NETPOL4-GI-")
+	peerB := wantSets(t, sets, "b", b.IP, "NETPOL4-P-")
+	wantSets(t, sets, "c", c.IP, "NETPOL4-GI-")
 
 	// Forget c in libcni's cache, so that libcni does not DEL it itself
 	// before GC: only netpol's GC verb can collect it.
@@ -307,20 +307,20 @@ func TestGC(t *testing.T) {
 		t.Fatalf("GC: %v", err)
 	}
 
-	wantRecords := lcSorted([]string{lcRecordName(a), lcRecordName(b)})
-	if got := lcRecords(t, n); !slices.Equal(got, wantRecords) {
+	wantRecords := sortedCopy([]string{recordFileName(a), recordFileName(b)})
+	if got := podRecords(t, n); !slices.Equal(got, wantRecords) {
 		t.Errorf("records after GC = %v, want %v", got, wantRecords)
 	}
-	log := string(lcReadFile(t, filepath.Join(n.DataDir, "netpol.log")))
+	log := string(readFileIfAny(t, filepath.Join(n.DataDir, "netpol.log")))
 	if !strings.Contains(log, "stale attachment collected") || !strings.Contains(log, c.ContainerID) {
 		t.Errorf("netpol.log does not say GC collected %s:\n%s", c.ContainerID, log)
 	}
-	sets = lcSets(t, n)
-	lcWantSets(t, sets, "c (collected)", c.IP)
-	if got := lcWantSets(t, sets, "a", a.IP, "NETPOL4-GI-"); !slices.Equal(got, groupA) {
+	sets = nodeSets(t, n)
+	wantSets(t, sets, "c (collected)", c.IP)
+	if got := wantSets(t, sets, "a", a.IP, "NETPOL4-GI-"); !slices.Equal(got, groupA) {
 		t.Errorf("a moved from %v to %v", groupA, got)
 	}
-	if got := lcWantSets(t, sets, "b", b.IP, "NETPOL4-P-"); !slices.Equal(got, peerB) {
+	if got := wantSets(t, sets, "b", b.IP, "NETPOL4-P-"); !slices.Equal(got, peerB) {
 		t.Errorf("b moved from %v to %v", peerB, got)
 	}
 	if got := sets[groupA[0]]; !slices.Equal(got, []string{a.IP}) {
@@ -331,15 +331,15 @@ func TestGC(t *testing.T) {
 			t.Errorf("CHECK of %s after GC: %v", p.Label(), err)
 		}
 	}
-	lcExpect(t, "after GC", []*node.Pod{a, b}, []*node.Pod{a, b}, "default/b>default/a", "default/a>default/b")
+	expectMatrix(t, "after GC", []*node.Pod{a, b}, []*node.Pod{a, b}, "default/b>default/a", "default/a>default/b")
 }
 
 func TestStatus(t *testing.T) {
-	n := lcNewNode(t, node.Options{CNIVersion: "1.1.0"})
+	n := newNode(t, node.Options{CNIVersion: "1.1.0"})
 	if err := n.Status(); err != nil {
 		t.Fatalf("STATUS of a fresh node: %v", err)
 	}
-	lcExec(t, n, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0")
+	execIn(t, n, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0")
 	err := n.Status()
 	var cniErr *types.Error
 	switch {
@@ -354,7 +354,7 @@ func TestStatus(t *testing.T) {
 	default:
 		t.Logf("STATUS says: %v", err)
 	}
-	lcExec(t, n, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
+	execIn(t, n, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
 	if err := n.Status(); err != nil {
 		t.Errorf("STATUS after the sysctl is back: %v", err)
 	}
@@ -380,11 +380,11 @@ func TestStatus(t *testing.T) {
 }
 
 func TestFailClosedBeforeAgent(t *testing.T) {
-	n := lcNewNode(t, node.Options{})
-	pods := lcAddPods(t, n, "default/a", "default/b")
+	n := newNode(t, node.Options{})
+	pods := addServingPods(t, n, "default/a", "default/b")
 	a, b := pods[0], pods[1]
 
-	save := lcSave(t, n)
+	save := iptablesSave(t, n)
 	for _, want := range []string{
 		"-A FORWARD -m comment --comment \"netpol: NetworkPolicy enforcement\" -j NETPOL-FORWARD",
 		"-A NETPOL-INGRESS -m set --match-set NETPOL4-DENY dst",
@@ -394,24 +394,24 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 			t.Errorf("iptables-save before any agent lacks %q", want)
 		}
 	}
-	if got := lcChainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-j DROP") {
+	if got := chainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-j DROP") {
 		t.Errorf("NETPOL-INGRESS = %v, want the one DENY drop rule", got)
 	}
-	sets := lcSets(t, n)
-	if got, want := sets["NETPOL4-DENY"], lcSorted([]string{a.IP, b.IP}); !slices.Equal(got, want) {
+	sets := nodeSets(t, n)
+	if got, want := sets["NETPOL4-DENY"], sortedCopy([]string{a.IP, b.IP}); !slices.Equal(got, want) {
 		t.Errorf("NETPOL4-DENY = %v, want %v", got, want)
 	}
-	lcExpect(t, "no agent yet", pods, pods)
+	expectMatrix(t, "no agent yet", pods, pods)
 	for _, p := range pods {
 		if err := n.CheckPod(p); err != nil {
 			t.Errorf("CHECK of %s, denied before any agent: %v", p.Label(), err)
 		}
 	}
 	// Node traffic (kubelet probes) is never denied.
-	if !node.Probe(n, a.IP, "tcp", lcPort, lcDeny) {
+	if !node.Probe(n, a.IP, "tcp", servePort, denyTimeout) {
 		t.Errorf("the node cannot reach %s while it is denied", a.Label())
 	}
-	log := string(lcReadFile(t, filepath.Join(n.DataDir, "netpol.log")))
+	log := string(readFileIfAny(t, filepath.Join(n.DataDir, "netpol.log")))
 	if c := strings.Count(log, "no snapshot yet: denied until the agent syncs"); c != 2 {
 		t.Errorf("netpol.log says %d times why a pod is denied, want 2:\n%s", c, log)
 	}
@@ -419,34 +419,34 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 	// The agent learns both pods; no policies: everything allowed.
 	dir := t.TempDir()
 	known := map[string]string{"default/a": "app=web", "default/b": "app=db"}
-	lcWrite(t, dir, "10-pods.yaml", lcPodsYAML(known))
-	lcSync(t, n, dir)
-	if got := lcSets(t, n)["NETPOL4-DENY"]; len(got) != 0 {
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(known))
+	syncOnce(t, n, dir)
+	if got := nodeSets(t, n)["NETPOL4-DENY"]; len(got) != 0 {
 		t.Errorf("NETPOL4-DENY after sync = %v, want empty", got)
 	}
-	lcExpect(t, "agent knows the pods", pods, pods, lcAll(a.Label(), b.Label())...)
+	expectMatrix(t, "agent knows the pods", pods, pods, allPairs(a.Label(), b.Label())...)
 
 	// A policy in default: an unknown pod there is denied, an unknown pod
 	// of a namespace without policies is not.
-	lcWrite(t, dir, "20-policy.yaml", lcDBPolicy("default"))
-	lcSync(t, n, dir)
-	late := lcAddPods(t, n, "default/late", "open/free")
+	writeManifest(t, dir, "20-policy.yaml", dbPolicyYAML("default"))
+	syncOnce(t, n, dir)
+	late := addServingPods(t, n, "default/late", "open/free")
 	lateDefault, free := late[0], late[1]
 	all := append(slices.Clone(pods), late...)
-	lcExpect(t, "unknown pods after a policy", all, all,
+	expectMatrix(t, "unknown pods after a policy", all, all,
 		"default/a>default/b", "default/b>default/a",
 		"default/a>open/free", "default/b>open/free",
 		"open/free>default/a")
-	if got := lcSets(t, n)["NETPOL4-DENY"]; !slices.Equal(got, []string{lateDefault.IP}) {
+	if got := nodeSets(t, n)["NETPOL4-DENY"]; !slices.Equal(got, []string{lateDefault.IP}) {
 		t.Errorf("NETPOL4-DENY = %v, want only %s (%s)", got, lateDefault.IP, lateDefault.Label())
 	}
-	lcWantSets(t, lcSets(t, n), "open/free", free.IP)
+	wantSets(t, nodeSets(t, n), "open/free", free.IP)
 	for _, p := range late {
 		if err := n.CheckPod(p); err != nil {
 			t.Errorf("CHECK of %s, not known to the agent: %v", p.Label(), err)
 		}
 	}
-	log = string(lcReadFile(t, filepath.Join(n.DataDir, "netpol.log")))
+	log = string(readFileIfAny(t, filepath.Join(n.DataDir, "netpol.log")))
 	if !strings.Contains(log, "pod not in the snapshot and its namespace has policies") {
 		t.Errorf("netpol.log does not say why default/late is denied:\n%s", log)
 	}
@@ -454,9 +454,9 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 	// Once the manifests know it, the late pod follows the policy.
 	known["default/late"] = "app=web"
 	known["open/free"] = ""
-	lcWrite(t, dir, "10-pods.yaml", lcPodsYAML(known))
-	lcSync(t, n, dir)
-	lcExpect(t, "late pods known", all, all,
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(known))
+	syncOnce(t, n, dir)
+	expectMatrix(t, "late pods known", all, all,
 		"default/a>default/b", "default/a>default/late", "default/a>open/free",
 		"default/b>default/a", "default/b>default/late", "default/b>open/free",
 		"default/late>default/a", "default/late>default/b", "default/late>open/free",
@@ -464,39 +464,39 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 }
 
 func TestUninstallLeavesNoTrace(t *testing.T) {
-	n := lcNewNode(t, node.Options{Subnet6: "fd00:10:244:1::/64"}) // dual-stack
+	n := newNode(t, node.Options{Subnet6: "fd00:10:244:1::/64"}) // dual-stack
 	// Foreign state that netpol must never touch.
-	lcExec(t, n, "iptables", "-w", "-N", "FOREIGN")
-	lcExec(t, n, "iptables", "-w", "-A", "FOREIGN", "-p", "tcp", "--dport", "9999", "-j", "RETURN")
-	lcExec(t, n, "iptables", "-w", "-A", "FORWARD", "-j", "ACCEPT")
-	lcExec(t, n, "ip6tables", "-w", "-N", "FOREIGN6")
-	lcExec(t, n, "ipset", "create", "foreign", "hash:ip")
-	lcExec(t, n, "ipset", "add", "foreign", "192.0.2.7")
+	execIn(t, n, "iptables", "-w", "-N", "FOREIGN")
+	execIn(t, n, "iptables", "-w", "-A", "FOREIGN", "-p", "tcp", "--dport", "9999", "-j", "RETURN")
+	execIn(t, n, "iptables", "-w", "-A", "FORWARD", "-j", "ACCEPT")
+	execIn(t, n, "ip6tables", "-w", "-N", "FOREIGN6")
+	execIn(t, n, "ipset", "create", "foreign", "hash:ip")
+	execIn(t, n, "ipset", "add", "foreign", "192.0.2.7")
 	foreign := []string{":FOREIGN - [0:0]", "-A FOREIGN -p tcp -m tcp --dport 9999 -j RETURN", "-A FORWARD -j ACCEPT"}
 	checkForeign := func(when string) {
 		t.Helper()
-		save := lcSave(t, n)
+		save := iptablesSave(t, n)
 		for _, f := range foreign {
 			if !strings.Contains(save, f) {
 				t.Errorf("%s: iptables-save lost foreign %q:\n%s", when, f, save)
 			}
 		}
-		if s := lcExec(t, n, "ip6tables-save"); !strings.Contains(s, ":FOREIGN6") {
+		if s := execIn(t, n, "ip6tables-save"); !strings.Contains(s, ":FOREIGN6") {
 			t.Errorf("%s: ip6tables-save lost chain FOREIGN6", when)
 		}
-		if got := lcSets(t, n)["foreign"]; !slices.Equal(got, []string{"192.0.2.7"}) {
+		if got := nodeSets(t, n)["foreign"]; !slices.Equal(got, []string{"192.0.2.7"}) {
 			t.Errorf("%s: set foreign = %v, want [192.0.2.7]", when, got)
 		}
 	}
 
 	dir := t.TempDir()
-	lcWrite(t, dir, "10-pods.yaml", lcPodsYAML(map[string]string{
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{
 		"default/web": "app=web", "default/db": "app=db", "default/other": "",
 	}))
-	lcWrite(t, dir, "20-policy.yaml", lcDBPolicy("default"))
-	pods := lcAddPods(t, n, "default/web", "default/db", "default/other")
-	lcSync(t, n, dir)
-	lcExpect(t, "synced", pods, pods,
+	writeManifest(t, dir, "20-policy.yaml", dbPolicyYAML("default"))
+	pods := addServingPods(t, n, "default/web", "default/db", "default/other")
+	syncOnce(t, n, dir)
+	expectMatrix(t, "synced", pods, pods,
 		"default/web>default/db", "default/web>default/other", "default/db>default/web",
 		"default/db>default/other", "default/other>default/web")
 	checkForeign("after sync")
@@ -504,13 +504,13 @@ func TestUninstallLeavesNoTrace(t *testing.T) {
 	if db.IP6 == "" {
 		t.Fatalf("db has no IPv6 address: %v", db.IPs)
 	}
-	if !node.Probe(web, db.IP6, "tcp", lcPort, lcDeny) || node.Probe(other, db.IP6, "tcp", lcPort, lcDeny) {
+	if !node.Probe(web, db.IP6, "tcp", servePort, denyTimeout) || node.Probe(other, db.IP6, "tcp", servePort, denyTimeout) {
 		t.Errorf("over IPv6, want web -> db allowed and other -> db denied")
 	}
-	if got := lcWantSets(t, lcSets(t, n), "db over IPv6", db.IP6, "NETPOL6-GI-"); len(got) != 1 {
+	if got := wantSets(t, nodeSets(t, n), "db over IPv6", db.IP6, "NETPOL6-GI-"); len(got) != 1 {
 		t.Errorf("db's IPv6 address is in %v", got)
 	}
-	if s := lcSave(t, n); !strings.Contains(s, "-j NETPOL-I-") {
+	if s := iptablesSave(t, n); !strings.Contains(s, "-j NETPOL-I-") {
 		t.Fatalf("no policy chain after sync:\n%s", s)
 	}
 
@@ -520,12 +520,12 @@ func TestUninstallLeavesNoTrace(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 2; i++ {
-		stdout, stderr, code := lcRunAgentSplit(t, n, "--uninstall")
+		stdout, stderr, code := runAgentSplit(t, n, "--uninstall")
 		if code != 0 {
 			t.Fatalf("uninstall #%d: exit %d\nstdout: %s\nstderr: %s", i, code, stdout, stderr)
 		}
 		for _, c := range [][]string{{"iptables-save"}, {"ip6tables-save"}, {"ipset", "list"}} {
-			if out := lcExec(t, n, c[0], c[1:]...); strings.Contains(out, "NETPOL") {
+			if out := execIn(t, n, c[0], c[1:]...); strings.Contains(out, "NETPOL") {
 				t.Errorf("uninstall #%d: %s still shows NETPOL:\n%s", i, c[0], out)
 			}
 		}

@@ -5,11 +5,9 @@ package integration
 // host-gw routes (node.Cluster). Egress is enforced on the sending node,
 // ingress on the receiving node; same-node traffic takes the bridged path,
 // cross-node traffic the routed path, and each packet is evaluated once per
-// direction. Helpers of this file (and flannel_test.go) start with "mn".
+// direction. flannel_test.go uses the helpers of this file too.
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -25,61 +23,61 @@ import (
 	"github.com/netpol/netpol/integration/node"
 )
 
-// mnSpec is a pod of a multi-node world and the node it runs on.
-type mnSpec struct {
+// placedPod is a pod of a multi-node world and the node it runs on.
+type placedPod struct {
 	key    string // "namespace/name"
 	labels map[string]string
 	node   int // index into Cluster.Nodes
 	opts   node.PodOptions
 }
 
-// mnWorld is a cluster, its pods and the one manifest directory every
+// clusterWorld is a cluster, its pods and the one manifest directory every
 // node's agent reads (as every agent watches the same API server).
-type mnWorld struct {
+type clusterWorld struct {
 	t        *testing.T
 	c        *node.Cluster
 	dir      string
 	nss      map[string]map[string]string // namespace -> labels
-	specs    []mnSpec
+	specs    []placedPod
 	pods     map[string]*node.Pod
 	policies string
 }
 
-// mnNew creates the cluster; pods are created by add.
-func mnNew(t *testing.T, o node.ClusterOptions, nss map[string]map[string]string, specs []mnSpec) *mnWorld {
+// newClusterWorld creates the cluster; pods are created by add.
+func newClusterWorld(t *testing.T, o node.ClusterOptions, nss map[string]map[string]string, specs []placedPod) *clusterWorld {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}
 	start := time.Now()
-	w := &mnWorld{t: t, c: node.NewCluster(t, o), dir: t.TempDir(), nss: nss, specs: specs, pods: map[string]*node.Pod{}}
+	w := &clusterWorld{t: t, c: node.NewCluster(t, o), dir: t.TempDir(), nss: nss, specs: specs, pods: map[string]*node.Pod{}}
 	t.Logf("cluster of %d nodes in %v", len(w.c.Nodes), time.Since(start).Round(time.Millisecond))
 	return w
 }
 
-// mnNine is the standard world: namespaces prod, dev and ops (label
+// nineWorld is the standard world: namespaces prod, dev and ops (label
 // team=<name>), pods a, b and c in each (label pod=<name>), placed
 // round-robin so that a is on node-1, b on node-2 and c on node-3.
-func mnNine() (map[string]map[string]string, []mnSpec) {
+func nineWorld() (map[string]map[string]string, []placedPod) {
 	nss := map[string]map[string]string{}
-	var specs []mnSpec
+	var specs []placedPod
 	for _, ns := range []string{"prod", "dev", "ops"} {
 		nss[ns] = map[string]string{"team": ns}
 		for i, name := range []string{"a", "b", "c"} {
-			specs = append(specs, mnSpec{key: ns + "/" + name, labels: map[string]string{"pod": name}, node: i})
+			specs = append(specs, placedPod{key: ns + "/" + name, labels: map[string]string{"pod": name}, node: i})
 		}
 	}
 	return nss, specs
 }
 
-// mnNineKeys is the table order of mnNine.
-var mnNineKeys = []string{"prod/a", "prod/b", "prod/c", "dev/a", "dev/b", "dev/c", "ops/a", "ops/b", "ops/c"}
+// nineKeys is the table order of nineWorld.
+var nineKeys = []string{"prod/a", "prod/b", "prod/c", "dev/a", "dev/b", "dev/c", "ops/a", "ops/b", "ops/c"}
 
-// mnPolicies: prod denies ingress except TCP 80 from namespace ops (whose
+// ninePolicies: prod denies ingress except TCP 80 from namespace ops (whose
 // pods are on every node); dev/b (node-2) may only send to ops/c (node-3)
 // on TCP 80; ops selects its pods for egress and allows all of it (no
 // effect on the tables; it gives the sender a group chain to count).
-const mnPolicies = `
+const ninePolicies = `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-ingress, namespace: prod}
@@ -121,10 +119,10 @@ spec:
   - {}
 `
 
-// mnNineTCP80 is what mnPolicies mean for TCP 80 once every agent knows
-// every pod's IP. Rows are sources, columns destinations, in mnNineKeys
+// nineTCP80 is what ninePolicies mean for TCP 80 once every agent knows
+// every pod's IP. Rows are sources, columns destinations, in nineKeys
 // order; a is on node-1, b on node-2, c on node-3.
-var mnNineTCP80 = []string{
+var nineTCP80 = []string{
 	//pa pb pc da db dc oa ob oc
 	". X X . . . . . .", // prod/a: prod pods only take ops
 	"X . X . . . . . .", // prod/b
@@ -137,9 +135,9 @@ var mnNineTCP80 = []string{
 	". . . . . . . . .", // ops/c
 }
 
-// mnNineClosed is TCP 81 and UDP 80: prod allows ops on TCP 80 only, dev/b
+// nineClosed is TCP 81 and UDP 80: prod allows ops on TCP 80 only, dev/b
 // may send on TCP 80 only.
-var mnNineClosed = []string{
+var nineClosed = []string{
 	". X X . . . . . .",
 	"X . X . . . . . .",
 	"X X . . . . . . .",
@@ -153,14 +151,14 @@ var mnNineClosed = []string{
 
 // add creates the pods, in spec order, each through its own node's CNI
 // chain, serving TCP and UDP on ports.
-func (w *mnWorld) add(ports ...int) {
+func (w *clusterWorld) add(ports ...int) {
 	w.t.Helper()
 	for _, s := range w.specs {
 		w.addOne(s, ports...)
 	}
 }
 
-func (w *mnWorld) addOne(s mnSpec, ports ...int) *node.Pod {
+func (w *clusterWorld) addOne(s placedPod, ports ...int) *node.Pod {
 	w.t.Helper()
 	ns, name, _ := strings.Cut(s.key, "/")
 	n := w.c.Nodes[s.node]
@@ -177,7 +175,7 @@ func (w *mnWorld) addOne(s mnSpec, ports ...int) *node.Pod {
 
 // manifests renders namespaces and pods: every pod with spec.nodeName,
 // and status.podIPs once it has been created (when withIPs).
-func (w *mnWorld) manifests(withIPs bool) string {
+func (w *clusterWorld) manifests(withIPs bool) string {
 	var b strings.Builder
 	for _, ns := range slices.Sorted(maps.Keys(w.nss)) {
 		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels: %s\n", ns, yamlMap(w.nss[ns]))
@@ -197,7 +195,7 @@ func (w *mnWorld) manifests(withIPs bool) string {
 }
 
 // sync writes the manifests and policies and runs one sync on every node.
-func (w *mnWorld) sync(withIPs bool) {
+func (w *clusterWorld) sync(withIPs bool) {
 	w.t.Helper()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(content), 0o644); err != nil {
@@ -212,7 +210,7 @@ func (w *mnWorld) sync(withIPs bool) {
 }
 
 // list returns pods by key.
-func (w *mnWorld) list(keys ...string) []*node.Pod {
+func (w *clusterWorld) list(keys ...string) []*node.Pod {
 	w.t.Helper()
 	out := make([]*node.Pod, len(keys))
 	for i, k := range keys {
@@ -224,7 +222,7 @@ func (w *mnWorld) list(keys ...string) []*node.Pod {
 }
 
 // ips returns the IPv4 addresses of pods, sorted.
-func (w *mnWorld) ips(keys ...string) []string {
+func (w *clusterWorld) ips(keys ...string) []string {
 	var out []string
 	for _, p := range w.list(keys...) {
 		out = append(out, p.IP)
@@ -233,26 +231,14 @@ func (w *mnWorld) ips(keys ...string) []string {
 	return out
 }
 
-// mnExec runs a command in a node namespace.
-func mnExec(t *testing.T, n *node.Node, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := n.Exec(ctx, name, args...)
-	if err != nil {
-		t.Fatalf("%s: %s %v: %v", n.Name, name, args, err)
-	}
-	return string(out)
-}
-
-// mnSets returns the ipsets of a node: name -> sorted members (the first
+// ipsetMembers returns the ipsets of a node: name -> sorted members (the first
 // field of each member line).
-func mnSets(t *testing.T, n *node.Node) map[string][]string {
+func ipsetMembers(t *testing.T, n *node.Node) map[string][]string {
 	t.Helper()
 	sets := map[string][]string{}
 	var cur string
 	members := false
-	for _, l := range strings.Split(mnExec(t, n, "ipset", "list"), "\n") {
+	for _, l := range strings.Split(execIn(t, n, "ipset", "list"), "\n") {
 		switch {
 		case strings.HasPrefix(l, "Name: "):
 			cur, members = strings.TrimPrefix(l, "Name: "), false
@@ -271,9 +257,9 @@ func mnSets(t *testing.T, n *node.Node) map[string][]string {
 	return sets
 }
 
-// mnSetsWithPrefix returns the member lists of the sets named prefix*,
+// setsWithPrefix returns the member lists of the sets named prefix*,
 // sorted, as strings.
-func mnSetsWithPrefix(sets map[string][]string, prefix string) []string {
+func setsWithPrefix(sets map[string][]string, prefix string) []string {
 	var out []string
 	for name, m := range sets {
 		if strings.HasPrefix(name, prefix) {
@@ -284,32 +270,32 @@ func mnSetsWithPrefix(sets map[string][]string, prefix string) []string {
 	return out
 }
 
-// mnRule is one rule of iptables-save -c: its packet counter and text.
-type mnRule struct {
+// countedRule is one rule of iptables-save -c: its packet counter and text.
+type countedRule struct {
 	pkts uint64
 	text string
 }
 
-var mnCounterLine = regexp.MustCompile(`^\[(\d+):\d+\] (-A (\S+) .*)$`)
+var counterLine = regexp.MustCompile(`^\[(\d+):\d+\] (-A (\S+) .*)$`)
 
-// mnChains returns the filter table of a node with counters: chain -> rules.
-func mnChains(t *testing.T, n *node.Node) map[string][]mnRule {
+// chainCounters returns the filter table of a node with counters: chain -> rules.
+func chainCounters(t *testing.T, n *node.Node) map[string][]countedRule {
 	t.Helper()
-	out := map[string][]mnRule{}
-	for _, l := range strings.Split(mnExec(t, n, "iptables-save", "-c", "-t", "filter"), "\n") {
-		m := mnCounterLine.FindStringSubmatch(l)
+	out := map[string][]countedRule{}
+	for _, l := range strings.Split(execIn(t, n, "iptables-save", "-c", "-t", "filter"), "\n") {
+		m := counterLine.FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}
 		pk, _ := strconv.ParseUint(m[1], 10, 64)
-		out[m[3]] = append(out[m[3]], mnRule{pkts: pk, text: m[2]})
+		out[m[3]] = append(out[m[3]], countedRule{pkts: pk, text: m[2]})
 	}
 	return out
 }
 
-// mnChainWith returns the name of the chain with prefix whose rules
+// chainWith returns the name of the chain with prefix whose rules
 // mention substr (a policy key in a comment), or "".
-func mnChainWith(chains map[string][]mnRule, prefix, substr string) string {
+func chainWith(chains map[string][]countedRule, prefix, substr string) string {
 	for _, name := range slices.Sorted(maps.Keys(chains)) {
 		if !strings.HasPrefix(name, prefix) {
 			continue
@@ -323,18 +309,18 @@ func mnChainWith(chains map[string][]mnRule, prefix, substr string) string {
 	return ""
 }
 
-// mnEntered is how many packets entered a chain: the counter of its first
+// packetsEntered is how many packets entered a chain: the counter of its first
 // rule, for chains that start with a rule without matches (the path and
 // group chains).
-func mnEntered(chains map[string][]mnRule, chain string) uint64 {
+func packetsEntered(chains map[string][]countedRule, chain string) uint64 {
 	if rs := chains[chain]; len(rs) > 0 {
 		return rs[0].pkts
 	}
 	return 0
 }
 
-// mnRulePkts is the counter of the first rule of chain containing substr.
-func mnRulePkts(chains map[string][]mnRule, chain, substr string) uint64 {
+// rulePackets is the counter of the first rule of chain containing substr.
+func rulePackets(chains map[string][]countedRule, chain, substr string) uint64 {
 	for _, r := range chains[chain] {
 		if strings.Contains(r.text, substr) {
 			return r.pkts
@@ -343,11 +329,11 @@ func mnRulePkts(chains map[string][]mnRule, chain, substr string) uint64 {
 	return 0
 }
 
-// mnRules returns the iptables rules mentioning substr, as text.
-func mnRules(t *testing.T, n *node.Node, substr string) []string {
+// rulesMentioning returns the iptables rules mentioning substr, as text.
+func rulesMentioning(t *testing.T, n *node.Node, substr string) []string {
 	t.Helper()
 	var out []string
-	for _, l := range strings.Split(mnExec(t, n, "iptables-save", "-t", "filter"), "\n") {
+	for _, l := range strings.Split(execIn(t, n, "iptables-save", "-t", "filter"), "\n") {
 		if strings.Contains(l, substr) {
 			out = append(out, l)
 		}
@@ -362,9 +348,9 @@ func mnRules(t *testing.T, n *node.Node, substr string) []string {
 func TestMultiNodePolicies(t *testing.T) {
 	for _, order := range []string{"pods-first", "policies-first"} {
 		t.Run(order, func(t *testing.T) {
-			nss, specs := mnNine()
-			w := mnNew(t, node.ClusterOptions{Nodes: 3}, nss, specs)
-			w.policies = mnPolicies
+			nss, specs := nineWorld()
+			w := newClusterWorld(t, node.ClusterOptions{Nodes: 3}, nss, specs)
+			w.policies = ninePolicies
 			if order == "pods-first" {
 				w.add(80, 81)
 				w.sync(true)
@@ -373,7 +359,7 @@ func TestMultiNodePolicies(t *testing.T) {
 				w.add(80, 81)
 				// Each node knows only its own pods' IPs (CNI ADD): local
 				// peers work from the first packet, remote peers do not yet.
-				pods := w.list(mnNineKeys...)
+				pods := w.list(nineKeys...)
 				expect(t, "after ADD, before the agents learn remote IPs", pods, pods, "tcp", 80,
 					//pa pb pc da db dc oa ob oc
 					". X X . . . . . .",
@@ -388,24 +374,24 @@ func TestMultiNodePolicies(t *testing.T) {
 				)
 				w.sync(true) // status.podIPs of every pod
 			}
-			pods := w.list(mnNineKeys...)
-			expect(t, "TCP 80", pods, pods, "tcp", 80, mnNineTCP80...)
-			expect(t, "TCP 81", pods, pods, "tcp", 81, mnNineClosed...)
-			expect(t, "UDP 80", pods, pods, "udp", 80, mnNineClosed...)
-			mnCheckSets(t, w)
+			pods := w.list(nineKeys...)
+			expect(t, "TCP 80", pods, pods, "tcp", 80, nineTCP80...)
+			expect(t, "TCP 81", pods, pods, "tcp", 81, nineClosed...)
+			expect(t, "UDP 80", pods, pods, "udp", 80, nineClosed...)
+			checkSetPlacement(t, w)
 		})
 	}
 }
 
-// mnCheckSets checks where each node put which pod: peer sets hold remote
+// checkSetPlacement checks where each node put which pod: peer sets hold remote
 // pods too (from status.podIPs), group sets (the dispatch of egress by
 // source and ingress by destination) only this node's pods.
-func mnCheckSets(t *testing.T, w *mnWorld) {
+func checkSetPlacement(t *testing.T, w *clusterWorld) {
 	t.Helper()
 	ops := strings.Join(w.ips("ops/a", "ops/b", "ops/c"), ",")
 	for i, n := range w.c.Nodes {
-		sets := mnSets(t, n)
-		peers := mnSetsWithPrefix(sets, "NETPOL4-P-")
+		sets := ipsetMembers(t, n)
+		peers := setsWithPrefix(sets, "NETPOL4-P-")
 		if !slices.Contains(peers, ops) {
 			t.Errorf("%s: no peer set holds the three ops pods %s (local and remote); peer sets: %v", n.Name, ops, peers)
 		}
@@ -415,7 +401,7 @@ func mnCheckSets(t *testing.T, w *mnWorld) {
 				n.Name, opsC, got, i == 1, peers)
 		}
 		name := []string{"a", "b", "c"}[i]
-		if got, want := mnSetsWithPrefix(sets, "NETPOL4-GI-"), []string{w.pods["prod/"+name].IP}; !slices.Equal(got, want) {
+		if got, want := setsWithPrefix(sets, "NETPOL4-GI-"), []string{w.pods["prod/"+name].IP}; !slices.Equal(got, want) {
 			t.Errorf("%s: ingress group sets %v, want %v (prod/%s, this node's only isolated pod)", n.Name, got, want, name)
 		}
 		wantGE := []string{w.pods["ops/"+name].IP}
@@ -423,77 +409,77 @@ func mnCheckSets(t *testing.T, w *mnWorld) {
 			wantGE = append(wantGE, w.pods["dev/b"].IP)
 		}
 		sort.Strings(wantGE)
-		if got := mnSetsWithPrefix(sets, "NETPOL4-GE-"); !slices.Equal(got, wantGE) {
+		if got := setsWithPrefix(sets, "NETPOL4-GE-"); !slices.Equal(got, wantGE) {
 			t.Errorf("%s: egress group sets %v, want %v", n.Name, got, wantGE)
 		}
 		if d := sets["NETPOL4-DENY"]; len(d) != 0 {
 			t.Errorf("%s: DENY set holds %v, want nothing", n.Name, d)
 		}
-		devRules := mnRules(t, n, "dev/b-egress-to-ops-c")
+		devRules := rulesMentioning(t, n, "dev/b-egress-to-ops-c")
 		if got := len(devRules) > 0; got != (i == 1) {
 			t.Errorf("%s: rules of dev/b-egress-to-ops-c present=%v, want %v:\n%s", n.Name, got, i == 1, strings.Join(devRules, "\n"))
 		}
 	}
 }
 
-// mnPath is what one node's counters say about a connection.
-type mnPath struct {
+// pathCounters is what one node's counters say about a connection.
+type pathCounters struct {
 	forward, established, bridged, routed, egress, ingress, ge, gi uint64
 }
 
-func (p mnPath) String() string {
+func (p pathCounters) String() string {
 	return fmt.Sprintf("FORWARD->NETPOL-FORWARD %d (ESTABLISHED/RELATED returned %d), NETPOL-BRIDGED %d, NETPOL-ROUTED %d, "+
 		"NETPOL-EGRESS %d, NETPOL-INGRESS %d, egress group of ops %d, ingress group of prod %d",
 		p.forward, p.established, p.bridged, p.routed, p.egress, p.ingress, p.ge, p.gi)
 }
 
-// mnReadPath reads one node's counters.
-func mnReadPath(t *testing.T, n *node.Node) mnPath {
+// readPath reads one node's counters.
+func readPath(t *testing.T, n *node.Node) pathCounters {
 	t.Helper()
-	ch := mnChains(t, n)
-	return mnPath{
-		forward:     mnRulePkts(ch, "FORWARD", "-j NETPOL-FORWARD"),
-		established: mnRulePkts(ch, "NETPOL-FORWARD", "RELATED,ESTABLISHED"),
-		bridged:     mnEntered(ch, "NETPOL-BRIDGED"),
-		routed:      mnEntered(ch, "NETPOL-ROUTED"),
+	ch := chainCounters(t, n)
+	return pathCounters{
+		forward:     rulePackets(ch, "FORWARD", "-j NETPOL-FORWARD"),
+		established: rulePackets(ch, "NETPOL-FORWARD", "RELATED,ESTABLISHED"),
+		bridged:     packetsEntered(ch, "NETPOL-BRIDGED"),
+		routed:      packetsEntered(ch, "NETPOL-ROUTED"),
 		// The dispatch chains start with the DENY-set rule; count the jumps.
-		egress: mnRulePkts(ch, "NETPOL-BRIDGED", "-j NETPOL-EGRESS") +
-			mnRulePkts(ch, "NETPOL-ROUTED", "-j NETPOL-EGRESS"),
-		ingress: mnRulePkts(ch, "NETPOL-BRIDGED", "-j NETPOL-INGRESS") +
-			mnRulePkts(ch, "NETPOL-ROUTED", "-j NETPOL-INGRESS"),
-		ge: mnEntered(ch, mnChainWith(ch, "NETPOL-GE-", "ops/egress-anywhere")),
-		gi: mnEntered(ch, mnChainWith(ch, "NETPOL-GI-", "prod/allow-from-ops")),
+		egress: rulePackets(ch, "NETPOL-BRIDGED", "-j NETPOL-EGRESS") +
+			rulePackets(ch, "NETPOL-ROUTED", "-j NETPOL-EGRESS"),
+		ingress: rulePackets(ch, "NETPOL-BRIDGED", "-j NETPOL-INGRESS") +
+			rulePackets(ch, "NETPOL-ROUTED", "-j NETPOL-INGRESS"),
+		ge: packetsEntered(ch, chainWith(ch, "NETPOL-GE-", "ops/egress-anywhere")),
+		gi: packetsEntered(ch, chainWith(ch, "NETPOL-GI-", "prod/allow-from-ops")),
 	}
 }
 
-// mnOnce zeroes every node's counters, makes one allowed TCP connection
+// probeOnePath zeroes every node's counters, makes one allowed TCP connection
 // from -> to on port 80, and compares each node's counts of the packets
 // that were evaluated (the conntrack-NEW ones: forward and established are
 // logged, not compared) with want; a node wanted at zero must see nothing
 // at all. A stray packet (none is expected in these namespaces) could add
 // to a count, so it measures up to three times; a packet evaluated twice
 // would double the counts every time.
-func mnOnce(t *testing.T, w *mnWorld, name, from, to string, want map[*node.Node]mnPath) {
+func probeOnePath(t *testing.T, w *clusterWorld, name, from, to string, want map[*node.Node]pathCounters) {
 	t.Helper()
-	var got map[*node.Node]mnPath
+	var got map[*node.Node]pathCounters
 	ok := false
 	for attempt := 1; attempt <= 3 && !ok; attempt++ {
 		for _, n := range w.c.Nodes {
-			mnExec(t, n, "iptables", "-w", "5", "-t", "filter", "-Z")
+			execIn(t, n, "iptables", "-w", "5", "-t", "filter", "-Z")
 		}
 		if err := node.ProbeOnce(w.pods[from], w.pods[to].IP, "tcp", 80, 2*time.Second); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		time.Sleep(100 * time.Millisecond) // let the FIN exchange finish
-		got = map[*node.Node]mnPath{}
+		got = map[*node.Node]pathCounters{}
 		ok = true
 		for _, n := range w.c.Nodes {
-			p := mnReadPath(t, n)
+			p := readPath(t, n)
 			got[n] = p
 			t.Logf("%s, attempt %d, %s: %s", name, attempt, n.Name, p)
 			cmp := p
 			cmp.forward, cmp.established = 0, 0
-			if cmp != want[n] || (want[n] == mnPath{} && p.forward != 0) {
+			if cmp != want[n] || (want[n] == pathCounters{} && p.forward != 0) {
 				ok = false
 			}
 		}
@@ -512,39 +498,39 @@ func mnOnce(t *testing.T, w *mnWorld, name, from, to string, want map[*node.Node
 // chain of its source once (on the sending node) and the ingress group
 // chain of its destination once (on the receiving node).
 func TestMultiNodeOncePerDirection(t *testing.T) {
-	nss, specs := mnNine()
-	w := mnNew(t, node.ClusterOptions{Nodes: 3}, nss, specs)
-	w.policies = mnPolicies
+	nss, specs := nineWorld()
+	w := newClusterWorld(t, node.ClusterOptions{Nodes: 3}, nss, specs)
+	w.policies = ninePolicies
 	w.add(80)
 	w.sync(true)
 	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
-	zero := mnPath{}
+	zero := pathCounters{}
 	cases := []struct {
 		name     string
 		from, to string
-		want     map[*node.Node]mnPath
+		want     map[*node.Node]pathCounters
 	}{
-		{"same node: ops/a -> prod/a on node-1 (bridged)", "ops/a", "prod/a", map[*node.Node]mnPath{
+		{"same node: ops/a -> prod/a on node-1 (bridged)", "ops/a", "prod/a", map[*node.Node]pathCounters{
 			n1: {bridged: 1, egress: 1, ingress: 1, ge: 1, gi: 1}, n2: zero, n3: zero}},
-		{"cross node: ops/a on node-1 -> prod/b on node-2 (routed)", "ops/a", "prod/b", map[*node.Node]mnPath{
+		{"cross node: ops/a on node-1 -> prod/b on node-2 (routed)", "ops/a", "prod/b", map[*node.Node]pathCounters{
 			n1: {routed: 1, egress: 1, ingress: 1, ge: 1}, n2: {routed: 1, egress: 1, ingress: 1, gi: 1}, n3: zero}},
-		{"cross node: ops/c on node-3 -> prod/a on node-1 (routed)", "ops/c", "prod/a", map[*node.Node]mnPath{
+		{"cross node: ops/c on node-3 -> prod/a on node-1 (routed)", "ops/c", "prod/a", map[*node.Node]pathCounters{
 			n3: {routed: 1, egress: 1, ingress: 1, ge: 1}, n1: {routed: 1, egress: 1, ingress: 1, gi: 1}, n2: zero}},
 	}
 	for _, tc := range cases {
-		mnOnce(t, w, tc.name, tc.from, tc.to, tc.want)
+		probeOnePath(t, w, tc.name, tc.from, tc.to, tc.want)
 	}
 	// A denied connection: every SYN (each is NEW: the dropped one never
 	// got a conntrack entry) is counted once on each node and dropped once,
 	// by the ingress group of the destination on the receiving node.
 	for _, n := range w.c.Nodes {
-		mnExec(t, n, "iptables", "-w", "5", "-t", "filter", "-Z")
+		execIn(t, n, "iptables", "-w", "5", "-t", "filter", "-Z")
 	}
 	if err := node.ProbeOnce(w.pods["dev/a"], w.pods["prod/c"].IP, "tcp", 80, 1500*time.Millisecond); err == nil {
 		t.Fatalf("dev/a -> prod/c connected; want denied")
 	}
-	p1, p3 := mnReadPath(t, n1), mnReadPath(t, n3)
-	drops := mnRulePkts(mnChains(t, n3), mnChainWith(mnChains(t, n3), "NETPOL-GI-", "prod/allow-from-ops"), "-j DROP")
+	p1, p3 := readPath(t, n1), readPath(t, n3)
+	drops := rulePackets(chainCounters(t, n3), chainWith(chainCounters(t, n3), "NETPOL-GI-", "prod/allow-from-ops"), "-j DROP")
 	t.Logf("denied dev/a (node-1) -> prod/c (node-3): node-1: %s; node-3: %s; dropped by node-3's ingress group: %d", p1, p3, drops)
 	if p1.routed == 0 || p1.bridged != 0 || p3.bridged != 0 || p1.routed != p3.routed || p3.gi != p3.routed ||
 		drops != p3.routed || p1.gi != 0 || p1.ge != 0 {
@@ -553,80 +539,9 @@ func TestMultiNodeOncePerDirection(t *testing.T) {
 	}
 }
 
-// The pod that moves keeps its address: it lives on a second network of
-// the nodes (bridge mnMoveBridge, host-local on mnMoveRange, gateway .1),
-// outside every node's own subnet and routed per address
-// (Cluster.RoutePod), as an IPAM with movable addresses would do; its
-// address is pinned with CNI_ARGS IP=, which host-local honours. (It
-// cannot share the node's bridge: the bridge plugin gives a bridge one
-// IPv4 gateway, and refuses a second subnet on it.)
-const (
-	mnMoveBridge = "cni1"
-	mnMoveRange  = "10.244.250.0/24"
-	mnMoveIP     = "10.244.250.10"
-)
-
-// mnMovePolicies: prod/m (the pod that moves) is isolated for ingress
-// (only ops may reach prod pods, on TCP 80) and for egress (only to ops);
-// ops/c (node-3) takes ingress from prod/m alone, so node-3 holds m's
-// address as a peer.
-const mnMovePolicies = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-ingress, namespace: prod}
-spec:
-  podSelector: {}
-  policyTypes: [Ingress]
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: allow-from-ops, namespace: prod}
-spec:
-  podSelector: {}
-  ingress:
-  - from:
-    - namespaceSelector: {matchLabels: {team: ops}}
-    ports:
-    - port: 80
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: m-egress, namespace: prod}
-spec:
-  podSelector: {matchLabels: {pod: m}}
-  policyTypes: [Egress]
-  egress:
-  - to:
-    - namespaceSelector: {matchLabels: {team: ops}}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: c-from-m, namespace: ops}
-spec:
-  podSelector: {matchLabels: {pod: c}}
-  ingress:
-  - from:
-    - namespaceSelector: {matchLabels: {team: prod}}
-      podSelector: {matchLabels: {pod: m}}
-`
-
-// mnMoveKeys is the table order of the move test.
-var mnMoveKeys = []string{"prod/a", "dev/a", "ops/b", "dev/b", "ops/c", "prod/m"}
-
-// mnMoveTable is TCP 80 of mnMovePolicies, wherever prod/m runs.
-var mnMoveTable = []string{
-	//pa da ob db oc pm
-	". . . . X X", // prod/a
-	"X . . . X X", // dev/a
-	". . . . X .", // ops/b
-	"X . . . X X", // dev/b
-	". . . . . .", // ops/c
-	"X X . X . .", // prod/m: egress to ops only; the only one ops/c takes
-}
-
-// mnHolding returns the kinds of sets (name without its hash, e.g.
+// setKindsHolding returns the kinds of sets (name without its hash, e.g.
 // NETPOL4-GI) that hold ip, sorted.
-func mnHolding(sets map[string][]string, ip string) []string {
+func setKindsHolding(sets map[string][]string, ip string) []string {
 	var out []string
 	for name, members := range sets {
 		if slices.Contains(members, ip) {
@@ -641,13 +556,13 @@ func mnHolding(sets map[string][]string, ip string) []string {
 	return out
 }
 
-// mnKernelState is netpol's part of a node's kernel, comparable across
+// kernelState is netpol's part of a node's kernel, comparable across
 // time: our chains with their rules in order (no counters), the FORWARD
 // hook, and every set with its type and sorted members.
-func mnKernelState(t *testing.T, n *node.Node) string {
+func kernelState(t *testing.T, n *node.Node) string {
 	t.Helper()
 	chains := map[string][]string{}
-	for _, l := range strings.Split(mnExec(t, n, "iptables-save", "-t", "filter"), "\n") {
+	for _, l := range strings.Split(execIn(t, n, "iptables-save", "-t", "filter"), "\n") {
 		switch {
 		case strings.HasPrefix(l, ":NETPOL"):
 			name := strings.Fields(l)[0][1:]
@@ -661,10 +576,10 @@ func mnKernelState(t *testing.T, n *node.Node) string {
 	for _, name := range slices.Sorted(maps.Keys(chains)) {
 		b.WriteString(strings.Join(chains[name], "\n") + "\n")
 	}
-	sets := mnSets(t, n)
+	sets := ipsetMembers(t, n)
 	types := map[string]string{}
 	var cur string
-	for _, l := range strings.Split(mnExec(t, n, "ipset", "list"), "\n") {
+	for _, l := range strings.Split(execIn(t, n, "ipset", "list"), "\n") {
 		if strings.HasPrefix(l, "Name: ") {
 			cur = strings.TrimPrefix(l, "Name: ")
 		} else if strings.HasPrefix(l, "Type: ") {
@@ -675,171 +590,4 @@ func mnKernelState(t *testing.T, n *node.Node) string {
 		fmt.Fprintf(&b, "set %s %s: %s\n", name, types[name], strings.Join(sets[name], " "))
 	}
 	return b.String()
-}
-
-// mnRecords lists the pod records (dataDir/pods/*) of a node.
-func mnRecords(t *testing.T, n *node.Node) []string {
-	t.Helper()
-	es, err := os.ReadDir(filepath.Join(n.DataDir, "pods"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
-// TestMultiNodePodMove: prod/m runs on node-1 with a pinned address, is
-// deleted there (CNI DEL) and created with the same address on node-2
-// (CNI ADD); the manifests then say so and every agent syncs. Neither node
-// keeps anything of the old placement: each node's sets and rules are
-// exactly what it compiles from scratch, and traffic follows the pod. In
-// order "del-first" node-1's DEL comes before the agents hear of the
-// move (the usual kubelet order); in "agents-first" the agents learn that
-// prod/m is on node-2 while node-1 still holds its attachment (a slow or
-// partitioned kubelet, a force-deleted pod).
-func TestMultiNodePodMove(t *testing.T) {
-	for _, order := range []string{"del-first", "agents-first"} {
-		t.Run(order, func(t *testing.T) { mnMove(t, order == "agents-first") })
-	}
-}
-
-func mnMove(t *testing.T, agentsFirst bool) {
-	nss := map[string]map[string]string{"prod": {"team": "prod"}, "dev": {"team": "dev"}, "ops": {"team": "ops"}}
-	specs := []mnSpec{
-		{key: "prod/a", labels: map[string]string{"pod": "a"}, node: 0},
-		{key: "dev/a", labels: map[string]string{"pod": "a"}, node: 0},
-		{key: "ops/b", labels: map[string]string{"pod": "b"}, node: 1},
-		{key: "dev/b", labels: map[string]string{"pod": "b"}, node: 1},
-		{key: "ops/c", labels: map[string]string{"pod": "c"}, node: 2},
-		{key: "prod/m", labels: map[string]string{"pod": "m"}, node: 0,
-			opts: node.PodOptions{IP: mnMoveIP, Bridge: mnMoveBridge, Subnet: mnMoveRange}},
-	}
-	w := mnNew(t, node.ClusterOptions{Nodes: 3}, nss, specs)
-	w.policies = mnMovePolicies
-	w.add(80)
-	n1, n2, n3 := w.c.Nodes[0], w.c.Nodes[1], w.c.Nodes[2]
-	if got := w.pods["prod/m"].IP; got != mnMoveIP {
-		t.Fatalf("prod/m got %s, want the pinned %s", got, mnMoveIP)
-	}
-	if err := w.c.RoutePod(mnMoveIP, n1); err != nil {
-		t.Fatal(err)
-	}
-	w.sync(true)
-	pods := w.list(mnMoveKeys...)
-	expect(t, "prod/m on node-1", pods, pods, "tcp", 80, mnMoveTable...)
-
-	// holds: the kinds of sets holding m's address on each node.
-	holds := func(when string, want map[*node.Node][]string) {
-		t.Helper()
-		for _, n := range w.c.Nodes {
-			if got := mnHolding(mnSets(t, n), mnMoveIP); !slices.Equal(got, want[n]) {
-				t.Errorf("%s: %s: sets holding %s: %v, want %v", when, n.Name, mnMoveIP, got, want[n])
-			}
-		}
-	}
-	// rules: where the rules of prod/m's egress policy (which selects m
-	// alone) are installed.
-	rules := func(when string, on *node.Node) {
-		t.Helper()
-		for _, n := range w.c.Nodes {
-			got := mnRules(t, n, "prod/m-egress")
-			if (len(got) > 0) != (n == on) {
-				t.Errorf("%s: %s: rules of prod/m-egress present=%v, want %v:\n%s", when, n.Name, len(got) > 0, n == on, strings.Join(got, "\n"))
-			}
-		}
-	}
-	// path: zero the counters, connect ops/b (node-2) to m, and return
-	// which path chain each node counted.
-	path := func() map[*node.Node]mnPath {
-		t.Helper()
-		for _, n := range w.c.Nodes {
-			mnExec(t, n, "iptables", "-w", "5", "-Z")
-		}
-		if err := node.ProbeOnce(w.pods["ops/b"], mnMoveIP, "tcp", 80, 2*time.Second); err != nil {
-			t.Fatalf("ops/b -> prod/m: %v", err)
-		}
-		out := map[*node.Node]mnPath{}
-		for _, n := range w.c.Nodes {
-			out[n] = mnReadPath(t, n)
-		}
-		return out
-	}
-	holds("before the move", map[*node.Node][]string{n1: {"NETPOL4-GE", "NETPOL4-GI"}, n2: nil, n3: {"NETPOL4-P"}})
-	rules("before the move", n1)
-	before := path()
-	t.Logf("ops/b -> prod/m on node-1: node-1 %s; node-2 %s", before[n1], before[n2])
-	if before[n1].routed != 1 || before[n2].routed != 1 || before[n1].bridged+before[n2].bridged != 0 {
-		t.Errorf("before the move, ops/b -> prod/m should be routed once on node-2 and node-1: node-1 %s; node-2 %s", before[n1], before[n2])
-	}
-
-	// The move: DEL on node-1, ADD with the same address on node-2.
-	old := w.pods["prod/m"]
-	mover := &w.specs[len(w.specs)-1]
-	if agentsFirst {
-		// The API says prod/m is on node-2, with no IP yet; node-1 still
-		// has the attachment, now of a pod it does not run: it fails
-		// closed for that address until the DEL.
-		mover.node = 1
-		delete(w.pods, "prod/m")
-		w.sync(true)
-		t.Logf("agents know of the move, node-1 has not run DEL: node-1 sets holding %s: %v",
-			mnMoveIP, mnHolding(mnSets(t, n1), mnMoveIP))
-	}
-	if err := n1.DelPod(old); err != nil {
-		t.Fatalf("DEL prod/m on node-1: %v", err)
-	}
-	if recs := mnRecords(t, n1); slices.ContainsFunc(recs, func(r string) bool { return strings.HasPrefix(r, old.ContainerID) }) {
-		t.Errorf("node-1 still has a record of prod/m after DEL: %v", recs)
-	}
-	if got := mnHolding(mnSets(t, n1), mnMoveIP); len(got) != 0 {
-		t.Errorf("after DEL, before any sync: node-1 sets still hold %s: %v", mnMoveIP, got)
-	}
-	mover.node = 1
-	moved := w.addOne(*mover, 80)
-	if moved.IP != mnMoveIP {
-		t.Fatalf("prod/m on node-2 got %s, want the pinned %s", moved.IP, mnMoveIP)
-	}
-	if err := w.c.RoutePod(mnMoveIP, n2); err != nil {
-		t.Fatal(err)
-	}
-	w.sync(true)
-
-	pods = w.list(mnMoveKeys...)
-	expect(t, "prod/m moved to node-2", pods, pods, "tcp", 80, mnMoveTable...)
-	holds("after the move", map[*node.Node][]string{n1: nil, n2: {"NETPOL4-GE", "NETPOL4-GI"}, n3: {"NETPOL4-P"}})
-	rules("after the move", n2)
-	after := path()
-	t.Logf("ops/b -> prod/m on node-2: node-1 %s; node-2 %s", after[n1], after[n2])
-	// Same node now, but from cni0 to cni1: routed, once, on node-2 alone.
-	if after[n2].routed != 1 || after[n2].bridged != 0 || after[n2].gi != 1 || after[n1].forward != 0 {
-		t.Errorf("after the move, ops/b -> prod/m should be routed once on node-2 (into prod's ingress group once) and never reach node-1: node-1 %s; node-2 %s", after[n1], after[n2])
-	}
-
-	// No stale state: each node's kernel state equals what the agent
-	// installs on a node wiped clean (uninstall, then sync from the same
-	// manifests). The node's CNI records are kept across the wipe: a local
-	// pod's address is what CNI ADD recorded, never its status IP.
-	for _, n := range []*node.Node{n1, n2} {
-		got := mnKernelState(t, n)
-		records := filepath.Join(n.DataDir, "pods")
-		saved := filepath.Join(t.TempDir(), "pods")
-		if err := os.Rename(records, saved); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		if out, err := n.RunAgent("--uninstall"); err != nil {
-			t.Fatalf("%s: uninstall: %v\n%s", n.Name, err, out)
-		}
-		if err := os.Rename(saved, records); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		if out, err := n.RunAgent("--manifests", w.dir, "--once"); err != nil {
-			t.Fatalf("%s: sync after uninstall: %v\n%s", n.Name, err, out)
-		}
-		if fresh := mnKernelState(t, n); got != fresh {
-			t.Errorf("%s after the move differs from a fresh sync:\nafter the move:\n%s\nfresh:\n%s", n.Name, got, fresh)
-		}
-	}
 }

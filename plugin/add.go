@@ -34,7 +34,7 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
 	}
-	idx, err := inv.readIndexFor(att.PodKey())
+	idx, err := inv.readIndex(att.PodKey())
 	if err != nil {
 		return err
 	}
@@ -65,21 +65,17 @@ func (inv *invocation) printResult() error {
 	return r.PrintTo(inv.stdout)
 }
 
-// readIndex loads the agent's index; nil when there is none yet.
-func (inv *invocation) readIndex() (*policy.Index, error) {
-	idx, err := inv.store.ReadIndex()
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+// readIndex loads the agent's index, with the memberships of pod podKey
+// ("namespace/name") only, or of every pod when podKey is ""; nil when there
+// is none yet.
+func (inv *invocation) readIndex(podKey string) (*policy.Index, error) {
+	var idx *policy.Index
+	var err error
+	if podKey == "" {
+		idx, err = inv.store.ReadIndex()
+	} else {
+		idx, err = inv.store.ReadIndexFor(podKey)
 	}
-	if err != nil {
-		return nil, types.NewError(types.ErrIOFailure, "read index", err.Error())
-	}
-	return idx, nil
-}
-
-// readIndexFor is readIndex with the memberships of one pod only.
-func (inv *invocation) readIndexFor(podKey string) (*policy.Index, error) {
-	idx, err := inv.store.ReadIndexFor(podKey)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

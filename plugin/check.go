@@ -14,8 +14,9 @@ import (
 )
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
-// FORWARD and every chain and rule the current snapshot calls for must all be
-// in the kernel. The error names the first missing pieces.
+// FORWARD, the fixed and dispatch chains, and the chains of the pod's groups
+// and policies must all be in the kernel, rule for rule. The error names the
+// first missing pieces.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	return p.locked(args, "CHECK", true, func(inv *invocation) error { return inv.check(args) })
 }
@@ -42,31 +43,33 @@ func (inv *invocation) check(args *skel.CmdArgs) error {
 	return nil
 }
 
-// missing returns what is missing from the kernel for attachment att.
+// missing returns what attachment att needs that is missing from the
+// kernel: the hook and the chains its pod relies on (policy.CompilePod, or
+// the fixed chains of a node whose agent never synced) and its own set
+// entries, from the index. Other pods' sets are not read.
 func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
-	idx, err := inv.readIndex()
+	idx, err := inv.readIndex(att.PodKey())
 	if err != nil {
 		return nil, err
 	}
-	atts, err := inv.store.Attachments()
-	if err != nil {
-		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
-	}
-	var compiled *policy.Compiled
+	var rulesets []ipt.Ruleset
 	snap, err := inv.store.ReadSnapshot()
 	switch {
 	case errors.Is(err, os.ErrNotExist) || idx == nil:
-		compiled, err = policy.CompileUnknown(atts)
+		var skeleton *policy.Compiled
+		if skeleton, err = policy.CompileUnknown(nil); err == nil {
+			rulesets = skeleton.Rulesets
+		}
 	case err != nil:
 		return nil, types.NewError(types.ErrIOFailure, "read snapshot", err.Error())
 	default:
-		compiled, err = policy.Compile(snap, atts)
+		rulesets, err = policy.CompilePod(snap, att.PodKey())
 	}
 	if err != nil {
-		return nil, kernelError("compile snapshot", err)
+		return nil, kernelError("compile the pod's chains", err)
 	}
 	var problems []string
-	for _, rs := range compiled.Rulesets {
+	for _, rs := range rulesets {
 		if !hasFamily(att, rs.Family) {
 			continue
 		}

@@ -45,7 +45,7 @@ func (inv *invocation) release(att *policy.Attachment) error {
 	if len(att.IPs) == 0 {
 		return nil
 	}
-	idx, err := inv.readIndex()
+	idx, err := inv.readIndex("")
 	if err != nil {
 		return err
 	}

@@ -146,3 +146,48 @@ func TestBadInputNamesTheField(t *testing.T) {
 		t.Errorf("a rejected ADD must record nothing: %v", err)
 	}
 }
+
+// run runs a command inside the namespace and fails the test on error.
+func (f *fixture) run(name string, args ...string) {
+	f.t.Helper()
+	_ = f.netns.Do(func(ns.NetNS) error {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			f.t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return nil
+	})
+}
+
+// TestCheckFindsWhatIsMissing: before any agent, CHECK of a pod fails when
+// its DENY entry, our FORWARD hook or a rule of a fixed chain is gone, names
+// what is missing, and passes again once ADD has put it back.
+func TestCheckFindsWhatIsMissing(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  []string
+		says string
+	}{
+		{"DENY entry", []string{"ipset", "del", "NETPOL4-DENY", "10.244.1.5"}, "set NETPOL4-DENY has no entry 10.244.1.5"},
+		{"FORWARD hook", []string{"iptables", "-w", "-D", "FORWARD", "1"}, "hook missing from FORWARD"},
+		{"dispatch rule", []string{"iptables", "-w", "-F", "NETPOL-INGRESS"}, "chain NETPOL-INGRESS: missing rule"},
+	} {
+		if _, err := f.call(check, "c1", podArgs, f.stdin("")); err != nil {
+			t.Fatalf("%s: CHECK before removing it: %v", tc.name, err)
+		}
+		f.run(tc.cmd[0], tc.cmd[1:]...)
+		_, err := f.call(check, "c1", podArgs, f.stdin(""))
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s removed: CHECK = %v, want an error saying %q", tc.name, err, tc.says)
+		}
+		if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+			t.Fatalf("%s: ADD again: %v", tc.name, err)
+		}
+	}
+	if _, err := f.call(check, "c1", podArgs, f.stdin("")); err != nil {
+		t.Errorf("CHECK after the last repair: %v", err)
+	}
+}

@@ -41,3 +41,27 @@ func BenchmarkCompile(b *testing.B) {
 	b.ReportMetric(float64(sets), "sets")
 	b.ReportMetric(float64(members), "members")
 }
+
+// BenchmarkCompilePod compiles, in the same cluster, what CNI CHECK of one
+// local pod compares with the kernel.
+func BenchmarkCompilePod(b *testing.B) {
+	c := testsnap.Generate(testsnap.Large("node-000"))
+	snap, atts := c.Snapshot(), c.Attachments(100)
+	if err := policy.ValidateSnapshot(snap); err != nil {
+		b.Fatal(err)
+	}
+	pod := atts[0].PodKey()
+	var chains int
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := policy.CompilePod(snap, pod)
+		if err != nil {
+			b.Fatal(err)
+		}
+		chains = 0
+		for _, rs := range out {
+			chains += len(rs.Chains)
+		}
+	}
+	b.ReportMetric(float64(chains), "chains")
+}

@@ -117,6 +117,10 @@ type compiler struct {
 	member    map[string]map[Membership]bool // pod key -> memberships, all families
 	peerCache map[string][]*Pod              // peer key -> the pods it selects
 	families  map[string]ipt.Family          // address -> its family
+
+	// rulesOnly leaves the peer and named-port sets empty: for CompilePod,
+	// whose caller compares rules only.
+	rulesOnly bool
 }
 
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {

@@ -72,7 +72,7 @@ func (c *compiler) peerMatches(f ipt.Family, d Direction, cp *compiledPolicy, fi
 			return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
 		}
 		s := c.set(f, peerSet(f, key), ipt.HashIP, key)
-		if c.seen[s.Name] == nil { // a peer shared by several policies is filled once
+		if c.seen[s.Name] == nil && !c.rulesOnly { // a peer shared by several policies is filled once
 			pods, err := c.peerPods(key, cp.np.Namespace, peer)
 			if err != nil {
 				return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
@@ -220,7 +220,7 @@ func chunkPorts(rs []ipt.PortRange) [][]ipt.PortRange {
 func (c *compiler) namedPort(f ipt.Family, proto corev1.Protocol, name string) *ipt.Set {
 	key := string(proto) + "/" + name
 	s := c.set(f, namedPortSet(f, key), ipt.HashIPPort, key)
-	if len(s.Members) > 0 || c.seen[s.Name] != nil {
+	if len(s.Members) > 0 || c.seen[s.Name] != nil || c.rulesOnly {
 		return s
 	}
 	c.seen[s.Name] = map[string]bool{}

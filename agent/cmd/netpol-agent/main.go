@@ -80,8 +80,8 @@ func (o *options) api() bool { return o.manifests == "" }
 // serves /metrics, /healthz and /readyz unless --metrics-addr says.
 const defaultMetricsAddr = ":9101"
 
-func parseFlags(args []string) (*options, error) {
-	o := &options{}
+// flagSet declares the agent's flags (not the subcommands'), bound to o.
+func flagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("netpol-agent", flag.ContinueOnError)
 	fs.StringVar(&o.manifests, "manifests", "", "directory of Namespace, Pod and NetworkPolicy manifests (*.yaml, *.yml, *.json)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes API to watch (default: the in-cluster config, in a pod)")
@@ -99,6 +99,12 @@ func parseFlags(args []string) (*options, error) {
 		`serve /metrics, /healthz and /readyz on this host:port (default `+defaultMetricsAddr+` for the long-running agent on the API source; "off" disables)`)
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
 		"API source: keep netpol chained into the runtime's CNI configuration in this directory (see install-cni), re-chaining it within --repair-interval when its owner rewrites it")
+	return fs
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flagSet(o)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -129,16 +135,45 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-func run(args []string) int {
-	for i, a := range args {
-		switch a { // subcommands; their flags may come before or after them
-		case "explain":
-			return explain(append(append([]string{}, args[:i]...), args[i+1:]...))
-		case "install-cni":
-			return installCNI(append(append([]string{}, args[:i]...), args[i+1:]...))
-		case "uninstall-cni":
-			return uninstallCNI(append(append([]string{}, args[:i]...), args[i+1:]...))
+// subcommand finds the subcommand among args: the first argument that is
+// neither a flag nor a flag's value, if it names one. Its flags may come
+// before or after it; rest is args without it. A flag's value that happens
+// to be a subcommand's name (--manifests explain) is not taken for one.
+func subcommand(args []string) (name string, rest []string) {
+	bools := map[string]bool{}
+	flagSet(&options{}).VisitAll(func(f *flag.Flag) {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			bools[f.Name] = true
 		}
+	})
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return "", args
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			switch a {
+			case "explain", "install-cni", "uninstall-cni":
+				return a, append(append([]string{}, args[:i]...), args[i+1:]...)
+			}
+			return "", args
+		case strings.Contains(a, "="), bools[strings.TrimLeft(a, "-")]:
+			// the flag carries its value, or takes none
+		default:
+			i++ // the flag's value; subcommands have no bool flags
+		}
+	}
+	return "", args
+}
+
+func run(args []string) int {
+	switch cmd, rest := subcommand(args); cmd {
+	case "explain":
+		return explain(rest)
+	case "install-cni":
+		return installCNI(rest)
+	case "uninstall-cni":
+		return uninstallCNI(rest)
 	}
 	o, err := parseFlags(args)
 	if err != nil {

@@ -51,3 +51,30 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestSubcommand(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		args, rest []string
+	}{
+		{name: "explain first", args: []string{"explain", "--port", "80"}, want: "explain", rest: []string{"--port", "80"}},
+		{name: "flags before", args: []string{"--data-dir", "d", "explain", "--port", "80"}, want: "explain",
+			rest: []string{"--data-dir", "d", "--port", "80"}},
+		{name: "after a bool flag", args: []string{"--once", "install-cni"}, want: "install-cni", rest: []string{"--once"}},
+		{name: "flag value is explain", args: []string{"--manifests", "explain", "--once"}, rest: []string{"--manifests", "explain", "--once"}},
+		{name: "flag value is explain, single dash", args: []string{"-data-dir", "explain", "--manifests", "m"},
+			rest: []string{"-data-dir", "explain", "--manifests", "m"}},
+		{name: "flag value is uninstall-cni, with =", args: []string{"--manifests=uninstall-cni"}, rest: []string{"--manifests=uninstall-cni"}},
+		{name: "value explain, then explain", args: []string{"--data-dir", "explain", "explain"}, want: "explain",
+			rest: []string{"--data-dir", "explain"}},
+		{name: "after --", args: []string{"--", "explain"}, rest: []string{"--", "explain"}},
+		{name: "no subcommand", args: []string{"--manifests", "d", "--once"}, rest: []string{"--manifests", "d", "--once"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, rest := subcommand(c.args)
+			if got != c.want || strings.Join(rest, " ") != strings.Join(c.rest, " ") {
+				t.Errorf("subcommand(%q) = %q, %q; want %q, %q", c.args, got, rest, c.want, c.rest)
+			}
+		})
+	}
+}
