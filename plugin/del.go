@@ -21,8 +21,10 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
 	if errors.Is(err, os.ErrNotExist) {
 		// No record (DEL twice, or state lost): fall back to prevResult.
-		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName,
-			IPs: resultIPs(inv.conf.PrevResult, args.IfName)}
+		// One with no usable address cannot have been added: nothing to
+		// release but the record, so its error does not fail DEL.
+		ips, _ := resultIPs(inv.conf.PrevResult, args.IfName)
+		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, IPs: ips}
 		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil {
 			att.Namespace, att.Name = pod.Namespace, pod.Name
 		}

@@ -146,3 +146,31 @@ func TestBadInputNamesTheField(t *testing.T) {
 		t.Errorf("a rejected ADD must record nothing: %v", err)
 	}
 }
+
+// An ADD whose prevResult gives the pod no address is an error naming
+// prevResult, and records and installs nothing.
+func TestAddRejectsPrevResultWithoutPodAddress(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ name, result, says string }{
+		{"ips empty", `{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/x"}],"ips":[]}`,
+			"prevResult.ips is empty"},
+		{"only on the host", `{"cniVersion":"1.0.0","interfaces":[{"name":"cni0"},{"name":"eth0","sandbox":"/var/run/netns/x"}],` +
+			`"ips":[{"interface":0,"address":"10.244.1.1/24"}]}`, `ips[0] 10.244.1.1/24 is on interface 0 "cni0", which is not in the sandbox`},
+	} {
+		stdin := strings.Replace(string(f.stdin("")), prevResult, tc.result, 1)
+		out, err := f.call(add, "c3", podArgs, []byte(stdin))
+		var e *types.Error
+		if !errors.As(err, &e) || !strings.Contains(e.Error(), tc.says) {
+			t.Errorf("%s: ADD = %v, want a CNI error saying %q", tc.name, err, tc.says)
+		}
+		if out != "" {
+			t.Errorf("%s: printed %q on stdout", tc.name, out)
+		}
+	}
+	if _, err := os.Stat(f.dataDir + "/pods/c3_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a rejected ADD must record nothing: %v", err)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
+		t.Errorf("a rejected ADD must install nothing:\n%s", l)
+	}
+}
