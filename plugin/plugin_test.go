@@ -127,6 +127,12 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"iptablesMode", `,"iptablesMode":"foo"`, podArgs, types.ErrDecodingFailure, `"iptablesMode": "foo"`},
 		{"relative dataDir", `,"dataDir":"var/lib"`, podArgs, types.ErrDecodingFailure, `dataDir`},
 		{"pod name missing", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default", types.ErrInvalidEnvironmentVariables, "K8S_POD_NAME"},
+		{"pod name a command", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)",
+			types.ErrInvalidEnvironmentVariables, `K8S_POD_NAME: "$(touch x)"`},
+		{"pod name 254 characters", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + strings.Repeat("a", 254),
+			types.ErrInvalidEnvironmentVariables, "K8S_POD_NAME"},
+		{"namespace not a label", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=a.b;K8S_POD_NAME=a",
+			types.ErrInvalidEnvironmentVariables, `K8S_POD_NAMESPACE: "a.b"`},
 	}
 	for _, tc := range cases {
 		stdin := f.stdin(tc.extra)
@@ -172,5 +178,50 @@ func TestAddRejectsPrevResultWithoutPodAddress(t *testing.T) {
 	}
 	if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
 		t.Errorf("a rejected ADD must install nothing:\n%s", l)
+	}
+}
+
+// Re-adding a running pod's container under a name the API server would
+// reject changes nothing: the record and the sets stay as they were. DEL
+// under such a name still cleans up what ADD made, and succeeds for a
+// container that was never added.
+func TestBadPodNameChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	record := f.dataDir + "/pods/c1_eth0.json"
+	before, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := f.ipsetList()
+	for _, bad := range []string{"K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)", "K8S_POD_NAMESPACE=a;b;K8S_POD_NAME=a",
+		"K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + strings.Repeat("a", 254), "K8S_POD_NAMESPACE=Default;K8S_POD_NAME=a"} {
+		if _, err := f.call(add, "c1", bad, f.stdin("")); err == nil {
+			t.Errorf("re-ADD with CNI_ARGS %q succeeded", bad)
+		}
+		if after, _ := os.ReadFile(record); !bytes.Equal(after, before) {
+			t.Errorf("re-ADD with CNI_ARGS %q changed the record:\n%s\nwas\n%s", bad, after, before)
+		}
+		if l := f.ipsetList(); l != sets {
+			t.Errorf("re-ADD with CNI_ARGS %q changed the sets:\n%s\nwere\n%s", bad, l, sets)
+		}
+	}
+	bad := "K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)"
+	if _, err := f.call(del, "never-added", bad, f.stdin("")); err != nil {
+		t.Errorf("DEL of a container never added, with a bad name: %v", err)
+	}
+	if l := f.ipsetList(); l != sets {
+		t.Errorf("DEL of a container never added changed the sets:\n%s\nwere\n%s", l, sets)
+	}
+	if _, err := f.call(del, "c1", bad, f.stdin("")); err != nil {
+		t.Errorf("DEL of an added container, with a bad name: %v", err)
+	}
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("DEL left the record: %v", err)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "10.244.1.5") {
+		t.Errorf("DEL with a bad name left the address in a set:\n%s", l)
 	}
 }
