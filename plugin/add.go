@@ -15,7 +15,10 @@ import (
 )
 
 // Add handles CNI ADD: record the pod, put its addresses into its sets, and
-// return prevResult unchanged.
+// return prevResult unchanged. It fails, recording and installing nothing,
+// when bridged traffic of one of the pod's address families bypasses
+// iptables in the namespace ADD runs in (br_netfilter's
+// bridge-nf-call-iptables or -ip6tables is not 1).
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	return p.locked(args, "ADD", true, func(inv *invocation) error { return inv.add(args) })
 }
@@ -28,6 +31,9 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	ips, err := resultIPs(inv.conf.PrevResult, args.IfName)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetworkConfig, "netpol: "+err.Error(), "")
+	}
+	if err := bridgeNFOn(podFamilies(ips)...); err != nil {
+		return err // the pod's bridged traffic would bypass every rule
 	}
 	att := &policy.Attachment{
 		ContainerID: args.ContainerID,

@@ -225,3 +225,50 @@ func TestBadPodNameChangesNothing(t *testing.T) {
 		t.Errorf("DEL with a bad name left the address in a set:\n%s", l)
 	}
 }
+
+// setSysctl writes a sysctl inside the fixture's namespace (never the
+// root namespace's).
+func (f *fixture) setSysctl(name, value string) {
+	f.t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	if err := f.netns.Do(func(ns.NetNS) error { return os.WriteFile(path, []byte(value), 0o644) }); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// ADD fails with code 50, saying what to set, and records and installs
+// nothing while bridged traffic of one of the pod's families bypasses
+// iptables in its namespace; a family the pod has no address of does not
+// matter.
+func TestAddNeedsBridgeNFCall(t *testing.T) {
+	f := newFixture(t)
+	const dual = `{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/x"}],` +
+		`"ips":[{"interface":0,"address":"10.244.1.6/24"},{"interface":0,"address":"fd00::6/64"}]}`
+	for _, tc := range []struct{ off, result, sysctl string }{
+		{"net.bridge.bridge-nf-call-iptables", prevResult, "net.bridge.bridge-nf-call-iptables"},
+		{"net.bridge.bridge-nf-call-ip6tables", dual, "net.bridge.bridge-nf-call-ip6tables"},
+	} {
+		f.setSysctl(tc.off, "0")
+		stdin := strings.Replace(string(f.stdin("")), prevResult, tc.result, 1)
+		out, err := f.call(add, "c4", podArgs, []byte(stdin))
+		var e *types.Error
+		if !errors.As(err, &e) || e.Code != 50 || !strings.Contains(e.Error(), tc.sysctl+" is 0 in this network namespace") ||
+			!strings.Contains(e.Error(), "set it to 1") {
+			t.Errorf("ADD with %s=0: %v, want CNI error 50 saying to set it to 1", tc.off, err)
+		}
+		if out != "" {
+			t.Errorf("ADD with %s=0 printed %q", tc.off, out)
+		}
+		if _, err := os.Stat(f.dataDir + "/pods/c4_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ADD with %s=0 recorded the pod: %v", tc.off, err)
+		}
+		if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
+			t.Errorf("ADD with %s=0 installed sets:\n%s", tc.off, l)
+		}
+		f.setSysctl(tc.off, "1")
+	}
+	f.setSysctl("net.bridge.bridge-nf-call-ip6tables", "0")
+	if _, err := f.call(add, "c4", podArgs, f.stdin("")); err != nil {
+		t.Errorf("ADD of an IPv4-only pod with only bridge-nf-call-ip6tables=0: %v", err)
+	}
+}
