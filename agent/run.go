@@ -50,12 +50,11 @@ type RunOptions struct {
 }
 
 // Run syncs at start, then on every change of the source, and repairs the
-// kernel when something else removed or changed our rules or sets. At
-// start and at every repair it checks that bridged traffic reaches
-// iptables (CheckBridgeNF). Invalid
+// kernel when something else removed or changed our rules or sets. Invalid
 // input is logged and the last good state kept. When the source is not ready
-// at start, the stored snapshot is enforced until it is. It returns when ctx
-// ends.
+// at start, the stored snapshot is enforced until it is. At start and at
+// every repair it checks that bridged traffic reaches iptables
+// (CheckBridgeNF). It returns when ctx ends.
 func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 20 * time.Millisecond
