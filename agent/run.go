@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 )
 
@@ -51,14 +52,16 @@ type RunOptions struct {
 // Run syncs at start, then on every change of the source, and repairs the
 // kernel when something else removed or changed our rules or sets. Invalid
 // input is logged and the last good state kept. When the source is not ready
-// at start, the stored snapshot is enforced until it is. It returns when ctx
-// ends.
+// at start, the stored snapshot is enforced until it is. At start and at
+// every repair it checks that bridged traffic reaches iptables
+// (CheckBridgeNF). It returns when ctx ends.
 func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 20 * time.Millisecond
 	}
 	l := &loop{a: a, src: src}
 	a.status().beat()
+	a.CheckBridgeNF()
 	l.load(ctx, true)
 	poll := time.NewTicker(opts.Poll)
 	defer poll.Stop()
@@ -84,6 +87,7 @@ func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 		case <-poll.C:
 			l.loadIfChanged(ctx)
 		case <-repair.C:
+			a.CheckBridgeNF()
 			l.repair(ctx)
 		}
 	}
@@ -196,4 +200,24 @@ func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) err
 		"sets", res.Sets, "members", res.Members, "took", res.Took,
 		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
 	return nil
+}
+
+// CheckBridgeNF reads br_netfilter's bridge-nf-call-iptables and
+// -ip6tables in the agent's network namespace into Status, and logs a
+// warning when one is (or turns) off (and when it is back on): with it off,
+// traffic between pods of this node's bridge bypasses every policy.
+func (a *Agent) CheckBridgeNF() {
+	for _, f := range ipt.Families {
+		why := ""
+		if err := ipt.CheckBridgeNFCall(f); err != nil {
+			why = err.Error()
+		}
+		was, known := a.status().setBridgeNF(f, why)
+		switch {
+		case why != "" && (!known || was == ""):
+			a.Log.Warn("bridged traffic bypasses policy", "family", f.String(), "sysctl", ipt.BridgeNFCallSysctl(f), "err", why)
+		case why == "" && known && was != "":
+			a.Log.Info("bridged traffic reaches iptables again", "family", f.String(), "sysctl", ipt.BridgeNFCallSysctl(f))
+		}
+	}
 }

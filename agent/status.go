@@ -3,6 +3,8 @@ package agent
 import (
 	"sync"
 	"time"
+
+	"github.com/netpol/netpol/ipt"
 )
 
 // Status is what a running agent says about itself, for health checks,
@@ -15,6 +17,9 @@ type Status struct {
 	currentAsOf time.Time
 	rejected    int
 	lastErr     string
+	// bridgeNF holds, per family checked, "" when bridged traffic reaches
+	// iptables and otherwise why not.
+	bridgeNF map[ipt.Family]string
 }
 
 // SyncObserver hears of every Agent.Sync (metrics).
@@ -52,6 +57,32 @@ func (s *Status) Rejected() (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejected, s.lastErr
+}
+
+// BridgeNF returns, for each family checked so far, "" when bridged traffic
+// of that family reaches iptables in the agent's network namespace and
+// otherwise why it does not (ipt.CheckBridgeNFCall).
+func (s *Status) BridgeNF() map[ipt.Family]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[ipt.Family]string, len(s.bridgeNF))
+	for f, why := range s.bridgeNF {
+		out[f] = why
+	}
+	return out
+}
+
+// setBridgeNF records one check of family f and returns the previous
+// state (known false before the first check).
+func (s *Status) setBridgeNF(f ipt.Family, why string) (was string, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bridgeNF == nil {
+		s.bridgeNF = map[ipt.Family]string{}
+	}
+	was, known = s.bridgeNF[f]
+	s.bridgeNF[f] = why
+	return was, known
 }
 
 func (s *Status) beat() {

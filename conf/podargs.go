@@ -2,8 +2,10 @@ package conf
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // PodArgs is the pod identity a Kubernetes runtime passes in CNI_ARGS.
@@ -24,8 +26,10 @@ type k8sArgs struct {
 }
 
 // ParsePodArgs parses CNI_ARGS ("IgnoreUnknown=1;K8S_POD_NAMESPACE=..;
-// K8S_POD_NAME=..;..."). The namespace and name are required; unknown keys
-// are an error unless IgnoreUnknown is set, as in every CNI plugin.
+// K8S_POD_NAME=..;..."). The namespace and name are required and must be
+// what the API server accepts (a DNS-1123 label and a DNS-1123 subdomain);
+// unknown keys are an error unless IgnoreUnknown is set, as in every CNI
+// plugin.
 func ParsePodArgs(cniArgs string) (PodArgs, error) {
 	var args k8sArgs
 	if err := types.LoadArgs(cniArgs, &args); err != nil {
@@ -37,8 +41,19 @@ func ParsePodArgs(cniArgs string) (PodArgs, error) {
 	if args.K8S_POD_NAME == "" {
 		return PodArgs{}, fmt.Errorf("netpol CNI_ARGS %q: key K8S_POD_NAME is missing or empty", cniArgs)
 	}
+	if errs := validation.IsDNS1123Label(string(args.K8S_POD_NAMESPACE)); len(errs) > 0 {
+		return PodArgs{}, invalidKey("K8S_POD_NAMESPACE", string(args.K8S_POD_NAMESPACE), "namespace", errs)
+	}
+	if errs := validation.IsDNS1123Subdomain(string(args.K8S_POD_NAME)); len(errs) > 0 {
+		return PodArgs{}, invalidKey("K8S_POD_NAME", string(args.K8S_POD_NAME), "pod name", errs)
+	}
 	return PodArgs{
 		Namespace: string(args.K8S_POD_NAMESPACE),
 		Name:      string(args.K8S_POD_NAME),
 	}, nil
+}
+
+// invalidKey is the error for a CNI_ARGS value the API server would reject.
+func invalidKey(key, value, what string, errs []string) error {
+	return fmt.Errorf("netpol CNI_ARGS: key %s: %q is not a valid %s: %s", key, value, what, strings.Join(errs, "; "))
 }

@@ -21,6 +21,8 @@ func TestParsePodArgs(t *testing.T) {
 			PodArgs{Namespace: "kube-system", Name: "dns"}},
 		{"unknown key ignored", "IgnoreUnknown=true;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b;FOO=bar",
 			PodArgs{Namespace: "a", Name: "b"}},
+		{"longest valid", "K8S_POD_NAMESPACE=" + strings.Repeat("n", 63) + ";K8S_POD_NAME=" + strings.Repeat("a.b", 84),
+			PodArgs{Namespace: strings.Repeat("n", 63), Name: strings.Repeat("a.b", 84)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +49,15 @@ func TestParsePodArgsRejects(t *testing.T) {
 		{"no name", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default", "K8S_POD_NAME"},
 		{"bad pair", "K8S_POD_NAMESPACE", `invalid pair "K8S_POD_NAMESPACE"`},
 		{"unknown key", "K8S_POD_NAMESPACE=a;K8S_POD_NAME=b;FOO=bar", "FOO=bar"},
+		{"shell in name", "K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)", `key K8S_POD_NAME: "$(touch x)" is not a valid pod name`},
+		{"name too long", "K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + strings.Repeat("a", 254),
+			`key K8S_POD_NAME: "` + strings.Repeat("a", 254) + `" is not a valid pod name: must be no more than 253 characters`},
+		{"upper case name", "K8S_POD_NAMESPACE=default;K8S_POD_NAME=Web", `key K8S_POD_NAME: "Web"`},
+		{"semicolon in namespace", "K8S_POD_NAMESPACE=a;b;K8S_POD_NAME=web", `invalid pair "b"`},
+		{"slash in namespace", "K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=web", `key K8S_POD_NAMESPACE: "a/b" is not a valid namespace`},
+		{"slash in name", "K8S_POD_NAMESPACE=default;K8S_POD_NAME=../x", `key K8S_POD_NAME: "../x"`},
+		{"dot in namespace", "K8S_POD_NAMESPACE=a.b;K8S_POD_NAME=web", `key K8S_POD_NAMESPACE: "a.b" is not a valid namespace`},
+		{"namespace too long", "K8S_POD_NAMESPACE=" + strings.Repeat("n", 64) + ";K8S_POD_NAME=web", "must be no more than 63 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,9 @@ package plugin
 
 import (
 	"errors"
-	"net"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -14,7 +15,10 @@ import (
 )
 
 // Add handles CNI ADD: record the pod, put its addresses into its sets, and
-// return prevResult unchanged.
+// return prevResult unchanged. It fails, recording and installing nothing,
+// when bridged traffic of one of the pod's address families bypasses
+// iptables in the namespace ADD runs in (br_netfilter's
+// bridge-nf-call-iptables or -ip6tables is not 1).
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	return p.locked(args, "ADD", true, func(inv *invocation) error { return inv.add(args) })
 }
@@ -24,12 +28,19 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
 	}
+	ips, err := resultIPs(inv.conf.PrevResult, args.IfName)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "netpol: "+err.Error(), "")
+	}
+	if err := bridgeNFOn(podFamilies(ips)...); err != nil {
+		return err // the pod's bridged traffic would bypass every rule
+	}
 	att := &policy.Attachment{
 		ContainerID: args.ContainerID,
 		IfName:      args.IfName,
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
-		IPs:         resultIPs(inv.conf.PrevResult, args.IfName),
+		IPs:         ips,
 	}
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
@@ -102,26 +113,52 @@ func (inv *invocation) bootstrap() error {
 }
 
 // resultIPs returns the addresses prevResult assigned to the pod's interface
-// (an address with no interface index is taken as the pod's).
-func resultIPs(r *types100.Result, ifName string) []string {
-	if r == nil {
-		return nil
+// ifName. An address with no interface index is taken as the pod's (the
+// IPAM result of a chain that lists no interfaces); one whose index names
+// another interface, one outside the sandbox, or no interface at all is
+// not. No usable address is an error saying why: a pod netpol cannot put
+// in any set is a pod no rule would ever isolate.
+func resultIPs(r *types100.Result, ifName string) ([]string, error) {
+	if r == nil || len(r.IPs) == 0 {
+		return nil, errors.New("prevResult.ips is empty: the pod has no address netpol could put in its sets")
 	}
-	var out []string
-	for _, ipc := range r.IPs {
-		if ipc.Interface != nil {
-			i := *ipc.Interface
-			if i < 0 || i >= len(r.Interfaces) || r.Interfaces[i].Name != ifName || r.Interfaces[i].Sandbox == "" {
-				continue
-			}
+	var out, skipped []string
+	for n, ipc := range r.IPs {
+		if why := notThePods(r, ipc, ifName); why != "" {
+			skipped = append(skipped, fmt.Sprintf("ips[%d] %s %s", n, ipc.Address.String(), why))
+			continue
 		}
 		ip := ipc.Address.IP
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
-		if ip != nil && !ip.Equal(net.IPv4zero) {
-			out = append(out, ip.String())
-		}
+		out = append(out, ip.String())
 	}
-	return out
+	if len(out) == 0 {
+		return nil, fmt.Errorf("prevResult gives interface %q in the sandbox no usable address: %s",
+			ifName, strings.Join(skipped, "; "))
+	}
+	return out, nil
+}
+
+// notThePods says why ipc is not an address of the pod's interface ifName
+// ("" when it is).
+func notThePods(r *types100.Result, ipc *types100.IPConfig, ifName string) string {
+	ip := ipc.Address.IP
+	if ip == nil || ip.IsUnspecified() {
+		return "is unspecified"
+	}
+	if ipc.Interface == nil {
+		return ""
+	}
+	i := *ipc.Interface
+	switch {
+	case i < 0 || i >= len(r.Interfaces):
+		return fmt.Sprintf("names interface %d, but prevResult.interfaces has %d", i, len(r.Interfaces))
+	case r.Interfaces[i].Sandbox == "":
+		return fmt.Sprintf("is on interface %d %q, which is not in the sandbox", i, r.Interfaces[i].Name)
+	case r.Interfaces[i].Name != ifName:
+		return fmt.Sprintf("is on interface %d %q, not %q", i, r.Interfaces[i].Name, ifName)
+	}
+	return ""
 }

@@ -13,6 +13,12 @@ import (
 
 // Del handles CNI DEL: remove exactly what ADD of this attachment added. It
 // is idempotent and works without prevResult and after the record is gone.
+//
+// DEL never fails on CNI_ARGS. The record ADD wrote names the pod, so an
+// added container is cleaned up whatever names DEL is given. Without a
+// record, a namespace or name the API server would reject is ignored: ADD
+// refuses such names, so no pod was ever added under them, and DEL removes
+// only what prevResult's addresses hold that no recorded pod still owns.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	return p.locked(args, "DEL", false, func(inv *invocation) error { return inv.del(args) })
 }
@@ -21,9 +27,11 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
 	if errors.Is(err, os.ErrNotExist) {
 		// No record (DEL twice, or state lost): fall back to prevResult.
-		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName,
-			IPs: resultIPs(inv.conf.PrevResult, args.IfName)}
-		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil {
+		// One with no usable address cannot have been added: nothing to
+		// release but the record, so its error does not fail DEL.
+		ips, _ := resultIPs(inv.conf.PrevResult, args.IfName)
+		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, IPs: ips}
+		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil { // else: never added under that name
 			att.Namespace, att.Name = pod.Namespace, pod.Name
 		}
 	} else if err != nil {

@@ -127,6 +127,12 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"iptablesMode", `,"iptablesMode":"foo"`, podArgs, types.ErrDecodingFailure, `"iptablesMode": "foo"`},
 		{"relative dataDir", `,"dataDir":"var/lib"`, podArgs, types.ErrDecodingFailure, `dataDir`},
 		{"pod name missing", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default", types.ErrInvalidEnvironmentVariables, "K8S_POD_NAME"},
+		{"pod name a command", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)",
+			types.ErrInvalidEnvironmentVariables, `K8S_POD_NAME: "$(touch x)"`},
+		{"pod name 254 characters", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + strings.Repeat("a", 254),
+			types.ErrInvalidEnvironmentVariables, "K8S_POD_NAME"},
+		{"namespace not a label", "", "IgnoreUnknown=1;K8S_POD_NAMESPACE=a.b;K8S_POD_NAME=a",
+			types.ErrInvalidEnvironmentVariables, `K8S_POD_NAMESPACE: "a.b"`},
 	}
 	for _, tc := range cases {
 		stdin := f.stdin(tc.extra)
@@ -144,6 +150,126 @@ func TestBadInputNamesTheField(t *testing.T) {
 	}
 	if _, err := os.Stat(f.dataDir + "/pods/c2_eth0.json"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected ADD must record nothing: %v", err)
+	}
+}
+
+// An ADD whose prevResult gives the pod no address is an error naming
+// prevResult, and records and installs nothing.
+func TestAddRejectsPrevResultWithoutPodAddress(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ name, result, says string }{
+		{"ips empty", `{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/x"}],"ips":[]}`,
+			"prevResult.ips is empty"},
+		{"only on the host", `{"cniVersion":"1.0.0","interfaces":[{"name":"cni0"},{"name":"eth0","sandbox":"/var/run/netns/x"}],` +
+			`"ips":[{"interface":0,"address":"10.244.1.1/24"}]}`, `ips[0] 10.244.1.1/24 is on interface 0 "cni0", which is not in the sandbox`},
+	} {
+		stdin := strings.Replace(string(f.stdin("")), prevResult, tc.result, 1)
+		out, err := f.call(add, "c3", podArgs, []byte(stdin))
+		var e *types.Error
+		if !errors.As(err, &e) || !strings.Contains(e.Error(), tc.says) {
+			t.Errorf("%s: ADD = %v, want a CNI error saying %q", tc.name, err, tc.says)
+		}
+		if out != "" {
+			t.Errorf("%s: printed %q on stdout", tc.name, out)
+		}
+	}
+	if _, err := os.Stat(f.dataDir + "/pods/c3_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a rejected ADD must record nothing: %v", err)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
+		t.Errorf("a rejected ADD must install nothing:\n%s", l)
+	}
+}
+
+// Re-adding a running pod's container under a name the API server would
+// reject changes nothing: the record and the sets stay as they were. DEL
+// under such a name still cleans up what ADD made, and succeeds for a
+// container that was never added.
+func TestBadPodNameChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	record := f.dataDir + "/pods/c1_eth0.json"
+	before, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := f.ipsetList()
+	for _, bad := range []string{"K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)", "K8S_POD_NAMESPACE=a;b;K8S_POD_NAME=a",
+		"K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + strings.Repeat("a", 254), "K8S_POD_NAMESPACE=Default;K8S_POD_NAME=a"} {
+		if _, err := f.call(add, "c1", bad, f.stdin("")); err == nil {
+			t.Errorf("re-ADD with CNI_ARGS %q succeeded", bad)
+		}
+		if after, _ := os.ReadFile(record); !bytes.Equal(after, before) {
+			t.Errorf("re-ADD with CNI_ARGS %q changed the record:\n%s\nwas\n%s", bad, after, before)
+		}
+		if l := f.ipsetList(); l != sets {
+			t.Errorf("re-ADD with CNI_ARGS %q changed the sets:\n%s\nwere\n%s", bad, l, sets)
+		}
+	}
+	bad := "K8S_POD_NAMESPACE=default;K8S_POD_NAME=$(touch x)"
+	if _, err := f.call(del, "never-added", bad, f.stdin("")); err != nil {
+		t.Errorf("DEL of a container never added, with a bad name: %v", err)
+	}
+	if l := f.ipsetList(); l != sets {
+		t.Errorf("DEL of a container never added changed the sets:\n%s\nwere\n%s", l, sets)
+	}
+	if _, err := f.call(del, "c1", bad, f.stdin("")); err != nil {
+		t.Errorf("DEL of an added container, with a bad name: %v", err)
+	}
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("DEL left the record: %v", err)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "10.244.1.5") {
+		t.Errorf("DEL with a bad name left the address in a set:\n%s", l)
+	}
+}
+
+// setSysctl writes a sysctl inside the fixture's namespace (never the
+// root namespace's).
+func (f *fixture) setSysctl(name, value string) {
+	f.t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	if err := f.netns.Do(func(ns.NetNS) error { return os.WriteFile(path, []byte(value), 0o644) }); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// ADD fails with code 50, saying what to set, and records and installs
+// nothing while bridged traffic of one of the pod's families bypasses
+// iptables in its namespace; a family the pod has no address of does not
+// matter.
+func TestAddNeedsBridgeNFCall(t *testing.T) {
+	f := newFixture(t)
+	const dual = `{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/x"}],` +
+		`"ips":[{"interface":0,"address":"10.244.1.6/24"},{"interface":0,"address":"fd00::6/64"}]}`
+	for _, tc := range []struct{ off, result, sysctl string }{
+		{"net.bridge.bridge-nf-call-iptables", prevResult, "net.bridge.bridge-nf-call-iptables"},
+		{"net.bridge.bridge-nf-call-ip6tables", dual, "net.bridge.bridge-nf-call-ip6tables"},
+	} {
+		f.setSysctl(tc.off, "0")
+		stdin := strings.Replace(string(f.stdin("")), prevResult, tc.result, 1)
+		out, err := f.call(add, "c4", podArgs, []byte(stdin))
+		var e *types.Error
+		if !errors.As(err, &e) || e.Code != 50 || !strings.Contains(e.Error(), tc.sysctl+" is 0 in this network namespace") ||
+			!strings.Contains(e.Error(), "set it to 1") {
+			t.Errorf("ADD with %s=0: %v, want CNI error 50 saying to set it to 1", tc.off, err)
+		}
+		if out != "" {
+			t.Errorf("ADD with %s=0 printed %q", tc.off, out)
+		}
+		if _, err := os.Stat(f.dataDir + "/pods/c4_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ADD with %s=0 recorded the pod: %v", tc.off, err)
+		}
+		if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
+			t.Errorf("ADD with %s=0 installed sets:\n%s", tc.off, l)
+		}
+		f.setSysctl(tc.off, "1")
+	}
+	f.setSysctl("net.bridge.bridge-nf-call-ip6tables", "0")
+	if _, err := f.call(add, "c4", podArgs, f.stdin("")); err != nil {
+		t.Errorf("ADD of an IPv4-only pod with only bridge-nf-call-ip6tables=0: %v", err)
 	}
 }
 

@@ -2,38 +2,43 @@ package plugin
 
 import (
 	"errors"
-	"os"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
 )
 
 // errPluginNotAvailable is CNI's error 50: "The plugin is not available
-// (i.e. cannot service ADD requests)", returned by STATUS.
+// (i.e. cannot service ADD requests)", returned by STATUS, and by ADD when
+// bridged traffic would bypass iptables.
 const errPluginNotAvailable uint = 50
 
-// bridgeNFCall is the per-namespace switch that sends bridged IPv4 traffic
-// through iptables; without it the physdev path never sees a packet.
-const bridgeNFCall = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-
-// bridgeNFCall6 is the same switch for IPv6 (ip6tables).
-const bridgeNFCall6 = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
-
-// bridgeSysctlOn fails with code 50 unless the br_netfilter switch at path
-// is 1 in this network namespace.
-func bridgeSysctlOn(path string) error {
-	v, err := os.ReadFile(path)
-	if err != nil {
-		return types.NewError(errPluginNotAvailable,
-			"netpol: br_netfilter is not loaded ("+path+" missing): bridged traffic would bypass policy", err.Error())
-	}
-	if s := strings.TrimSpace(string(v)); s != "1" {
-		name := strings.ReplaceAll(strings.TrimPrefix(path, "/proc/sys/"), "/", ".")
-		return types.NewError(errPluginNotAvailable,
-			"netpol: "+name+" is "+s+" in this network namespace; set it to 1", "")
+// bridgeNFOn fails with code 50 unless bridged traffic of every family in
+// fams reaches iptables in this network namespace (see
+// ipt.CheckBridgeNFCall): one file read per family.
+func bridgeNFOn(fams ...ipt.Family) error {
+	for _, f := range fams {
+		if err := ipt.CheckBridgeNFCall(f); err != nil {
+			return types.NewError(errPluginNotAvailable, "netpol: "+err.Error(), "")
+		}
 	}
 	return nil
+}
+
+// podFamilies returns the address families of ips, IPv4 first.
+func podFamilies(ips []string) []ipt.Family {
+	var out []ipt.Family
+	for _, f := range ipt.Families {
+		for _, ip := range ips {
+			if fam, ok := policy.AddressFamily(ip); ok && fam == f {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Status handles CNI STATUS: netpol can enforce policy only when bridged
@@ -48,10 +53,8 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
-	for _, sysctl := range []string{bridgeNFCall, bridgeNFCall6} {
-		if err := bridgeSysctlOn(sysctl); err != nil {
-			return err
-		}
+	if err := bridgeNFOn(ipt.Families...); err != nil {
+		return err
 	}
 	if err := inv.store.Probe(); err != nil {
 		return types.NewError(errPluginNotAvailable, "netpol: data dir "+inv.conf.DataDir+" is not writable", err.Error())

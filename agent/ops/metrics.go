@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/ipt"
 )
 
 // Metrics are the agent's Prometheus metrics. It is an agent.SyncObserver.
@@ -91,6 +92,20 @@ func (m *Metrics) registerStatus(src Sources) {
 			Help: "Loads of the source rejected as invalid (the last good state was kept).",
 		}, func() float64 { n, _ := st.Rejected(); return float64(n) }),
 	)
+	for _, f := range ipt.Families {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "netpol_bridge_nf_call",
+			Help: "1 when bridged traffic of the family passes through iptables in the agent's network namespace " +
+				"(net.bridge.bridge-nf-call-iptables or -ip6tables is 1), 0 when it bypasses every policy; NaN before the first check.",
+			ConstLabels: prometheus.Labels{"family": f.String()},
+		}, func() float64 {
+			why, checked := st.BridgeNF()[f]
+			if !checked {
+				return math.NaN()
+			}
+			return b2f(why == "")
+		}))
+	}
 	if src.Skipped != nil {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "netpol_skipped_objects",

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/ipt"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -24,10 +25,12 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 type health struct {
 	heartbeat time.Time
 	ready     bool
+	bridgeNF  map[ipt.Family]string
 }
 
-func (h *health) Heartbeat() time.Time { return h.heartbeat }
-func (h *health) Ready() bool          { return h.ready }
+func (h *health) Heartbeat() time.Time            { return h.heartbeat }
+func (h *health) Ready() bool                     { return h.ready }
+func (h *health) BridgeNF() map[ipt.Family]string { return h.bridgeNF }
 
 func TestHealthAndReadiness(t *testing.T) {
 	st := &health{}
@@ -45,6 +48,14 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if code, _ := get(t, h, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after the first sync = %d, want 200", code)
+	}
+	st.bridgeNF = map[ipt.Family]string{ipt.IPv4: "", ipt.IPv6: "net.bridge.bridge-nf-call-ip6tables is 0 in this network namespace"}
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, st.bridgeNF[ipt.IPv6]) {
+		t.Errorf("/readyz with bridge-nf-call-ip6tables off = %d %q, want 503 saying so", code, body)
+	}
+	st.bridgeNF[ipt.IPv6] = ""
+	if code, _ := get(t, h, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with bridge-nf-call back on = %d, want 200", code)
 	}
 	st.heartbeat = time.Now().Add(-2 * time.Minute)
 	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stalled") {
@@ -71,6 +82,8 @@ func TestMetrics(t *testing.T) {
 		"netpol_ready 0",
 		"netpol_input_rejected_total 0",
 		"netpol_skipped_objects 2",
+		`netpol_bridge_nf_call{family="ipv4"} NaN`, // not checked yet
+		`netpol_bridge_nf_call{family="ipv6"} NaN`,
 		"process_resident_memory_bytes",
 		"go_goroutines",
 	} {

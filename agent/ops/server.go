@@ -7,15 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/netpol/netpol/ipt"
 )
 
 // Health is what the checks read (an *agent.Status).
 type Health interface {
 	Heartbeat() time.Time
 	Ready() bool
+	// BridgeNF is, per family checked, "" when bridged traffic reaches
+	// iptables and otherwise why not.
+	BridgeNF() map[ipt.Family]string
 }
 
 // Handler serves /metrics, /healthz and /readyz.
@@ -26,7 +32,10 @@ type Health interface {
 //   - /readyz is 200 once a snapshot from the source has been applied: for
 //     the API source, the informers have synced and the first sync is done.
 //     While the node enforces the stored snapshot (API unreachable at start)
-//     it is 503.
+//     it is 503. It is 503 too, saying what to set, while bridged traffic
+//     of either family bypasses iptables (br_netfilter's
+//     bridge-nf-call-iptables or -ip6tables off): policy is not enforced
+//     between pods of this node then.
 func Handler(m *Metrics, st Health, stall time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -43,6 +52,10 @@ func Handler(m *Metrics, st Health, stall time.Duration) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := bridgeNFOff(st.BridgeNF()); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		if !st.Ready() {
 			http.Error(w, "not ready: the source's view is not applied yet", http.StatusServiceUnavailable)
 			return
@@ -50,6 +63,18 @@ func Handler(m *Metrics, st Health, stall time.Duration) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
+}
+
+// bridgeNFOff joins the reasons bridged traffic bypasses iptables, IPv4
+// first ("" when it reaches iptables for every family checked).
+func bridgeNFOff(bridgeNF map[ipt.Family]string) string {
+	var why []string
+	for _, f := range ipt.Families {
+		if bridgeNF[f] != "" {
+			why = append(why, bridgeNF[f])
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // Serve listens on addr (host:port; port 0 picks one), logs the address it
