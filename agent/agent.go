@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/netpol/netpol/ipt"
@@ -21,9 +19,10 @@ import (
 
 // Kernel is what the agent needs of the kernel edge (ipt.Runner).
 type Kernel interface {
-	Apply(ctx context.Context, rulesets []ipt.Ruleset, stale map[ipt.Family][]string) error
+	// Apply makes the kernel hold rulesets; it removes the chains and sets
+	// of ours that they no longer have.
+	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
-	ListChains(ctx context.Context, f ipt.Family) ([]string, error)
 	Uninstall(ctx context.Context) error
 	// Forget makes the next Apply rewrite everything rather than what
 	// changed since the last one: the kernel was changed behind our back.
@@ -48,7 +47,7 @@ type SyncResult struct {
 	Chains, Rules, Sets, Members int
 	Took                         time.Duration
 	// The phases of Took: policy.Compile, the kernel transaction, and
-	// writing the snapshot, index and record of the sync.
+	// writing the snapshot and index.
 	Compile, Apply, Write time.Duration
 }
 
@@ -85,27 +84,11 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
-	stale, intent, err := a.staleChains(ctx, compiled)
-	if err != nil {
-		return SyncResult{}, err
-	}
-	if intent != nil {
-		// New chains are about to exist: record them first, so that a sync
-		// killed or failing half-way leaves no chain the next one won't know
-		// to delete.
-		if err := a.Store.WriteApplied(intent); err != nil {
-			return SyncResult{}, err
-		}
-	}
-	if err := a.Kernel.Apply(ctx, compiled.Rulesets, stale); err != nil {
+	if err := a.Kernel.Apply(ctx, compiled.Rulesets); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
-	applied := &state.Applied{Chains: map[string][]string{}}
-	for _, rs := range compiled.Rulesets {
-		applied.Chains[strconv.Itoa(int(rs.Family))] = rs.ChainNames()
-	}
-	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index), a.Store.WriteApplied(applied)); err != nil {
+	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index)); err != nil {
 		return SyncResult{}, err
 	}
 	res.Write = time.Since(phase)
@@ -113,52 +96,6 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
-}
-
-// staleChains returns, per family, our chains in the kernel that the new
-// ruleset no longer has. The record of the last sync names them; when it is
-// missing (first start, or state lost) the kernel is listed instead. When
-// the new ruleset adds chains, it also returns the record to write before
-// applying: every chain that may exist if the sync stops half-way.
-func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, *state.Applied, error) {
-	prev, err := a.Store.ReadApplied()
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
-	}
-	out := map[ipt.Family][]string{}
-	intent := &state.Applied{Chains: map[string][]string{}}
-	adds := false
-	for _, rs := range c.Rulesets {
-		fam := strconv.Itoa(int(rs.Family))
-		var existing []string
-		if prev != nil {
-			existing = prev.Chains[fam]
-		} else if existing, err = a.Kernel.ListChains(ctx, rs.Family); err != nil {
-			return nil, nil, fmt.Errorf("list chains: %w", err)
-		}
-		want := map[string]bool{}
-		for _, name := range rs.ChainNames() {
-			want[name] = true
-		}
-		had := map[string]bool{}
-		for _, name := range existing {
-			had[name] = true
-			if !want[name] {
-				out[rs.Family] = append(out[rs.Family], name)
-			}
-		}
-		intent.Chains[fam] = append([]string(nil), existing...)
-		for _, name := range rs.ChainNames() {
-			if !had[name] {
-				adds = true
-				intent.Chains[fam] = append(intent.Chains[fam], name)
-			}
-		}
-	}
-	if !adds {
-		intent = nil
-	}
-	return out, intent, nil
 }
 
 func summarize(c *policy.Compiled) SyncResult {

@@ -36,15 +36,19 @@ type plan struct {
 //     that neither family wants are destroyed, now that no rule references
 //     them, and the emptied temporaries.
 //
-// The first Apply of a Runner, the first after a failure and the first after
-// Forget rewrite everything. staleChains are our chains that exist but are no
-// longer desired (typically ListChains minus the ruleset's chains); every
-// name must be ours. A family absent from rulesets and staleChains is not
-// touched at all, but its sets count as not wanted. The first failure stops
-// the sync; a failed transaction leaves that family's rules as they were,
-// and returns a *RestoreError.
-func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[Family][]string) (err error) {
-	p, err := newPlan(rulesets, staleChains)
+// Apply owns the cleanup of what it applied: a stale chain is one of ours
+// (Owned) that the family's ruleset does not have. While the Runner's memory
+// is valid, those are the chains of the last successful Apply; otherwise (a
+// new Runner, the first Apply after a failure or Forget) the kernel's own
+// listing (`iptables-save -t filter`) names them, so that any chain of ours
+// left by a sync that was killed or failed half-way is removed. The first
+// Apply of a Runner, the first after a failure and the first after Forget
+// also rewrite everything. A family absent from rulesets is not touched at
+// all, but its sets count as not wanted. The first failure stops the sync;
+// a failed transaction leaves that family's rules as they were, and returns
+// a *RestoreError.
+func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
+	p, err := newPlan(rulesets)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
@@ -93,14 +97,11 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	// have locked its thread into a network namespace, and every command
 	// must start from that thread.
 	for _, fam := range Families {
-		rs, stale := p.byFamily[fam], staleChains[fam]
-		if rs == nil && len(stale) == 0 {
+		rs := p.byFamily[fam]
+		if rs == nil {
 			continue
 		}
-		if rs == nil {
-			rs = &Ruleset{Family: fam}
-		}
-		if err := r.applyRules(ctx, rs, mem.changedChains(rs, now), stale, mem.hooksInPlace(fam, now)); err != nil {
+		if err := r.applyRules(ctx, rs, &mem, now); err != nil {
 			return fmt.Errorf("apply %s rules: %w", fam, err)
 		}
 	}
@@ -195,7 +196,7 @@ func (r *Runner) destroySets(ctx context.Context, names []string) error {
 }
 
 // newPlan validates the input of Apply.
-func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error) {
+func newPlan(rulesets []Ruleset) (*plan, error) {
 	p := &plan{byFamily: make(map[Family]*Ruleset), wanted: make(map[string]bool)}
 	for i := range rulesets {
 		rs := &rulesets[i]
@@ -215,54 +216,65 @@ func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error)
 			p.wanted[s.Name] = true
 		}
 	}
-	for fam, names := range staleChains {
-		for _, n := range names {
-			if err := checkOwnedName(n, MaxChainName); err != nil {
-				return nil, fmt.Errorf("%s stale chain: %w", fam, err)
-			}
-		}
-	}
 	return p, nil
 }
 
 // applyRules runs the iptables-restore transaction of one family, declaring
-// and filling only the chains in changed; none at all when no chain changed,
-// no chain is stale and every hook is in place.
+// and filling only the chains that changed since mem; none at all when no
+// chain changed, no chain is stale and every hook is in place.
 //
-// hooksInPlace says the hooks are known to be installed (the Runner's
-// memory): then, unless stale chains must be unhooked, no built-in chain is
-// read back.
-func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, stale []string, hooksInPlace bool) error {
+// While mem is valid for the family, it names the chains there (stale: those
+// rs lacks) and says whether the hooks are in place; a built-in chain is
+// read back (`iptables -S CHAIN`) only to place changed hooks or to unhook
+// stale chains. Otherwise one `iptables-save -t filter` lists the chains of
+// ours and the hooks.
+func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now prints) error {
 	desired := make(map[string]bool, len(rs.Chains))
 	for _, c := range rs.Chains {
 		desired[c.Name] = true
 	}
-	drop := make(map[string]bool)
-	for _, n := range staleToDrop(stale, desired) {
-		drop[n] = true
-	}
-	var read []string
-	if !hooksInPlace {
-		for _, h := range rs.Hooks {
-			read = append(read, h.Chain)
-		}
-	}
-	if len(drop) > 0 {
-		read = append(read, builtinChains...)
-	}
-	slices.Sort(read)
+	known, ok := mem.chainNames(rs.Family)
 	current := make(map[string][]string)
-	for _, c := range slices.Compact(read) {
-		out, err := r.iptables(ctx, rs.Family, "-S", c)
+	if !ok {
+		t, err := r.saveFilter(ctx, rs.Family)
 		if err != nil {
 			return err
 		}
-		current[c] = parseSave(string(out)).Rules[c]
+		known = t.ownedChains()
+		for _, c := range builtinChains {
+			current[c] = t.Rules[c]
+		}
+	}
+	stale := staleToDrop(known, desired)
+	drop := make(map[string]bool, len(stale))
+	for _, n := range stale {
+		drop[n] = true
+	}
+	hooksInPlace := ok && mem.hooksInPlace(rs.Family, now)
+	if ok {
+		var read []string
+		if !hooksInPlace {
+			for _, h := range rs.Hooks {
+				read = append(read, h.Chain)
+			}
+		}
+		if len(drop) > 0 {
+			read = append(read, builtinChains...)
+		}
+		slices.Sort(read)
+		for _, c := range slices.Compact(read) {
+			out, err := r.iptables(ctx, rs.Family, "-S", c)
+			if err != nil {
+				return err
+			}
+			current[c] = parseSave(string(out)).Rules[c]
+		}
 	}
 	hooks := planHooks(rs.Hooks, current, drop)
 	if hooksInPlace {
 		hooks = planHooks(nil, current, drop) // only unhook stale chains
 	}
+	changed := mem.changedChains(rs, now)
 	if len(changed) == 0 && len(drop) == 0 && len(hooks) == 0 {
 		return nil
 	}

@@ -67,7 +67,7 @@ func TestKernelReadBack(t *testing.T) {
 				ctx := context.Background()
 				rs, want := readBackRuleset(fam)
 				for round := 1; round <= 2; round++ { // the second Apply rewrites the same
-					if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+					if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 						t.Fatalf("Apply round %d: %v", round, err)
 					}
 					got, declared := ns.filterRules(mode, fam)

@@ -3,6 +3,7 @@ package ipt
 import (
 	"crypto/sha256"
 	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -15,8 +16,10 @@ import (
 // caller saw the kernel drift (Forget), the next Apply is whole again.
 //
 // While memory is valid, Apply also trusts it for what exists: it lists no
-// sets and reads no built-in chain back, so a sync that changes one policy
-// runs just the restores it needs.
+// sets and no chains (the stale chains are those it installed and no longer
+// wants) and reads a built-in chain back only to place changed hooks or
+// unhook stale chains, so a sync that changes one policy runs just the
+// restores it needs.
 type memory struct {
 	valid bool
 	prints
@@ -97,6 +100,17 @@ func (m *memory) changedChains(rs *Ruleset, now prints) []Chain {
 		}
 	}
 	return out
+}
+
+// chainNames returns, sorted, the chains of family f that the last Apply
+// installed, and whether memory knows them (it is valid and that Apply had
+// a ruleset of f).
+func (m *memory) chainNames(f Family) ([]string, bool) {
+	chains, ok := m.chains[f]
+	if !m.valid || !ok {
+		return nil, false
+	}
+	return slices.Sorted(maps.Keys(chains)), true
 }
 
 // hooksInPlace reports whether the hooks of family f are those the last
