@@ -234,7 +234,7 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 		desired[c.Name] = true
 	}
 	known, ok := mem.chainNames(rs.Family)
-	current := make(map[string][]string)
+	current := make(map[BuiltinChain][]string)
 	if !ok {
 		t, err := r.saveFilter(ctx, rs.Family)
 		if err != nil {
@@ -242,7 +242,7 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 		}
 		known = t.ownedChains()
 		for _, c := range builtinChains {
-			current[c] = t.Rules[c]
+			current[c] = t.Rules[string(c)]
 		}
 	}
 	stale := staleToDrop(known, desired)
@@ -252,7 +252,7 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 	}
 	hooksInPlace := ok && mem.hooksInPlace(rs.Family, now)
 	if ok {
-		var read []string
+		var read []BuiltinChain
 		if !hooksInPlace {
 			for _, h := range rs.Hooks {
 				read = append(read, h.Chain)
@@ -263,11 +263,11 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 		}
 		slices.Sort(read)
 		for _, c := range slices.Compact(read) {
-			out, err := r.iptables(ctx, rs.Family, "-S", c)
+			out, err := r.iptables(ctx, rs.Family, "-S", string(c))
 			if err != nil {
 				return err
 			}
-			current[c] = parseSave(string(out)).Rules[c]
+			current[c] = parseSave(string(out)).Rules[string(c)]
 		}
 	}
 	hooks := planHooks(rs.Hooks, current, drop)
@@ -291,9 +291,9 @@ func hookIndex(h Hook, n int) int { return min(max(h.Position, 1), n+1) - 1 }
 // (built-in chain -> its rules) jumping to a dropped chain, then insert every
 // hook missing from its chain or not at its Position (clamped to the chain's
 // end), which it then moves there.
-func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) []string {
+func planHooks(hooks []Hook, current map[BuiltinChain][]string, drop map[string]bool) []string {
 	var ops []string
-	live := make(map[string][]string, len(current))
+	live := make(map[BuiltinChain][]string, len(current))
 	for _, c := range slices.Sorted(maps.Keys(current)) {
 		for _, line := range current[c] {
 			if drop[ruleTarget(line)] {
@@ -305,13 +305,13 @@ func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) 
 	}
 	sorted := slices.Clone(hooks)
 	slices.SortStableFunc(sorted, func(a, b Hook) int {
-		if c := strings.Compare(a.Chain, b.Chain); c != 0 {
+		if c := strings.Compare(string(a.Chain), string(b.Chain)); c != 0 {
 			return c
 		}
 		return a.Position - b.Position
 	})
 	for _, h := range sorted {
-		line := RenderRule(h.Chain, h.Rule)
+		line := RenderRule(string(h.Chain), h.Rule)
 		at := slices.Index(live[h.Chain], line)
 		if at >= 0 && at == hookIndex(h, len(live[h.Chain])-1) {
 			continue
@@ -324,7 +324,7 @@ func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) 
 		}
 		pos := hookIndex(h, len(live[h.Chain])) + 1
 		live[h.Chain] = slices.Insert(live[h.Chain], pos-1, line)
-		ops = append(ops, "-I "+h.Chain+" "+strconv.Itoa(pos)+strings.TrimPrefix(line, "-A "+h.Chain))
+		ops = append(ops, "-I "+string(h.Chain)+" "+strconv.Itoa(pos)+strings.TrimPrefix(line, "-A "+string(h.Chain)))
 	}
 	return ops
 }

@@ -37,11 +37,12 @@ func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	}
 	var diffs []string
 	for _, h := range rs.Hooks {
-		line := RenderRule(h.Chain, h.Rule)
-		switch at := slices.Index(t.Rules[h.Chain], line); {
+		line := RenderRule(string(h.Chain), h.Rule)
+		have := t.Rules[string(h.Chain)]
+		switch at := slices.Index(have, line); {
 		case at < 0:
 			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
-		case at != hookIndex(h, len(t.Rules[h.Chain])-1):
+		case at != hookIndex(h, len(have)-1):
 			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, line))
 		}
 	}

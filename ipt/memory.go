@@ -42,7 +42,7 @@ func fingerprint(rulesets []Ruleset) prints {
 	for _, rs := range rulesets {
 		h := sha256.New()
 		for _, k := range rs.Hooks {
-			h.Write([]byte(k.Chain + "\x00" + strconv.Itoa(k.Position) + "\x00" + RenderRule(k.Chain, k.Rule) + "\n"))
+			h.Write([]byte(string(k.Chain) + "\x00" + strconv.Itoa(k.Position) + "\x00" + RenderRule(string(k.Chain), k.Rule) + "\n"))
 		}
 		p.hooks[rs.Family] = sum(h.Sum(nil))
 		chains := make(map[string][32]byte, len(rs.Chains))

@@ -63,8 +63,8 @@ func writeVerdict(b *strings.Builder, v Verdict) {
 	} else {
 		b.WriteString(" -j ")
 	}
-	b.WriteString(v.Target)
-	if v.Target == "MARK" {
+	b.WriteString(string(v.Target))
+	if v.Target == MarkTarget {
 		b.WriteString(" --set-xmark ")
 		b.WriteString(canonicalXMark(v.SetMark))
 	}

@@ -157,7 +157,7 @@ func TestRenderRestoreEmpty(t *testing.T) {
 
 func TestPlanHooks(t *testing.T) {
 	hook := Hook{Chain: "FORWARD", Position: 3, Rule: Rule{Verdict: Jump("NETPOL-FWD")}}
-	current := map[string][]string{
+	current := map[BuiltinChain][]string{
 		"FORWARD": {"-A FORWARD -j ACCEPT", `-A FORWARD -m comment --comment "-j NETPOL-X" -j NETPOL-OLD`},
 		"INPUT":   {"-A INPUT -j NETPOL-OLD", "-A INPUT -j NETPOL-KEEP"},
 	}
@@ -171,12 +171,12 @@ func TestPlanHooks(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("planHooks (-want +got):\n%s", diff)
 	}
-	present := map[string][]string{"FORWARD": {"-A FORWARD -j NETPOL-FWD"}}
+	present := map[BuiltinChain][]string{"FORWARD": {"-A FORWARD -j NETPOL-FWD"}}
 	if got := planHooks([]Hook{hook}, present, nil); len(got) != 0 {
 		t.Errorf("present hook: got %q, want nothing", got)
 	}
 	first := Hook{Chain: "FORWARD", Position: 1, Rule: Rule{Verdict: Jump("NETPOL-FWD")}}
-	pushed := map[string][]string{"FORWARD": {"-A FORWARD -j ACCEPT", "-A FORWARD -j NETPOL-FWD"}}
+	pushed := map[BuiltinChain][]string{"FORWARD": {"-A FORWARD -j ACCEPT", "-A FORWARD -j NETPOL-FWD"}}
 	want = []string{"-D FORWARD -j NETPOL-FWD", "-I FORWARD 1 -j NETPOL-FWD"}
 	if diff := cmp.Diff(want, planHooks([]Hook{first}, pushed, nil)); diff != "" {
 		t.Errorf("a hook pushed down by a foreign rule must move back (-want +got):\n%s", diff)
