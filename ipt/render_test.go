@@ -130,8 +130,8 @@ func testRuleset() *Ruleset {
 	}
 }
 
-func TestRenderRestore(t *testing.T) {
-	got := string(RenderRestore(testRuleset(), []string{"NETPOL-OLD", "FOREIGN", "NETPOL-TAIL", "NETPOL-OLD"}))
+func TestRenderTransaction(t *testing.T) {
+	got := string(renderTransaction(testRuleset(), []string{"NETPOL-OLD", "FOREIGN", "NETPOL-TAIL", "NETPOL-OLD"}, nil))
 	want := `*filter
 :NETPOL-FWD - [0:0]
 :NETPOL-TAIL - [0:0]
@@ -144,12 +144,12 @@ func TestRenderRestore(t *testing.T) {
 COMMIT
 `
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("RenderRestore (-want +got):\n%s", diff)
+		t.Errorf("renderTransaction (-want +got):\n%s", diff)
 	}
 }
 
-func TestRenderRestoreEmpty(t *testing.T) {
-	got := string(RenderRestore(&Ruleset{Family: IPv6}, nil))
+func TestRenderTransactionEmpty(t *testing.T) {
+	got := string(renderTransaction(&Ruleset{Family: IPv6}, nil, nil))
 	if want := "*filter\nCOMMIT\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
