@@ -2,6 +2,7 @@ package ipt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,13 +19,14 @@ type plan struct {
 	wanted   map[string]bool // names of sets, and of their temps
 }
 
-// Apply makes the kernel hold rulesets (at most one per family), in this order:
+// Apply makes the kernel hold rulesets (at most one per family). Per family,
+// IPv4 then IPv6, as one unit:
 //
-//  1. one `ipset -exist restore` creates every missing desired set and adds
-//     the new members of every changed one (RenderSets, grow), so the rules
-//     below can reference them and no pod leaves a set before the rules that
-//     use its new ones are in;
-//  2. per family with changed chains, a missing hook or stale chains, one
+//  1. one `ipset -exist restore` creates the family's missing desired sets
+//     and adds the new members of every changed one (RenderSets, grow), so
+//     the rules below can reference them and no pod leaves a set before the
+//     rules that use its new ones are in;
+//  2. if chains changed, a hook is missing or chains are stale, one
 //     `iptables-restore -w --noflush` transaction declares and fills the
 //     chains that changed, inserts each missing Hook (`-I CHAIN POS`, after
 //     its target chain is declared), deletes the hooks that jump to a stale
@@ -32,9 +34,16 @@ type plan struct {
 //     are not touched. Hooks already present are left where they are; POS is
 //     clamped to the end of a shorter chain;
 //  3. one `ipset -exist restore` gives every changed set exactly its members
-//     (RenderSets, shrink: a temporary swapped in); then the sets of ours
-//     that neither family wants are destroyed, now that no rule references
-//     them, and the emptied temporaries.
+//     (RenderSets, shrink: a temporary swapped in).
+//
+// When step 1 or 2 fails, the members step 1 added are deleted again: the
+// family keeps its old rules with its old sets, and the other family is
+// still applied. So a failed Apply leaves each family entirely old or
+// entirely new (unless a shrink itself fails), returns every family's error
+// (a failed transaction as a *RestoreError), and destroys no set. After
+// every family succeeded, the sets of ours that no ruleset wants (of the
+// families in rulesets) are destroyed, now that no rule references them,
+// and the emptied temporaries.
 //
 // Apply owns the cleanup of what it applied: a stale chain is one of ours
 // (Owned) that the family's ruleset does not have. While the Runner's memory
@@ -44,9 +53,7 @@ type plan struct {
 // left by a sync that was killed or failed half-way is removed. The first
 // Apply of a Runner, the first after a failure and the first after Forget
 // also rewrite everything. A family absent from rulesets is not touched at
-// all, but its sets count as not wanted. The first failure stops the sync;
-// a failed transaction leaves that family's rules as they were, and returns
-// a *RestoreError.
+// all: its chains and sets stay.
 func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	p, err := newPlan(rulesets)
 	if err != nil {
@@ -60,7 +67,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	defer func() {
 		if err == nil {
 			r.mu.Lock()
-			r.memory = memory{valid: true, prints: now}
+			r.memory = memory{valid: true, prints: now, last: p.sets}
 			r.mu.Unlock()
 		}
 	}()
@@ -86,31 +93,25 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 		// hold exactly their members.
 		changed = slices.DeleteFunc(changed, func(s Set) bool { return len(diffSet(s, s.Family, current[s.Name])) == 0 })
 	}
-	grow, shrink, err := RenderSets(changed, existing, current)
-	if err != nil {
-		return fmt.Errorf("apply: %w", err)
-	}
-	if err := r.ipsetRestoreBusy(ctx, grow); err != nil {
-		return fmt.Errorf("apply sets: %w", err)
-	}
 	// One family after the other, on the calling goroutine: a caller may
 	// have locked its thread into a network namespace, and every command
-	// must start from that thread.
+	// must start from that thread. A family that fails does not stop the
+	// other: each ends entirely old or entirely new.
+	var errs []error
 	for _, fam := range Families {
-		rs := p.byFamily[fam]
-		if rs == nil {
-			continue
-		}
-		if err := r.applyRules(ctx, rs, &mem, now); err != nil {
-			return fmt.Errorf("apply %s rules: %w", fam, err)
+		if rs := p.byFamily[fam]; rs != nil {
+			sets := slices.DeleteFunc(slices.Clone(changed), func(s Set) bool { return s.Family != fam })
+			if err := r.applyFamily(ctx, rs, sets, existing, current, &mem, now); err != nil {
+				errs = append(errs, fmt.Errorf("apply %s: %w", fam, err))
+			}
 		}
 	}
-	if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
-		return fmt.Errorf("apply sets: %w", err)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	var gone []string
-	for name := range existing {
-		if Owned(name) && !p.wanted[name] && !strings.HasPrefix(name, tempPrefix) {
+	for name, info := range existing {
+		if Owned(name) && !p.wanted[name] && !strings.HasPrefix(name, tempPrefix) && p.byFamily[info.Family] != nil {
 			gone = append(gone, name)
 		}
 	}
@@ -118,7 +119,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	if err := r.destroySets(ctx, gone); err != nil {
 		return fmt.Errorf("apply: destroy stale sets: %w", err)
 	}
-	// The temporaries of step 1 are empty and referenced by no rule; one that
+	// The temporaries of step 3 are empty and referenced by no rule; one that
 	// a concurrent reader keeps busy now is destroyed by the next Apply.
 	var temps []string
 	for _, s := range changed {
@@ -128,6 +129,46 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	}
 	_ = r.destroySets(ctx, temps)
 	return nil
+}
+
+// applyFamily makes the kernel hold rs, one family: it grows the family's
+// changed sets, runs its rules transaction (applyRules), then shrinks the
+// sets to exactly their members. When the growth or the transaction fails,
+// it removes again every member it added, so that the family's old rules
+// run with their old sets (members the plugin added since are kept, unless
+// the new state also has them); sets it created are left, unreferenced.
+func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, existing map[string]SetInfo,
+	current map[string]*savedSet, mem *memory, now prints) error {
+	grow, shrink, err := RenderSets(changed, existing, current)
+	if err != nil {
+		return err
+	}
+	err = r.ipsetRestoreBusy(ctx, grow)
+	if err == nil {
+		err = r.applyRules(ctx, rs, mem, now)
+		if err == nil {
+			if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
+				return fmt.Errorf("sets: %w", err)
+			}
+			return nil
+		}
+	} else {
+		err = fmt.Errorf("sets: %w", err)
+	}
+	prev := mem.lastMembers()
+	if current != nil {
+		prev = func(name string) (map[string]bool, bool) {
+			if s := current[name]; s != nil {
+				return s.Members, true
+			}
+			return nil, false
+		}
+	}
+	undo := renderUngrow(changed, existing, prev)
+	if uerr := r.ipsetRestoreBusy(ctx, undo); uerr != nil {
+		return errors.Join(err, fmt.Errorf("remove the members added to the sets: %w", uerr))
+	}
+	return err
 }
 
 // ipsetRestoreBusy is ipsetRestore, retried a few times, briefly, when the

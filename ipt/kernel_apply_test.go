@@ -368,3 +368,40 @@ func TestKernelHookPushedDownIsRepaired(t *testing.T) {
 		t.Errorf("FORWARD after repair:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestKernelFailedFamilyIsOldOrNew: when one family's transaction fails, each
+// family ends entirely old or entirely new: the IPv4 rules and sets are the
+// new ones (the revoked peer is gone from its set), and the IPv6 rules are the
+// old ones with their sets shrunk back to the old members, whether the Runner
+// knows the last state (memory) or reads the kernel (a new Runner).
+func TestKernelFailedFamilyIsOldOrNew(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		ns := newTestNS(t)
+		r, ctx := ns.runner(ModeNFT), context.Background()
+		old4, old6 := testRuleset(), testRuleset6()
+		if err := r.Apply(ctx, []Ruleset{*old4, *old6}); err != nil {
+			t.Fatal(err)
+		}
+		if fresh {
+			r = ns.runner(ModeNFT)
+		}
+		new4, bad6 := testRuleset(), testRuleset6()
+		new4.Sets[0].Members = []Member{{Entry: "10.0.0.1"}, {Entry: "10.0.0.3"}} // 10.0.0.2 revoked
+		bad6.Sets[0].Members = append(bad6.Sets[0].Members, Member{Entry: "fd02::1"})
+		bad6.Chains[1].Rules = append(bad6.Chains[1].Rules, Rule{Verdict: Jump("NETPOL-NOPE")})
+		err := r.Apply(ctx, []Ruleset{*new4, *bad6})
+		var re *RestoreError
+		if !errors.As(err, &re) {
+			t.Fatalf("fresh=%v: Apply with a broken IPv6 rule = %v, want a *RestoreError", fresh, err)
+		}
+		if d, err := r.Diff(ctx, new4); err != nil || len(d) != 0 {
+			t.Errorf("fresh=%v: IPv4 is not entirely new: Diff = %q, %v", fresh, d, err)
+		}
+		if d, err := r.Diff(ctx, old6); err != nil || len(d) != 0 {
+			t.Errorf("fresh=%v: IPv6 is not entirely old: Diff = %q, %v", fresh, d, err)
+		}
+		if out := ns.must("ipset", "list", "NETPOL4-PEERS"); strings.Contains(out, "10.0.0.2\n") {
+			t.Errorf("fresh=%v: revoked peer still in its set after the failed sync:\n%s", fresh, out)
+		}
+	}
+}
