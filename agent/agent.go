@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/netpol/netpol/ipt"
@@ -23,6 +24,9 @@ type Kernel interface {
 	// of ours that they no longer have.
 	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
+	// Usable reports why the family's tables cannot be used (nil if they
+	// can): ip6tables missing, or the kernel without IPv6 tables.
+	Usable(ctx context.Context, f ipt.Family) error
 	Uninstall(ctx context.Context) error
 	// Forget makes the next Apply rewrite everything rather than what
 	// changed since the last one: the kernel was changed behind our back.
@@ -40,6 +44,10 @@ type Agent struct {
 	Status *Status
 	// Observer, when set, hears of every Sync.
 	Observer SyncObserver
+
+	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
+	// written under the data directory lock.
+	ipv6Off bool
 }
 
 // SyncResult says what one sync did.
@@ -49,6 +57,9 @@ type SyncResult struct {
 	// The phases of Took: policy.Compile, the kernel transaction, and
 	// writing the snapshot and index.
 	Compile, Apply, Write time.Duration
+	// Disabled are the families left out because their tables are
+	// unusable and no local pod has an address of theirs.
+	Disabled []ipt.Family
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -84,7 +95,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
-	if err := a.Kernel.Apply(ctx, compiled.Rulesets); err != nil {
+	if res.Disabled, err = a.apply(ctx, compiled.Rulesets, atts); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
@@ -92,15 +103,18 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Write = time.Since(phase)
-	sum := summarize(compiled)
+	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
 }
 
-func summarize(c *policy.Compiled) SyncResult {
+func summarize(c *policy.Compiled, disabled []ipt.Family) SyncResult {
 	var r SyncResult
 	for _, rs := range c.Rulesets {
+		if slices.Contains(disabled, rs.Family) {
+			continue
+		}
 		r.Chains += len(rs.Chains)
 		for _, ch := range rs.Chains {
 			r.Rules += len(ch.Rules)
@@ -133,6 +147,9 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 	}
 	var out []string
 	for i := range compiled.Rulesets {
+		if a.ipv6Off && compiled.Rulesets[i].Family == ipt.IPv6 {
+			continue
+		}
 		d, err := a.Kernel.Diff(ctx, &compiled.Rulesets[i])
 		if err != nil {
 			return nil, err

@@ -28,6 +28,7 @@ func (k *fakeKernel) Apply(context.Context, []ipt.Ruleset) error {
 func (k *fakeKernel) Diff(context.Context, *ipt.Ruleset) ([]string, error) { return nil, nil }
 func (k *fakeKernel) Uninstall(context.Context) error                      { return nil }
 func (k *fakeKernel) Forget()                                              {}
+func (k *fakeKernel) Usable(context.Context, ipt.Family) error             { return nil }
 
 func (k *fakeKernel) count() int {
 	k.mu.Lock()

@@ -20,6 +20,16 @@ func (r *Runner) ListChains(ctx context.Context, fam Family) ([]string, error) {
 	return t.ownedChains(), nil
 }
 
+// Usable reports why the filter table of fam cannot be used, or nil: the
+// binary is missing, or the kernel has no such table.
+// Equivalent to: `ip6tables -w -S FORWARD` (iptables for IPv4).
+func (r *Runner) Usable(ctx context.Context, fam Family) error {
+	if _, err := r.iptables(ctx, fam, "-S", string(Forward)); err != nil {
+		return fmt.Errorf("%s tables: %w", fam, err)
+	}
+	return nil
+}
+
 // Diff reads back the kernel and describes, one line each, every piece of rs
 // that is missing or different: a missing hook, a missing chain, a rule
 // missing from or unexpected in a chain (or rules out of order), a missing

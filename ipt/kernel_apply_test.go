@@ -341,6 +341,15 @@ func TestKernelMissingIP6Tables(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ip6tables-nft") {
 		t.Errorf("Apply with IPv6 = %v, want an error naming ip6tables-nft", err)
 	}
+	if err := r.Usable(ctx, IPv6); err == nil || !strings.Contains(err.Error(), "ip6tables-nft") {
+		t.Errorf("Usable(IPv6) = %v, want an error naming ip6tables-nft", err)
+	}
+	if err := r.Usable(ctx, IPv4); err != nil {
+		t.Errorf("Usable(IPv4) = %v", err)
+	}
+	if d, err := r.Diff(ctx, testRuleset()); err != nil || len(d) != 0 {
+		t.Errorf("IPv4 after the failed IPv6 half: Diff = %q, %v", d, err)
+	}
 }
 
 // TestKernelHookPushedDownIsRepaired: another tool inserting an ACCEPT above

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/ipt"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -55,7 +56,8 @@ func TestHealthAndReadiness(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	st := &agent.Status{}
 	m := NewMetrics(Sources{Status: st, Skipped: func() int { return 2 }})
-	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond}, nil)
+	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond,
+		Disabled: []ipt.Family{ipt.IPv6}}, nil)
 	m.ObserveSync(agent.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
 	code, body := get(t, Handler(m, st, time.Minute), "/metrics")
 	if code != http.StatusOK {
@@ -71,6 +73,8 @@ func TestMetrics(t *testing.T) {
 		"netpol_ready 0",
 		"netpol_input_rejected_total 0",
 		"netpol_skipped_objects 2",
+		`netpol_family_disabled{family="ipv4"} 0`,
+		`netpol_family_disabled{family="ipv6"} 1`,
 		"process_resident_memory_bytes",
 		"go_goroutines",
 	} {
