@@ -10,8 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/netpol/netpol/ipt"
@@ -21,9 +20,13 @@ import (
 
 // Kernel is what the agent needs of the kernel edge (ipt.Runner).
 type Kernel interface {
-	Apply(ctx context.Context, rulesets []ipt.Ruleset, stale map[ipt.Family][]string) error
+	// Apply makes the kernel hold rulesets; it removes the chains and sets
+	// of ours that they no longer have.
+	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
-	ListChains(ctx context.Context, f ipt.Family) ([]string, error)
+	// Usable reports why the family's tables cannot be used (nil if they
+	// can): ip6tables missing, or the kernel without IPv6 tables.
+	Usable(ctx context.Context, f ipt.Family) error
 	Uninstall(ctx context.Context) error
 	// Forget makes the next Apply rewrite everything rather than what
 	// changed since the last one: the kernel was changed behind our back.
@@ -41,6 +44,10 @@ type Agent struct {
 	Status *Status
 	// Observer, when set, hears of every Sync.
 	Observer SyncObserver
+
+	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
+	// written under the data directory lock.
+	ipv6Off bool
 }
 
 // SyncResult says what one sync did.
@@ -48,8 +55,11 @@ type SyncResult struct {
 	Chains, Rules, Sets, Members int
 	Took                         time.Duration
 	// The phases of Took: policy.Compile, the kernel transaction, and
-	// writing the snapshot, index and record of the sync.
+	// writing the snapshot and index.
 	Compile, Apply, Write time.Duration
+	// Disabled are the families left out because their tables are
+	// unusable and no local pod has an address of theirs.
+	Disabled []ipt.Family
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -85,85 +95,26 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
-	stale, intent, err := a.staleChains(ctx, compiled)
-	if err != nil {
-		return SyncResult{}, err
-	}
-	if intent != nil {
-		// New chains are about to exist: record them first, so that a sync
-		// killed or failing half-way leaves no chain the next one won't know
-		// to delete.
-		if err := a.Store.WriteApplied(intent); err != nil {
-			return SyncResult{}, err
-		}
-	}
-	if err := a.Kernel.Apply(ctx, compiled.Rulesets, stale); err != nil {
+	if res.Disabled, err = a.apply(ctx, compiled.Rulesets, atts); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
-	applied := &state.Applied{Chains: map[string][]string{}}
-	for _, rs := range compiled.Rulesets {
-		applied.Chains[strconv.Itoa(int(rs.Family))] = rs.ChainNames()
-	}
-	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index), a.Store.WriteApplied(applied)); err != nil {
+	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index)); err != nil {
 		return SyncResult{}, err
 	}
 	res.Write = time.Since(phase)
-	sum := summarize(compiled)
+	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
 }
 
-// staleChains returns, per family, our chains in the kernel that the new
-// ruleset no longer has. The record of the last sync names them; when it is
-// missing (first start, or state lost) the kernel is listed instead. When
-// the new ruleset adds chains, it also returns the record to write before
-// applying: every chain that may exist if the sync stops half-way.
-func (a *Agent) staleChains(ctx context.Context, c *policy.Compiled) (map[ipt.Family][]string, *state.Applied, error) {
-	prev, err := a.Store.ReadApplied()
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
-	}
-	out := map[ipt.Family][]string{}
-	intent := &state.Applied{Chains: map[string][]string{}}
-	adds := false
-	for _, rs := range c.Rulesets {
-		fam := strconv.Itoa(int(rs.Family))
-		var existing []string
-		if prev != nil {
-			existing = prev.Chains[fam]
-		} else if existing, err = a.Kernel.ListChains(ctx, rs.Family); err != nil {
-			return nil, nil, fmt.Errorf("list chains: %w", err)
-		}
-		want := map[string]bool{}
-		for _, name := range rs.ChainNames() {
-			want[name] = true
-		}
-		had := map[string]bool{}
-		for _, name := range existing {
-			had[name] = true
-			if !want[name] {
-				out[rs.Family] = append(out[rs.Family], name)
-			}
-		}
-		intent.Chains[fam] = append([]string(nil), existing...)
-		for _, name := range rs.ChainNames() {
-			if !had[name] {
-				adds = true
-				intent.Chains[fam] = append(intent.Chains[fam], name)
-			}
-		}
-	}
-	if !adds {
-		intent = nil
-	}
-	return out, intent, nil
-}
-
-func summarize(c *policy.Compiled) SyncResult {
+func summarize(c *policy.Compiled, disabled []ipt.Family) SyncResult {
 	var r SyncResult
 	for _, rs := range c.Rulesets {
+		if slices.Contains(disabled, rs.Family) {
+			continue
+		}
 		r.Chains += len(rs.Chains)
 		for _, ch := range rs.Chains {
 			r.Rules += len(ch.Rules)
@@ -196,6 +147,9 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 	}
 	var out []string
 	for i := range compiled.Rulesets {
+		if a.ipv6Off && compiled.Rulesets[i].Family == ipt.IPv6 {
+			continue
+		}
 		d, err := a.Kernel.Diff(ctx, &compiled.Rulesets[i])
 		if err != nil {
 			return nil, err

@@ -19,16 +19,16 @@ type fakeKernel struct {
 	applies int
 }
 
-func (k *fakeKernel) Apply(context.Context, []ipt.Ruleset, map[ipt.Family][]string) error {
+func (k *fakeKernel) Apply(context.Context, []ipt.Ruleset) error {
 	k.mu.Lock()
 	k.applies++
 	k.mu.Unlock()
 	return nil
 }
-func (k *fakeKernel) Diff(context.Context, *ipt.Ruleset) ([]string, error)     { return nil, nil }
-func (k *fakeKernel) ListChains(context.Context, ipt.Family) ([]string, error) { return nil, nil }
-func (k *fakeKernel) Uninstall(context.Context) error                          { return nil }
-func (k *fakeKernel) Forget()                                                  {}
+func (k *fakeKernel) Diff(context.Context, *ipt.Ruleset) ([]string, error) { return nil, nil }
+func (k *fakeKernel) Uninstall(context.Context) error                      { return nil }
+func (k *fakeKernel) Forget()                                              {}
+func (k *fakeKernel) Usable(context.Context, ipt.Family) error             { return nil }
 
 func (k *fakeKernel) count() int {
 	k.mu.Lock()

@@ -2,6 +2,7 @@ package ipt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,13 +19,14 @@ type plan struct {
 	wanted   map[string]bool // names of sets, and of their temps
 }
 
-// Apply makes the kernel hold rulesets (at most one per family), in this order:
+// Apply makes the kernel hold rulesets (at most one per family). Per family,
+// IPv4 then IPv6, as one unit:
 //
-//  1. one `ipset -exist restore` creates every missing desired set and adds
-//     the new members of every changed one (RenderSets, grow), so the rules
-//     below can reference them and no pod leaves a set before the rules that
-//     use its new ones are in;
-//  2. per family with changed chains, a missing hook or stale chains, one
+//  1. one `ipset -exist restore` creates the family's missing desired sets
+//     and adds the new members of every changed one (RenderSets, grow), so
+//     the rules below can reference them and no pod leaves a set before the
+//     rules that use its new ones are in;
+//  2. if chains changed, a hook is missing or chains are stale, one
 //     `iptables-restore -w --noflush` transaction declares and fills the
 //     chains that changed, inserts each missing Hook (`-I CHAIN POS`, after
 //     its target chain is declared), deletes the hooks that jump to a stale
@@ -32,19 +34,28 @@ type plan struct {
 //     are not touched. Hooks already present are left where they are; POS is
 //     clamped to the end of a shorter chain;
 //  3. one `ipset -exist restore` gives every changed set exactly its members
-//     (RenderSets, shrink: a temporary swapped in); then the sets of ours
-//     that neither family wants are destroyed, now that no rule references
-//     them, and the emptied temporaries.
+//     (RenderSets, shrink: a temporary swapped in).
 //
-// The first Apply of a Runner, the first after a failure and the first after
-// Forget rewrite everything. staleChains are our chains that exist but are no
-// longer desired (typically ListChains minus the ruleset's chains); every
-// name must be ours. A family absent from rulesets and staleChains is not
-// touched at all, but its sets count as not wanted. The first failure stops
-// the sync; a failed transaction leaves that family's rules as they were,
-// and returns a *RestoreError.
-func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[Family][]string) (err error) {
-	p, err := newPlan(rulesets, staleChains)
+// When step 1 or 2 fails, the members step 1 added are deleted again: the
+// family keeps its old rules with its old sets, and the other family is
+// still applied. So a failed Apply leaves each family entirely old or
+// entirely new (unless a shrink itself fails), returns every family's error
+// (a failed transaction as a *RestoreError), and destroys no set. After
+// every family succeeded, the sets of ours that no ruleset wants (of the
+// families in rulesets) are destroyed, now that no rule references them,
+// and the emptied temporaries.
+//
+// Apply owns the cleanup of what it applied: a stale chain is one of ours
+// (Owned) that the family's ruleset does not have. While the Runner's memory
+// is valid, those are the chains of the last successful Apply; otherwise (a
+// new Runner, the first Apply after a failure or Forget) the kernel's own
+// listing (`iptables-save -t filter`) names them, so that any chain of ours
+// left by a sync that was killed or failed half-way is removed. The first
+// Apply of a Runner, the first after a failure and the first after Forget
+// also rewrite everything. A family absent from rulesets is not touched at
+// all: its chains and sets stay.
+func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
+	p, err := newPlan(rulesets)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
@@ -56,7 +67,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	defer func() {
 		if err == nil {
 			r.mu.Lock()
-			r.memory = memory{valid: true, prints: now}
+			r.memory = memory{valid: true, prints: now, last: p.sets}
 			r.mu.Unlock()
 		}
 	}()
@@ -82,34 +93,25 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 		// hold exactly their members.
 		changed = slices.DeleteFunc(changed, func(s Set) bool { return len(diffSet(s, s.Family, current[s.Name])) == 0 })
 	}
-	grow, shrink, err := RenderSets(changed, existing, current)
-	if err != nil {
-		return fmt.Errorf("apply: %w", err)
-	}
-	if err := r.ipsetRestoreBusy(ctx, grow); err != nil {
-		return fmt.Errorf("apply sets: %w", err)
-	}
 	// One family after the other, on the calling goroutine: a caller may
 	// have locked its thread into a network namespace, and every command
-	// must start from that thread.
+	// must start from that thread. A family that fails does not stop the
+	// other: each ends entirely old or entirely new.
+	var errs []error
 	for _, fam := range Families {
-		rs, stale := p.byFamily[fam], staleChains[fam]
-		if rs == nil && len(stale) == 0 {
-			continue
-		}
-		if rs == nil {
-			rs = &Ruleset{Family: fam}
-		}
-		if err := r.applyRules(ctx, rs, mem.changedChains(rs, now), stale, mem.hooksInPlace(fam, now)); err != nil {
-			return fmt.Errorf("apply %s rules: %w", fam, err)
+		if rs := p.byFamily[fam]; rs != nil {
+			sets := slices.DeleteFunc(slices.Clone(changed), func(s Set) bool { return s.Family != fam })
+			if err := r.applyFamily(ctx, rs, sets, existing, current, &mem, now); err != nil {
+				errs = append(errs, fmt.Errorf("apply %s: %w", fam, err))
+			}
 		}
 	}
-	if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
-		return fmt.Errorf("apply sets: %w", err)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	var gone []string
-	for name := range existing {
-		if Owned(name) && !p.wanted[name] && !strings.HasPrefix(name, tempPrefix) {
+	for name, info := range existing {
+		if Owned(name) && !p.wanted[name] && !strings.HasPrefix(name, tempPrefix) && p.byFamily[info.Family] != nil {
 			gone = append(gone, name)
 		}
 	}
@@ -117,7 +119,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	if err := r.destroySets(ctx, gone); err != nil {
 		return fmt.Errorf("apply: destroy stale sets: %w", err)
 	}
-	// The temporaries of step 1 are empty and referenced by no rule; one that
+	// The temporaries of step 3 are empty and referenced by no rule; one that
 	// a concurrent reader keeps busy now is destroyed by the next Apply.
 	var temps []string
 	for _, s := range changed {
@@ -127,6 +129,46 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset, staleChains map[
 	}
 	_ = r.destroySets(ctx, temps)
 	return nil
+}
+
+// applyFamily makes the kernel hold rs, one family: it grows the family's
+// changed sets, runs its rules transaction (applyRules), then shrinks the
+// sets to exactly their members. When the growth or the transaction fails,
+// it removes again every member it added, so that the family's old rules
+// run with their old sets (members the plugin added since are kept, unless
+// the new state also has them); sets it created are left, unreferenced.
+func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, existing map[string]SetInfo,
+	current map[string]*savedSet, mem *memory, now prints) error {
+	grow, shrink, err := RenderSets(changed, existing, current)
+	if err != nil {
+		return err
+	}
+	err = r.ipsetRestoreBusy(ctx, grow)
+	if err == nil {
+		err = r.applyRules(ctx, rs, mem, now)
+		if err == nil {
+			if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
+				return fmt.Errorf("sets: %w", err)
+			}
+			return nil
+		}
+	} else {
+		err = fmt.Errorf("sets: %w", err)
+	}
+	prev := mem.lastMembers()
+	if current != nil {
+		prev = func(name string) (map[string]bool, bool) {
+			if s := current[name]; s != nil {
+				return s.Members, true
+			}
+			return nil, false
+		}
+	}
+	undo := renderUngrow(changed, existing, prev)
+	if uerr := r.ipsetRestoreBusy(ctx, undo); uerr != nil {
+		return errors.Join(err, fmt.Errorf("remove the members added to the sets: %w", uerr))
+	}
+	return err
 }
 
 // ipsetRestoreBusy is ipsetRestore, retried a few times, briefly, when the
@@ -195,7 +237,7 @@ func (r *Runner) destroySets(ctx context.Context, names []string) error {
 }
 
 // newPlan validates the input of Apply.
-func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error) {
+func newPlan(rulesets []Ruleset) (*plan, error) {
 	p := &plan{byFamily: make(map[Family]*Ruleset), wanted: make(map[string]bool)}
 	for i := range rulesets {
 		rs := &rulesets[i]
@@ -215,54 +257,65 @@ func newPlan(rulesets []Ruleset, staleChains map[Family][]string) (*plan, error)
 			p.wanted[s.Name] = true
 		}
 	}
-	for fam, names := range staleChains {
-		for _, n := range names {
-			if err := checkOwnedName(n, MaxChainName); err != nil {
-				return nil, fmt.Errorf("%s stale chain: %w", fam, err)
-			}
-		}
-	}
 	return p, nil
 }
 
 // applyRules runs the iptables-restore transaction of one family, declaring
-// and filling only the chains in changed; none at all when no chain changed,
-// no chain is stale and every hook is in place.
+// and filling only the chains that changed since mem; none at all when no
+// chain changed, no chain is stale and every hook is in place.
 //
-// hooksInPlace says the hooks are known to be installed (the Runner's
-// memory): then, unless stale chains must be unhooked, no built-in chain is
-// read back.
-func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, changed []Chain, stale []string, hooksInPlace bool) error {
+// While mem is valid for the family, it names the chains there (stale: those
+// rs lacks) and says whether the hooks are in place; a built-in chain is
+// read back (`iptables -S CHAIN`) only to place changed hooks or to unhook
+// stale chains. Otherwise one `iptables-save -t filter` lists the chains of
+// ours and the hooks.
+func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now prints) error {
 	desired := make(map[string]bool, len(rs.Chains))
 	for _, c := range rs.Chains {
 		desired[c.Name] = true
 	}
-	drop := make(map[string]bool)
-	for _, n := range staleToDrop(stale, desired) {
-		drop[n] = true
-	}
-	var read []string
-	if !hooksInPlace {
-		for _, h := range rs.Hooks {
-			read = append(read, h.Chain)
-		}
-	}
-	if len(drop) > 0 {
-		read = append(read, builtinChains...)
-	}
-	slices.Sort(read)
-	current := make(map[string][]string)
-	for _, c := range slices.Compact(read) {
-		out, err := r.iptables(ctx, rs.Family, "-S", c)
+	known, ok := mem.chainNames(rs.Family)
+	current := make(map[BuiltinChain][]string)
+	if !ok {
+		t, err := r.saveFilter(ctx, rs.Family)
 		if err != nil {
 			return err
 		}
-		current[c] = parseSave(string(out)).Rules[c]
+		known = t.ownedChains()
+		for _, c := range builtinChains {
+			current[c] = t.Rules[string(c)]
+		}
+	}
+	stale := staleToDrop(known, desired)
+	drop := make(map[string]bool, len(stale))
+	for _, n := range stale {
+		drop[n] = true
+	}
+	hooksInPlace := ok && mem.hooksInPlace(rs.Family, now)
+	if ok {
+		var read []BuiltinChain
+		if !hooksInPlace {
+			for _, h := range rs.Hooks {
+				read = append(read, h.Chain)
+			}
+		}
+		if len(drop) > 0 {
+			read = append(read, builtinChains...)
+		}
+		slices.Sort(read)
+		for _, c := range slices.Compact(read) {
+			out, err := r.iptables(ctx, rs.Family, "-S", string(c))
+			if err != nil {
+				return err
+			}
+			current[c] = parseSave(string(out)).Rules[string(c)]
+		}
 	}
 	hooks := planHooks(rs.Hooks, current, drop)
 	if hooksInPlace {
 		hooks = planHooks(nil, current, drop) // only unhook stale chains
 	}
+	changed := mem.changedChains(rs, now)
 	if len(changed) == 0 && len(drop) == 0 && len(hooks) == 0 {
 		return nil
 	}
@@ -279,9 +332,9 @@ func hookIndex(h Hook, n int) int { return min(max(h.Position, 1), n+1) - 1 }
 // (built-in chain -> its rules) jumping to a dropped chain, then insert every
 // hook missing from its chain or not at its Position (clamped to the chain's
 // end), which it then moves there.
-func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) []string {
+func planHooks(hooks []Hook, current map[BuiltinChain][]string, drop map[string]bool) []string {
 	var ops []string
-	live := make(map[string][]string, len(current))
+	live := make(map[BuiltinChain][]string, len(current))
 	for _, c := range slices.Sorted(maps.Keys(current)) {
 		for _, line := range current[c] {
 			if drop[ruleTarget(line)] {
@@ -293,13 +346,13 @@ func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) 
 	}
 	sorted := slices.Clone(hooks)
 	slices.SortStableFunc(sorted, func(a, b Hook) int {
-		if c := strings.Compare(a.Chain, b.Chain); c != 0 {
+		if c := strings.Compare(string(a.Chain), string(b.Chain)); c != 0 {
 			return c
 		}
 		return a.Position - b.Position
 	})
 	for _, h := range sorted {
-		line := RenderRule(h.Chain, h.Rule)
+		line := RenderRule(string(h.Chain), h.Rule)
 		at := slices.Index(live[h.Chain], line)
 		if at >= 0 && at == hookIndex(h, len(live[h.Chain])-1) {
 			continue
@@ -312,7 +365,7 @@ func planHooks(hooks []Hook, current map[string][]string, drop map[string]bool) 
 		}
 		pos := hookIndex(h, len(live[h.Chain])) + 1
 		live[h.Chain] = slices.Insert(live[h.Chain], pos-1, line)
-		ops = append(ops, "-I "+h.Chain+" "+strconv.Itoa(pos)+strings.TrimPrefix(line, "-A "+h.Chain))
+		ops = append(ops, "-I "+string(h.Chain)+" "+strconv.Itoa(pos)+strings.TrimPrefix(line, "-A "+string(h.Chain)))
 	}
 	return ops
 }

@@ -41,11 +41,11 @@ func BenchmarkApply(b *testing.B) {
 			ns := newTestNS(b)
 			r, ctx := ns.runner(ModeNFT), context.Background()
 			rs := []Ruleset{*benchRuleset(n)}
-			if err := r.Apply(ctx, rs, nil); err != nil {
+			if err := r.Apply(ctx, rs); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				if err := r.Apply(ctx, rs, nil); err != nil {
+				if err := r.Apply(ctx, rs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -60,7 +60,7 @@ func BenchmarkDiff(b *testing.B) {
 			ns := newTestNS(b)
 			r, ctx := ns.runner(ModeNFT), context.Background()
 			rs := benchRuleset(n)
-			if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+			if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {

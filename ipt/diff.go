@@ -20,6 +20,16 @@ func (r *Runner) ListChains(ctx context.Context, fam Family) ([]string, error) {
 	return t.ownedChains(), nil
 }
 
+// Usable reports why the filter table of fam cannot be used, or nil: the
+// binary is missing, or the kernel has no such table.
+// Equivalent to: `ip6tables -w -S FORWARD` (iptables for IPv4).
+func (r *Runner) Usable(ctx context.Context, fam Family) error {
+	if _, err := r.iptables(ctx, fam, "-S", string(Forward)); err != nil {
+		return fmt.Errorf("%s tables: %w", fam, err)
+	}
+	return nil
+}
+
 // Diff reads back the kernel and describes, one line each, every piece of rs
 // that is missing or different: a missing hook, a missing chain, a rule
 // missing from or unexpected in a chain (or rules out of order), a missing
@@ -37,11 +47,12 @@ func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	}
 	var diffs []string
 	for _, h := range rs.Hooks {
-		line := RenderRule(h.Chain, h.Rule)
-		switch at := slices.Index(t.Rules[h.Chain], line); {
+		line := RenderRule(string(h.Chain), h.Rule)
+		have := t.Rules[string(h.Chain)]
+		switch at := slices.Index(have, line); {
 		case at < 0:
 			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
-		case at != hookIndex(h, len(t.Rules[h.Chain])-1):
+		case at != hookIndex(h, len(have)-1):
 			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, line))
 		}
 	}

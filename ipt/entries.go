@@ -23,7 +23,7 @@ import (
 // for them (~1-2 ms). When that does not work out (no socket, an entry it
 // cannot encode, the kernel refuses one), `ipset -exist restore` of all the
 // entries runs instead, which is harmless after a partial success and
-// reports errors exactly as before.
+// reports an error as a *RestoreError naming the failing line.
 func (r *Runner) AddEntries(ctx context.Context, entries []Entry) error {
 	text, err := renderEntries("add", entries, nil)
 	if err != nil {
@@ -98,10 +98,12 @@ func (r *Runner) ListEntries(ctx context.Context) (map[Entry]bool, error) {
 		return nil, fmt.Errorf("list entries: %w", err)
 	}
 	entries := make(map[Entry]bool)
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "add" && Owned(f[1]) {
-			entries[Entry{Set: f[1], Value: f[2]}] = true
+	for name, s := range parseIPSetSave(string(out)) {
+		if !Owned(name) {
+			continue
+		}
+		for key := range s.Members {
+			entries[Entry{Set: name, Value: strings.TrimSuffix(key, " nomatch")}] = true
 		}
 	}
 	return entries, nil

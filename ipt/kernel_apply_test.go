@@ -27,7 +27,7 @@ func TestKernelDiffAndRepair(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	rs := testRuleset()
-	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := r.Diff(ctx, rs); err != nil || len(d) != 0 {
@@ -60,14 +60,14 @@ func TestKernelDiffAndRepair(t *testing.T) {
 	// The Runner remembers what it applied: an unchanged ruleset is not
 	// rewritten, so tampering survives until the caller, having seen the
 	// drift, makes it Forget.
-	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := r.Diff(ctx, rs); !contains(d, "chain NETPOL-TAIL missing") {
 		t.Errorf("an unchanged Apply rewrote the tampered chain: Diff = %q", d)
 	}
 	r.Forget()
-	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := r.Diff(ctx, rs); err != nil || len(d) != 0 {
@@ -82,14 +82,14 @@ func TestKernelApplyRewritesOnlyWhatChanged(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	v1 := testRuleset()
-	if err := r.Apply(ctx, []Ruleset{*v1}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*v1}); err != nil {
 		t.Fatal(err)
 	}
 	ns.must("iptables", "-w", "-D", "NETPOL-FWD", "2") // untouched by v2
 	v2 := testRuleset()
 	v2.Chains[1].Rules = []Rule{{Comment: "changed", Verdict: Jump("ACCEPT")}}
 	v2.Sets[0].Members = append(v2.Sets[0].Members, Member{Entry: "10.0.0.77"})
-	if err := r.Apply(ctx, []Ruleset{*v2}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*v2}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := r.Diff(ctx, v2)
@@ -105,7 +105,11 @@ func TestKernelApplyRewritesOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-func TestKernelApplyChangedRemovesStale(t *testing.T) {
+// TestKernelApplyRemovesStale: the chains and sets of ours that a ruleset
+// no longer has are removed, with the hooks that jump to them: those the
+// Runner itself applied (memory), and, for a new Runner, every chain of ours
+// the kernel lists, such as one left by a sync killed half-way.
+func TestKernelApplyRemovesStale(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	v1 := testRuleset()
@@ -113,41 +117,43 @@ func TestKernelApplyChangedRemovesStale(t *testing.T) {
 		{Matches: []Match{SetMatch{Set: "NETPOL4-OLD", Dir: Dst}}, Verdict: Jump("DROP")}}})
 	v1.Hooks = append(v1.Hooks, Hook{Chain: "INPUT", Position: 1, Rule: Rule{Verdict: Jump("NETPOL-OLD")}})
 	v1.Sets = append(v1.Sets, Set{Name: "NETPOL4-OLD", Type: HashIP, Family: IPv4, Members: []Member{{Entry: "10.1.1.1"}}})
-	if err := r.Apply(ctx, []Ruleset{*v1}, nil); err != nil {
-		t.Fatal(err)
-	}
 	v2 := testRuleset()
 	v2.Chains[1].Rules = []Rule{{Comment: "changed", Verdict: Jump("ACCEPT")}}
 	v2.Sets[0].Members = []Member{{Entry: "10.0.0.3"}}
-	existing, err := r.ListChains(ctx, IPv4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stale []string
-	for _, c := range existing {
-		if !contains(v2.ChainNames(), c) {
-			stale = append(stale, c)
+	check := func(when string) {
+		t.Helper()
+		if got, _ := r.ListChains(ctx, IPv4); !cmp.Equal(got, []string{"NETPOL-FWD", "NETPOL-TAIL"}) {
+			t.Errorf("%s: chains %q", when, got)
+		}
+		if got := ns.setNames(); !cmp.Equal(got, []string{"NETPOL4-PEERS"}) {
+			t.Errorf("%s: sets %q (stale set and temps must be gone)", when, got)
+		}
+		rules, _ := ns.filterRules(ModeNFT, IPv4)
+		if len(rules["INPUT"]) != 0 {
+			t.Errorf("%s: hook to the stale chain survived: %q", when, rules["INPUT"])
+		}
+		if d, err := r.Diff(ctx, v2); err != nil || len(d) != 0 {
+			t.Errorf("%s: Diff = %q, %v", when, d, err)
 		}
 	}
-	if diff := cmp.Diff([]string{"NETPOL-OLD"}, stale); diff != "" {
-		t.Fatalf("stale chains (-want +got):\n%s", diff)
-	}
-	if err := r.Apply(ctx, []Ruleset{*v2}, map[Family][]string{IPv4: stale}); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*v1}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r.ListChains(ctx, IPv4); !cmp.Equal(got, []string{"NETPOL-FWD", "NETPOL-TAIL"}) {
-		t.Errorf("chains after sync: %q", got)
+	if err := r.Apply(ctx, []Ruleset{*v2}); err != nil {
+		t.Fatal(err)
 	}
-	if got := ns.setNames(); !cmp.Equal(got, []string{"NETPOL4-PEERS"}) {
-		t.Errorf("sets after sync: %q (stale set and temps must be gone)", got)
+	check("stale chain known to the Runner")
+
+	// A sync killed after its transaction, before anything was recorded:
+	// the chain, its hook and its set exist, and only the kernel knows.
+	if err := r.Apply(ctx, []Ruleset{*v1}); err != nil {
+		t.Fatal(err)
 	}
-	rules, _ := ns.filterRules(ModeNFT, IPv4)
-	if len(rules["INPUT"]) != 0 {
-		t.Errorf("hook to the stale chain survived: %q", rules["INPUT"])
+	r = ns.runner(ModeNFT)
+	if err := r.Apply(ctx, []Ruleset{*v2}); err != nil {
+		t.Fatal(err)
 	}
-	if d, err := r.Diff(ctx, v2); err != nil || len(d) != 0 {
-		t.Errorf("Diff = %q, %v", d, err)
-	}
+	check("stale chain in the kernel, new Runner")
 }
 
 // foreign puts rules, a chain and a set that are not ours in both families.
@@ -187,7 +193,7 @@ func TestKernelForeignSurvivesApplyAndUninstall(t *testing.T) {
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	ns.foreign()
 	before := ns.snapshot()
-	if err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()}); err != nil {
 		t.Fatal(err)
 	}
 	during := ns.snapshot()
@@ -231,13 +237,13 @@ func TestKernelInvalidRulesetKeepsInstalled(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	good := testRuleset()
-	if err := r.Apply(ctx, []Ruleset{*good}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*good}); err != nil {
 		t.Fatal(err)
 	}
 	before := ns.snapshot()
 	bad := testRuleset()
 	bad.Chains[1].Rules = append(bad.Chains[1].Rules, Rule{Verdict: Jump("NETPOL-NOPE")})
-	err := r.Apply(ctx, []Ruleset{*bad}, nil)
+	err := r.Apply(ctx, []Ruleset{*bad})
 	var re *RestoreError
 	if !errors.As(err, &re) {
 		t.Fatalf("Apply of a rule jumping to a missing chain = %v, want a *RestoreError", err)
@@ -257,7 +263,7 @@ func TestKernelInvalidRulesetKeepsInstalled(t *testing.T) {
 func TestKernelEntries(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
-	if err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()}); err != nil {
 		t.Fatal(err)
 	}
 	add := []Entry{{Set: "NETPOL4-PEERS", Value: "10.0.0.3"}, {Set: "NETPOL6-PEERS", Value: "fd02::/64"}}
@@ -304,7 +310,7 @@ func TestKernelDetectMode(t *testing.T) {
 		t.Errorf("legacy hint chain: DetectMode = %q, %v; want legacy", m, err)
 	}
 	r := ns.runner(ModeAuto)
-	if err := r.Apply(ctx, []Ruleset{*testRuleset()}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*testRuleset()}); err != nil {
 		t.Fatal(err)
 	}
 	if out := ns.must("iptables-legacy-save", "-t", "filter"); !strings.Contains(out, ":NETPOL-FWD") {
@@ -328,12 +334,21 @@ func TestKernelMissingIP6Tables(t *testing.T) {
 	}
 	t.Setenv("PATH", dir)
 	r, ctx := ns.runner(ModeNFT), context.Background()
-	if err := r.Apply(ctx, []Ruleset{*testRuleset()}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*testRuleset()}); err != nil {
 		t.Fatalf("IPv4 only: %v", err)
 	}
-	err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()}, nil)
+	err := r.Apply(ctx, []Ruleset{*testRuleset(), *testRuleset6()})
 	if err == nil || !strings.Contains(err.Error(), "ip6tables-nft") {
 		t.Errorf("Apply with IPv6 = %v, want an error naming ip6tables-nft", err)
+	}
+	if err := r.Usable(ctx, IPv6); err == nil || !strings.Contains(err.Error(), "ip6tables-nft") {
+		t.Errorf("Usable(IPv6) = %v, want an error naming ip6tables-nft", err)
+	}
+	if err := r.Usable(ctx, IPv4); err != nil {
+		t.Errorf("Usable(IPv4) = %v", err)
+	}
+	if d, err := r.Diff(ctx, testRuleset()); err != nil || len(d) != 0 {
+		t.Errorf("IPv4 after the failed IPv6 half: Diff = %q, %v", d, err)
 	}
 }
 
@@ -344,7 +359,7 @@ func TestKernelHookPushedDownIsRepaired(t *testing.T) {
 	ns := newTestNS(t)
 	r, ctx := ns.runner(ModeNFT), context.Background()
 	rs := testRuleset()
-	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 		t.Fatal(err)
 	}
 	ns.must("iptables", "-w", "-I", "FORWARD", "1", "-j", "ACCEPT")
@@ -353,12 +368,49 @@ func TestKernelHookPushedDownIsRepaired(t *testing.T) {
 		t.Fatalf("Diff with the hook pushed down = %q, %v", d, err)
 	}
 	r.Forget()
-	if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+	if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 		t.Fatal(err)
 	}
 	got := ns.must("iptables", "-w", "-S", "FORWARD")
 	want := "-P FORWARD ACCEPT\n-A FORWARD -m comment --comment \"netpol hook\" -j NETPOL-FWD\n-A FORWARD -j ACCEPT\n"
 	if got != want {
 		t.Errorf("FORWARD after repair:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestKernelFailedFamilyIsOldOrNew: when one family's transaction fails, each
+// family ends entirely old or entirely new: the IPv4 rules and sets are the
+// new ones (the revoked peer is gone from its set), and the IPv6 rules are the
+// old ones with their sets shrunk back to the old members, whether the Runner
+// knows the last state (memory) or reads the kernel (a new Runner).
+func TestKernelFailedFamilyIsOldOrNew(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		ns := newTestNS(t)
+		r, ctx := ns.runner(ModeNFT), context.Background()
+		old4, old6 := testRuleset(), testRuleset6()
+		if err := r.Apply(ctx, []Ruleset{*old4, *old6}); err != nil {
+			t.Fatal(err)
+		}
+		if fresh {
+			r = ns.runner(ModeNFT)
+		}
+		new4, bad6 := testRuleset(), testRuleset6()
+		new4.Sets[0].Members = []Member{{Entry: "10.0.0.1"}, {Entry: "10.0.0.3"}} // 10.0.0.2 revoked
+		bad6.Sets[0].Members = append(bad6.Sets[0].Members, Member{Entry: "fd02::1"})
+		bad6.Chains[1].Rules = append(bad6.Chains[1].Rules, Rule{Verdict: Jump("NETPOL-NOPE")})
+		err := r.Apply(ctx, []Ruleset{*new4, *bad6})
+		var re *RestoreError
+		if !errors.As(err, &re) {
+			t.Fatalf("fresh=%v: Apply with a broken IPv6 rule = %v, want a *RestoreError", fresh, err)
+		}
+		if d, err := r.Diff(ctx, new4); err != nil || len(d) != 0 {
+			t.Errorf("fresh=%v: IPv4 is not entirely new: Diff = %q, %v", fresh, d, err)
+		}
+		if d, err := r.Diff(ctx, old6); err != nil || len(d) != 0 {
+			t.Errorf("fresh=%v: IPv6 is not entirely old: Diff = %q, %v", fresh, d, err)
+		}
+		if out := ns.must("ipset", "list", "NETPOL4-PEERS"); strings.Contains(out, "10.0.0.2\n") {
+			t.Errorf("fresh=%v: revoked peer still in its set after the failed sync:\n%s", fresh, out)
+		}
 	}
 }

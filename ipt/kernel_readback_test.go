@@ -32,7 +32,7 @@ func readBackRuleset(fam Family) (*Ruleset, map[string][]string) {
 	for _, tc := range cases {
 		want[tc.chain] = append(want[tc.chain], tc.want)
 		if tc.chain == "FORWARD" {
-			rs.Hooks = append(rs.Hooks, Hook{Chain: tc.chain, Position: 1, Rule: tc.rule})
+			rs.Hooks = append(rs.Hooks, Hook{Chain: BuiltinChain(tc.chain), Position: 1, Rule: tc.rule})
 			continue
 		}
 		if _, ok := rules[tc.chain]; !ok && !contains(order, tc.chain) {
@@ -67,7 +67,7 @@ func TestKernelReadBack(t *testing.T) {
 				ctx := context.Background()
 				rs, want := readBackRuleset(fam)
 				for round := 1; round <= 2; round++ { // the second Apply rewrites the same
-					if err := r.Apply(ctx, []Ruleset{*rs}, nil); err != nil {
+					if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
 						t.Fatalf("Apply round %d: %v", round, err)
 					}
 					got, declared := ns.filterRules(mode, fam)

@@ -3,6 +3,7 @@ package ipt
 import (
 	"crypto/sha256"
 	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -15,11 +16,14 @@ import (
 // caller saw the kernel drift (Forget), the next Apply is whole again.
 //
 // While memory is valid, Apply also trusts it for what exists: it lists no
-// sets and reads no built-in chain back, so a sync that changes one policy
-// runs just the restores it needs.
+// sets and no chains (the stale chains are those it installed and no longer
+// wants) and reads a built-in chain back only to place changed hooks or
+// unhook stale chains, so a sync that changes one policy runs just the
+// restores it needs.
 type memory struct {
 	valid bool
 	prints
+	last []Set // the sets applied, with their members (to undo a growth)
 }
 
 // prints are the fingerprints of a desired state, computed once per Apply.
@@ -39,7 +43,7 @@ func fingerprint(rulesets []Ruleset) prints {
 	for _, rs := range rulesets {
 		h := sha256.New()
 		for _, k := range rs.Hooks {
-			h.Write([]byte(k.Chain + "\x00" + strconv.Itoa(k.Position) + "\x00" + RenderRule(k.Chain, k.Rule) + "\n"))
+			h.Write([]byte(string(k.Chain) + "\x00" + strconv.Itoa(k.Position) + "\x00" + RenderRule(string(k.Chain), k.Rule) + "\n"))
 		}
 		p.hooks[rs.Family] = sum(h.Sum(nil))
 		chains := make(map[string][32]byte, len(rs.Chains))
@@ -99,11 +103,42 @@ func (m *memory) changedChains(rs *Ruleset, now prints) []Chain {
 	return out
 }
 
+// chainNames returns, sorted, the chains of family f that the last Apply
+// installed, and whether memory knows them (it is valid and that Apply had
+// a ruleset of f).
+func (m *memory) chainNames(f Family) ([]string, bool) {
+	chains, ok := m.chains[f]
+	if !m.valid || !ok {
+		return nil, false
+	}
+	return slices.Sorted(maps.Keys(chains)), true
+}
+
 // hooksInPlace reports whether the hooks of family f are those the last
 // Apply installed (and so, trusting memory, still in place).
 func (m *memory) hooksInPlace(f Family, now prints) bool {
 	prev, ok := m.hooks[f]
 	return m.valid && ok && prev == now.hooks[f]
+}
+
+// lastMembers returns a function that tells the members (memberKey forms)
+// a set had after the last Apply, and whether memory knows them.
+func (m *memory) lastMembers() func(name string) (map[string]bool, bool) {
+	byName := make(map[string]*Set, len(m.last))
+	for i := range m.last {
+		byName[m.last[i].Name] = &m.last[i]
+	}
+	return func(name string) (map[string]bool, bool) {
+		s := byName[name]
+		if !m.valid || s == nil {
+			return nil, false
+		}
+		had := make(map[string]bool, len(s.Members))
+		for _, mb := range s.Members {
+			had[memberKey(s.Type, mb.Entry, mb.NoMatch)] = true
+		}
+		return had, true
+	}
 }
 
 // existing returns the sets memory knows to exist.

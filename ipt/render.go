@@ -63,8 +63,8 @@ func writeVerdict(b *strings.Builder, v Verdict) {
 	} else {
 		b.WriteString(" -j ")
 	}
-	b.WriteString(v.Target)
-	if v.Target == "MARK" {
+	b.WriteString(string(v.Target))
+	if v.Target == MarkTarget {
 		b.WriteString(" --set-xmark ")
 		b.WriteString(canonicalXMark(v.SetMark))
 	}
@@ -128,26 +128,21 @@ func QuoteSave(s string) string {
 	return b.String()
 }
 
-// RenderRestore returns the input of `iptables-restore --noflush` that makes
-// the filter table hold exactly the chains of rs, and deletes the stale
-// chains:
+// renderTransaction returns the input of `iptables-restore --noflush` that
+// makes the filter table hold exactly the chains of rs, runs the extra lines
+// (hook -D/-I), and deletes the stale chains:
 //
 //	*filter
 //	:NETPOL-A - [0:0]     (every chain of rs: created, or flushed if it exists)
 //	:NETPOL-OLD - [0:0]   (every stale chain: flushed so that -X succeeds,
 //	                       and created if it is already gone, so -X never fails)
 //	-A NETPOL-A ...
+//	<extra>
 //	-X NETPOL-OLD
 //	COMMIT
 //
 // Stale names without the Prefix, and stale names that rs still declares, are
-// refused (left out). Hooks are not part of this text; Apply adds them.
-func RenderRestore(rs *Ruleset, stale []string) []byte {
-	return renderTransaction(rs, stale, nil)
-}
-
-// renderTransaction is RenderRestore with extra lines (hook -D/-I) placed
-// after the rules and before the -X lines.
+// refused (left out).
 func renderTransaction(rs *Ruleset, stale []string, extra []string) []byte {
 	var b strings.Builder
 	b.WriteString("*filter\n")

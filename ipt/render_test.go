@@ -130,8 +130,8 @@ func testRuleset() *Ruleset {
 	}
 }
 
-func TestRenderRestore(t *testing.T) {
-	got := string(RenderRestore(testRuleset(), []string{"NETPOL-OLD", "FOREIGN", "NETPOL-TAIL", "NETPOL-OLD"}))
+func TestRenderTransaction(t *testing.T) {
+	got := string(renderTransaction(testRuleset(), []string{"NETPOL-OLD", "FOREIGN", "NETPOL-TAIL", "NETPOL-OLD"}, nil))
 	want := `*filter
 :NETPOL-FWD - [0:0]
 :NETPOL-TAIL - [0:0]
@@ -144,12 +144,12 @@ func TestRenderRestore(t *testing.T) {
 COMMIT
 `
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("RenderRestore (-want +got):\n%s", diff)
+		t.Errorf("renderTransaction (-want +got):\n%s", diff)
 	}
 }
 
-func TestRenderRestoreEmpty(t *testing.T) {
-	got := string(RenderRestore(&Ruleset{Family: IPv6}, nil))
+func TestRenderTransactionEmpty(t *testing.T) {
+	got := string(renderTransaction(&Ruleset{Family: IPv6}, nil, nil))
 	if want := "*filter\nCOMMIT\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -157,7 +157,7 @@ func TestRenderRestoreEmpty(t *testing.T) {
 
 func TestPlanHooks(t *testing.T) {
 	hook := Hook{Chain: "FORWARD", Position: 3, Rule: Rule{Verdict: Jump("NETPOL-FWD")}}
-	current := map[string][]string{
+	current := map[BuiltinChain][]string{
 		"FORWARD": {"-A FORWARD -j ACCEPT", `-A FORWARD -m comment --comment "-j NETPOL-X" -j NETPOL-OLD`},
 		"INPUT":   {"-A INPUT -j NETPOL-OLD", "-A INPUT -j NETPOL-KEEP"},
 	}
@@ -171,12 +171,12 @@ func TestPlanHooks(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("planHooks (-want +got):\n%s", diff)
 	}
-	present := map[string][]string{"FORWARD": {"-A FORWARD -j NETPOL-FWD"}}
+	present := map[BuiltinChain][]string{"FORWARD": {"-A FORWARD -j NETPOL-FWD"}}
 	if got := planHooks([]Hook{hook}, present, nil); len(got) != 0 {
 		t.Errorf("present hook: got %q, want nothing", got)
 	}
 	first := Hook{Chain: "FORWARD", Position: 1, Rule: Rule{Verdict: Jump("NETPOL-FWD")}}
-	pushed := map[string][]string{"FORWARD": {"-A FORWARD -j ACCEPT", "-A FORWARD -j NETPOL-FWD"}}
+	pushed := map[BuiltinChain][]string{"FORWARD": {"-A FORWARD -j ACCEPT", "-A FORWARD -j NETPOL-FWD"}}
 	want = []string{"-D FORWARD -j NETPOL-FWD", "-I FORWARD 1 -j NETPOL-FWD"}
 	if diff := cmp.Diff(want, planHooks([]Hook{first}, pushed, nil)); diff != "" {
 		t.Errorf("a hook pushed down by a foreign rule must move back (-want +got):\n%s", diff)

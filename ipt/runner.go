@@ -16,9 +16,11 @@ import (
 const DefaultTimeout = 2 * time.Minute
 
 // Runner applies and reads back rulesets with the iptables, ip6tables and
-// ipset binaries, in the network namespace the process runs in. It holds no
-// state besides the detected mode; it is safe for concurrent use, but two
-// syncs of the same sets should not overlap (the caller serializes them).
+// ipset binaries, in the network namespace the process runs in. It holds
+// the detected mode and its memory of the last successful Apply (memory.go),
+// which decides what the next Apply rewrites and which chains are stale. It
+// is safe for concurrent use, but two syncs of the same sets should not
+// overlap (the caller serializes them).
 type Runner struct {
 	// Mode picks the iptables backend; ModeAuto or "" detects it on first use.
 	Mode Mode

@@ -5,9 +5,6 @@ import (
 	"strings"
 )
 
-// builtinChains are the built-in chains of the filter table, where hooks live.
-var builtinChains = []string{"INPUT", "FORWARD", "OUTPUT"}
-
 // savedTable is one table as iptables-save prints it.
 type savedTable struct {
 	Declared map[string]bool     // every chain, built-in or not
@@ -50,7 +47,7 @@ func (t *savedTable) ownedChains() []string {
 func (t *savedTable) ownedHooks(only map[string]bool) []string {
 	var hooks []string
 	for _, c := range builtinChains {
-		for _, line := range t.Rules[c] {
+		for _, line := range t.Rules[string(c)] {
 			target := ruleTarget(line)
 			if Owned(target) && (only == nil || only[target]) {
 				hooks = append(hooks, line)

@@ -76,6 +76,32 @@ func RenderSets(desired []Set, existing map[string]SetInfo, current map[string]*
 	return []byte(g.String()), []byte(sh.String()), nil
 }
 
+// renderUngrow returns the input of `ipset -exist restore` that undoes the
+// growth RenderSets rendered for desired: in every set that existed with
+// the same type and family, `del NAME m` of each desired member that the
+// set did not hold before (prev: its members then, as memberKey forms, and
+// whether they are known). A set whose previous members are unknown is
+// left as it is.
+func renderUngrow(desired []Set, existing map[string]SetInfo, prev func(name string) (map[string]bool, bool)) []byte {
+	var b strings.Builder
+	for _, s := range desired {
+		info, ok := existing[s.Name]
+		if !ok || info.Type != s.Type || info.Family != s.Family {
+			continue
+		}
+		had, known := prev(s.Name)
+		if !known {
+			continue
+		}
+		for _, m := range s.Members {
+			if !had[memberKey(s.Type, m.Entry, m.NoMatch)] {
+				b.WriteString("del " + s.Name + " " + m.Entry + "\n")
+			}
+		}
+	}
+	return []byte(b.String())
+}
+
 // writeSet writes the create line of s under name, and its members.
 func writeSet(b *strings.Builder, name string, s Set) {
 	maxelem := 65536

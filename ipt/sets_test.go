@@ -117,8 +117,7 @@ func TestMemberKey(t *testing.T) {
 	}
 }
 
-// Output of `ipset list -t` and `ipset save` as ipset 7.17 prints them.
-
+// Output of `ipset save` as ipset 7.17 prints it.
 const saveOut = `create NETPOLn hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0xde900deb
 add NETPOLn 10.1.0.0/16 nomatch
 add NETPOLn 10.2.3.4

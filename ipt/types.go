@@ -72,19 +72,57 @@ type Set struct {
 	Members []Member
 }
 
+// Target is where a verdict sends a packet: one of the built-in targets
+// below, or a chain of ours by its name (Target(name)).
+type Target string
+
+// The built-in targets a rule may end with; RenderRule renders exactly these
+// as iptables-save prints them (others, such as REJECT or LOG, gain options
+// there that read-back would report as a difference forever).
+const (
+	Accept     Target = "ACCEPT"
+	Drop       Target = "DROP"
+	Return     Target = "RETURN"
+	MarkTarget Target = "MARK" // with Verdict.SetMark
+)
+
+// Builtin reports whether t is one of the built-in targets.
+func (t Target) Builtin() bool {
+	switch t {
+	case Accept, Drop, Return, MarkTarget:
+		return true
+	}
+	return false
+}
+
 // Verdict is how a rule ends: a jump or goto to a chain, or a built-in target.
 type Verdict struct {
-	Target string // chain name, or RETURN, DROP, ACCEPT, MARK
-	Goto   bool   // -g instead of -j
-	// SetMark, with Target MARK: the value/mask for --set-xmark.
+	Target Target
+	Goto   bool // -g instead of -j
+	// SetMark, with Target MarkTarget: the value/mask for --set-xmark.
 	SetMark string
 }
 
 // Jump returns a -j verdict.
-func Jump(chain string) Verdict { return Verdict{Target: chain} }
+func Jump(t Target) Verdict { return Verdict{Target: t} }
 
 // Goto returns a -g verdict.
-func Goto(chain string) Verdict { return Verdict{Target: chain, Goto: true} }
+func Goto(t Target) Verdict { return Verdict{Target: t, Goto: true} }
+
+// SetMark returns the verdict `-j MARK --set-xmark value`.
+func SetMark(value string) Verdict { return Verdict{Target: MarkTarget, SetMark: value} }
+
+// BuiltinChain is a built-in chain of the filter table, where hooks live.
+type BuiltinChain string
+
+const (
+	Input   BuiltinChain = "INPUT"
+	Forward BuiltinChain = "FORWARD"
+	Output  BuiltinChain = "OUTPUT"
+)
+
+// builtinChains are the built-in chains of the filter table.
+var builtinChains = []BuiltinChain{Input, Forward, Output}
 
 // Rule is one rule of a chain. Matches render in order, then the comment,
 // then the verdict.
@@ -104,7 +142,7 @@ type Chain struct {
 // we touch a chain that is not ours. It is inserted at Position (1-based)
 // when missing and deleted on uninstall.
 type Hook struct {
-	Chain    string // built-in chain, e.g. FORWARD
+	Chain    BuiltinChain
 	Position int
 	Rule     Rule
 }

@@ -13,11 +13,6 @@ var ErrInvalid = errors.New("invalid")
 // nameChars are the characters allowed in chain and set names.
 const nameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:+"
 
-// builtinTargets are the targets RenderRule renders canonically besides our
-// chains; others (REJECT, LOG) gain options in iptables-save that read-back
-// would report as a difference forever.
-var builtinTargets = map[string]bool{"ACCEPT": true, "DROP": true, "RETURN": true, "MARK": true}
-
 // checkName reports whether name is a non-empty chain or set name of at most
 // max characters, made only of nameChars and not starting with '-'.
 func checkName(name string, max int) error {
@@ -92,15 +87,15 @@ func checkOwnedName(name string, max int) error {
 }
 
 func validateHook(h Hook) error {
-	if err := checkName(h.Chain, MaxChainName); err != nil {
+	if err := checkName(string(h.Chain), MaxChainName); err != nil {
 		return err
 	}
 	switch {
-	case Owned(h.Chain):
+	case Owned(string(h.Chain)):
 		return fmt.Errorf("%w: hook chain %s is ours, not a built-in chain", ErrInvalid, h.Chain)
 	case h.Position < 0:
 		return fmt.Errorf("%w: hook position %d", ErrInvalid, h.Position)
-	case !Owned(h.Rule.Verdict.Target):
+	case !Owned(string(h.Rule.Verdict.Target)):
 		return fmt.Errorf("%w: hook target %q does not start with %s", ErrInvalid, h.Rule.Verdict.Target, Prefix)
 	}
 	return validateRule(h.Rule)
@@ -123,13 +118,13 @@ func validateRule(r Rule) error {
 		}
 	}
 	v := r.Verdict
-	if err := checkName(v.Target, MaxChainName); err != nil {
+	if err := checkName(string(v.Target), MaxChainName); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	if !Owned(v.Target) && !builtinTargets[v.Target] {
+	if !Owned(string(v.Target)) && !v.Target.Builtin() {
 		return fmt.Errorf("%w: target %q is neither ours nor ACCEPT, DROP, RETURN or MARK", ErrInvalid, v.Target)
 	}
-	if v.Target == "MARK" {
+	if v.Target == MarkTarget {
 		if _, _, ok := parseMark(v.SetMark); !ok {
 			return fmt.Errorf("%w: MARK value %q is not VALUE[/MASK]", ErrInvalid, v.SetMark)
 		}

@@ -106,7 +106,7 @@ func (inv *invocation) bootstrap() error {
 	if err != nil {
 		return kernelError("compile skeleton", err)
 	}
-	if err := inv.kernel.Apply(inv.ctx, compiled.Rulesets, nil); err != nil {
+	if err := inv.kernel.Apply(inv.ctx, compiled.Rulesets); err != nil {
 		return kernelError("install skeleton", err)
 	}
 	return nil

@@ -28,7 +28,7 @@ import (
 
 // Kernel is what the plugin needs of the kernel edge (ipt.Runner).
 type Kernel interface {
-	Apply(ctx context.Context, rulesets []ipt.Ruleset, stale map[ipt.Family][]string) error
+	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
 	AddEntries(ctx context.Context, entries []ipt.Entry) error
 	DelEntries(ctx context.Context, entries []ipt.Entry) error
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)

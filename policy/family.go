@@ -34,7 +34,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 		d.Rules = append(d.Rules, ipt.Rule{
 			Matches: []ipt.Match{ipt.SetMatch{Set: gs.Name, Dir: dispatchDir(g.dir)}},
 			Comment: g.key,
-			Verdict: ipt.Goto(gc),
+			Verdict: ipt.Goto(ipt.Target(gc)),
 		})
 		chains = append(chains, groupRules(gc, g))
 	}
@@ -55,7 +55,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	return &ipt.Ruleset{
 		Family: f,
 		Hooks: []ipt.Hook{{
-			Chain:    "FORWARD",
+			Chain:    ipt.Forward,
 			Position: 1,
 			Rule:     ipt.Rule{Comment: "netpol: NetworkPolicy enforcement", Verdict: ipt.Jump(ChainForward)},
 		}},
@@ -77,7 +77,7 @@ func fixedChains() []ipt.Chain {
 			{
 				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
 				Comment: "reply traffic of allowed connections",
-				Verdict: ipt.Jump("RETURN"),
+				Verdict: ipt.Jump(ipt.Return),
 			},
 			{
 				Matches: []ipt.Match{ipt.PhysdevBridged{}},
@@ -89,10 +89,10 @@ func fixedChains() []ipt.Chain {
 		path(ChainBridged),
 		path(ChainRouted),
 		{Name: ChainAllow, Rules: []ipt.Rule{
-			{Verdict: ipt.Verdict{Target: "MARK", SetMark: AllowMark}},
+			{Verdict: ipt.SetMark(AllowMark)},
 		}},
 		{Name: ChainPass, Rules: []ipt.Rule{
-			{Verdict: ipt.Verdict{Target: "MARK", SetMark: markClear}},
+			{Verdict: ipt.SetMark(markClear)},
 		}},
 	}
 }
@@ -116,7 +116,7 @@ func dispatchChain(name, denySet string, dir ipt.Dir) *ipt.Chain {
 	return &ipt.Chain{Name: name, Rules: []ipt.Rule{{
 		Matches: []ipt.Match{ipt.SetMatch{Set: denySet, Dir: dir}},
 		Comment: "fail closed: pod not known to netpol yet",
-		Verdict: ipt.Jump("DROP"),
+		Verdict: ipt.Jump(ipt.Drop),
 	}}}
 }
 
@@ -124,9 +124,9 @@ func dispatchChain(name, denySet string, dir ipt.Dir) *ipt.Chain {
 // chain marks the packet when one of its rules allows it.
 func groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
-	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.Verdict{Target: "MARK", SetMark: markClear}})
+	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
 	for _, cp := range g.policies {
-		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(policyChain(g.dir, cp.key))})
+		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))})
 	}
 	ch.Rules = append(ch.Rules,
 		ipt.Rule{
@@ -134,7 +134,7 @@ func groupRules(name string, g *group) ipt.Chain {
 			Comment: "allowed by a policy",
 			Verdict: ipt.Goto(ChainPass),
 		},
-		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump("DROP")},
+		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump(ipt.Drop)},
 	)
 	return ch
 }

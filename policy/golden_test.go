@@ -130,7 +130,7 @@ func renderCompiled(c *Compiled) string {
 			fmt.Fprintf(&b, ":%s - [0:0]\n", ch.Name)
 		}
 		for _, h := range rs.Hooks {
-			rule := strings.TrimPrefix(ipt.RenderRule(h.Chain, h.Rule), "-A "+h.Chain)
+			rule := strings.TrimPrefix(ipt.RenderRule(string(h.Chain), h.Rule), "-A "+string(h.Chain))
 			fmt.Fprintf(&b, "-I %s %d%s\n", h.Chain, h.Position, rule)
 		}
 		for _, ch := range rs.Chains {

@@ -74,20 +74,20 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 		}
 		res.Rules = append(res.Rules, ipt.RenderRule(ch.Name, r))
 		switch v := r.Verdict; v.Target {
-		case "DROP":
+		case ipt.Drop:
 			return res, nil
-		case "ACCEPT":
+		case ipt.Accept:
 			res.Allowed = true
 			return res, nil
-		case "RETURN":
+		case ipt.Return:
 			stack = stack[:len(stack)-1]
-		case "MARK":
+		case ipt.MarkTarget:
 			mark = v.SetMark == AllowMark
 		default:
 			if v.Goto {
 				stack = stack[:len(stack)-1]
 			}
-			stack = append(stack, frame{v.Target, 0})
+			stack = append(stack, frame{string(v.Target), 0})
 		}
 	}
 	res.Allowed = true

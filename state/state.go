@@ -6,7 +6,6 @@
 //	snapshot.json   the agent's cached cluster view (policy.Snapshot)
 //	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
 //	                stored as lines of text: index.go)
-//	applied.json    the chains the last sync installed, per family
 //	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
@@ -44,9 +43,12 @@ func New(dir string) *Store { return &Store{Dir: dir} }
 const (
 	snapshotFile = "snapshot.json"
 	indexFile    = "index"
-	appliedFile  = "applied.json"
-	podsDir      = "pods"
-	lockFile     = "lock"
+	// appliedFile is where versions before the kernel edge owned cleanup
+	// recorded the chains of the last sync; only RemoveAll still knows it,
+	// to delete one left over from such a version on uninstall.
+	appliedFile = "applied.json"
+	podsDir     = "pods"
+	lockFile    = "lock"
 	// statusProbe is the file STATUS writes to prove the directory is usable.
 	statusProbe = ".status-probe"
 )
@@ -205,23 +207,6 @@ func (s *Store) readIndex(only string) (*policy.Index, error) {
 	return idx, nil
 }
 
-// Applied is what the last sync installed: our chains per family ("4", "6").
-type Applied struct {
-	Chains map[string][]string `json:"chains"`
-}
-
-// WriteApplied records what a sync installed.
-func (s *Store) WriteApplied(a *Applied) error { return s.writeJSON(appliedFile, a) }
-
-// ReadApplied loads the record of the last sync (os.ErrNotExist if none).
-func (s *Store) ReadApplied() (*Applied, error) {
-	var a Applied
-	if err := s.readJSON(appliedFile, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
-}
-
 // idPattern is what the CNI spec allows in a container ID; interface names
 // are checked against the same characters. Anything else never becomes a
 // file name.
@@ -302,8 +287,8 @@ func (s *Store) Attachments() ([]policy.Attachment, error) {
 }
 
 // RemoveAll deletes every file netpol keeps in the data directory (uninstall):
-// the state files, the pod records, the lock, the plugin's log and leftover
-// temporary files. Anything else found there is not ours and stays; a data
+// the state files (and an applied.json left by an older version), the pod
+// records, the lock, the plugin's log and leftover temporary files. Anything else found there is not ours and stays; a data
 // directory that held only netpol's files is left empty.
 func (s *Store) RemoveAll() error {
 	entries, err := os.ReadDir(s.Dir)

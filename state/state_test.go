@@ -133,6 +133,10 @@ func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
 	s := New(t.TempDir())
 	_ = s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0"})
 	_ = s.WriteSnapshot(&policy.Snapshot{Version: policy.SnapshotVersion})
+	// An older version's record of its chains is netpol's too.
+	if err := os.WriteFile(filepath.Join(s.Dir, "applied.json"), []byte(`{"chains":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RemoveAll(); err != nil {
 		t.Fatal(err)
 	}

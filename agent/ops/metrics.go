@@ -5,6 +5,7 @@ package ops
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ type Metrics struct {
 	rules        prometheus.Gauge
 	sets         prometheus.Gauge
 	members      prometheus.Gauge
+	disabled     *prometheus.GaugeVec
 }
 
 // Sources of the metrics that are read when scraped.
@@ -59,9 +61,16 @@ func NewMetrics(src Sources) *Metrics {
 	m.rules = gauge("netpol_rules", "Rules in our chains after the last successful sync, both families.")
 	m.sets = gauge("netpol_sets", "ipsets of ours after the last successful sync, both families.")
 	m.members = gauge("netpol_set_members", "Members of our ipsets after the last successful sync, both families.")
+	m.disabled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "netpol_family_disabled",
+		Help: "1 while the last successful sync left a family unenforced: its iptables are unusable and no local pod has an address of it.",
+	}, []string{"family"})
+	for _, f := range ipt.Families {
+		m.disabled.WithLabelValues(f.String())
+	}
 	m.syncs.WithLabelValues("success")
 	m.syncs.WithLabelValues("error")
-	m.Registry.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members,
+	m.Registry.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members, m.disabled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerStatus(src)
 	return m
@@ -127,6 +136,9 @@ func (m *Metrics) ObserveSync(res agent.SyncResult, err error) {
 	m.rules.Set(float64(res.Rules))
 	m.sets.Set(float64(res.Sets))
 	m.members.Set(float64(res.Members))
+	for _, f := range ipt.Families {
+		m.disabled.WithLabelValues(f.String()).Set(b2f(slices.Contains(res.Disabled, f)))
+	}
 }
 
 func b2f(b bool) float64 {

@@ -66,7 +66,8 @@ func TestHealthAndReadiness(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	st := &agent.Status{}
 	m := NewMetrics(Sources{Status: st, Skipped: func() int { return 2 }})
-	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond}, nil)
+	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond,
+		Disabled: []ipt.Family{ipt.IPv6}}, nil)
 	m.ObserveSync(agent.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
 	code, body := get(t, Handler(m, st, time.Minute), "/metrics")
 	if code != http.StatusOK {
@@ -84,6 +85,8 @@ func TestMetrics(t *testing.T) {
 		"netpol_skipped_objects 2",
 		`netpol_bridge_nf_call{family="ipv4"} NaN`, // not checked yet
 		`netpol_bridge_nf_call{family="ipv6"} NaN`,
+		`netpol_family_disabled{family="ipv4"} 0`,
+		`netpol_family_disabled{family="ipv6"} 1`,
 		"process_resident_memory_bytes",
 		"go_goroutines",
 	} {
