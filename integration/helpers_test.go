@@ -352,7 +352,7 @@ func lcRecords(t *testing.T, n *node.Node) []string {
 }
 
 // lcRecordName is the record file of a pod's eth0.
-func lcRecordName(p *node.Pod) string { return p.ContainerID + "_eth0.json" }
+func lcRecordName(p *node.Pod) string { return p.ContainerID + "@eth0.json" }
 
 // lcReadFile returns a file's bytes ("" with ok false when missing).
 func lcReadFile(t *testing.T, path string) []byte {

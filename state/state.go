@@ -7,7 +7,7 @@
 //	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
 //	                stored as lines of text: index.go)
 //	applied.json    the chains the last sync installed, per family
-//	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
 // Every file is written atomically (temp file + rename in the same
@@ -23,8 +23,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -220,85 +218,6 @@ func (s *Store) ReadApplied() (*Applied, error) {
 		return nil, err
 	}
 	return &a, nil
-}
-
-// idPattern is what the CNI spec allows in a container ID; interface names
-// are checked against the same characters. Anything else never becomes a
-// file name.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
-
-func recordName(containerID, ifName string) (string, error) {
-	if !idPattern.MatchString(containerID) || len(containerID) > 256 {
-		return "", fmt.Errorf("container ID %q: not alphanumeric with _ . -", containerID)
-	}
-	if !idPattern.MatchString(ifName) || len(ifName) > 15 {
-		return "", fmt.Errorf("interface name %q: invalid", ifName)
-	}
-	return filepath.Join(podsDir, containerID+"_"+ifName+".json"), nil
-}
-
-// WriteAttachment records an attachment.
-func (s *Store) WriteAttachment(a *policy.Attachment) error {
-	name, err := recordName(a.ContainerID, a.IfName)
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(name, a)
-}
-
-// ReadAttachment loads one record (os.ErrNotExist if there is none).
-func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
-	name, err := recordName(containerID, ifName)
-	if err != nil {
-		return nil, err
-	}
-	var a policy.Attachment
-	if err := s.readJSON(name, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
-}
-
-// RemoveAttachment deletes one record; a missing one is not an error
-// (DEL is idempotent).
-func (s *Store) RemoveAttachment(containerID, ifName string) error {
-	name, err := recordName(containerID, ifName)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// Attachments loads every record, sorted by container ID and interface.
-func (s *Store) Attachments() ([]policy.Attachment, error) {
-	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []policy.Attachment
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		var a policy.Attachment
-		if err := s.readJSON(filepath.Join(podsDir, e.Name()), &a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].ContainerID != out[j].ContainerID {
-			return out[i].ContainerID < out[j].ContainerID
-		}
-		return out[i].IfName < out[j].IfName
-	})
-	return out, nil
 }
 
 // RemoveAll deletes every file netpol keeps in the data directory (uninstall):

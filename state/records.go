@@ -1,0 +1,158 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// idPattern is what the CNI spec allows in a container ID; interface names
+// are checked against the same characters. Anything else never becomes a
+// file name.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+
+// recordSep separates the container ID from the interface name in a
+// record's file name. idPattern admits it in neither, so the name is
+// injective: (a_b, c) and (a, b_c) get different files.
+const recordSep = "@"
+
+// legacySep is the separator of records written before recordSep: "_",
+// which both parts may contain. Such records are still read (see
+// ReadAttachment), and replaced by the new name when ADD runs again.
+const legacySep = "_"
+
+func checkIDs(containerID, ifName string) error {
+	if !idPattern.MatchString(containerID) || len(containerID) > 256 {
+		return fmt.Errorf("container ID %q: not alphanumeric with _ . -", containerID)
+	}
+	if !idPattern.MatchString(ifName) || len(ifName) > 15 {
+		return fmt.Errorf("interface name %q: invalid", ifName)
+	}
+	return nil
+}
+
+// recordName is the file of attachment (containerID, ifName) in podsDir.
+func recordName(containerID, ifName string) (string, error) {
+	if err := checkIDs(containerID, ifName); err != nil {
+		return "", err
+	}
+	return containerID + recordSep + ifName + ".json", nil
+}
+
+// legacyRecordName is the file an older netpol used for the attachment.
+func legacyRecordName(containerID, ifName string) string {
+	return containerID + legacySep + ifName + ".json"
+}
+
+// WriteAttachment records an attachment. A record of the same attachment
+// under its legacy name is removed, so it is not listed twice.
+func (s *Store) WriteAttachment(a *policy.Attachment) error {
+	name, err := recordName(a.ContainerID, a.IfName)
+	if err != nil {
+		return err
+	}
+	if err := s.writeJSON(filepath.Join(podsDir, name), a); err != nil {
+		return err
+	}
+	return s.removeLegacy(a.ContainerID, a.IfName)
+}
+
+// ReadAttachment loads one record (os.ErrNotExist if there is none). A
+// record under the legacy name counts only if it is this attachment's: the
+// legacy name of (a_b, c) is also that of (a, b_c).
+func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
+	name, err := recordName(containerID, ifName)
+	if err != nil {
+		return nil, err
+	}
+	var a policy.Attachment
+	err = s.readJSON(filepath.Join(podsDir, name), &a)
+	if !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return nil, err
+		}
+		return &a, nil
+	}
+	if err := s.readJSON(filepath.Join(podsDir, legacyRecordName(containerID, ifName)), &a); err != nil {
+		return nil, err
+	}
+	if a.ContainerID != containerID || a.IfName != ifName {
+		return nil, fmt.Errorf("container %s interface %s: %w", containerID, ifName, os.ErrNotExist)
+	}
+	return &a, nil
+}
+
+// RemoveAttachment deletes one record, under either name; a missing one is
+// not an error (DEL is idempotent).
+func (s *Store) RemoveAttachment(containerID, ifName string) error {
+	name, err := recordName(containerID, ifName)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(s.Dir, podsDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return s.removeLegacy(containerID, ifName)
+}
+
+// removeLegacy deletes the record under the legacy name if it is this
+// attachment's (and not that of another one sharing the name).
+func (s *Store) removeLegacy(containerID, ifName string) error {
+	rel := filepath.Join(podsDir, legacyRecordName(containerID, ifName))
+	var a policy.Attachment
+	if err := s.readJSON(rel, &a); err != nil || a.ContainerID != containerID || a.IfName != ifName {
+		return nil // none, another attachment's, or unreadable: not this one's to remove
+	}
+	if err := os.Remove(filepath.Join(s.Dir, rel)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Attachments loads every record, sorted by container ID and interface.
+// An attachment recorded under both its name and its legacy name (an
+// upgrade interrupted between the two) is listed once, from its name.
+func (s *Store) Attachments() ([]policy.Attachment, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	byID := map[[2]string]policy.Attachment{}
+	current := map[[2]string]bool{} // read from its (non-legacy) name
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
+			continue
+		}
+		var a policy.Attachment
+		if err := s.readJSON(filepath.Join(podsDir, n), &a); err != nil {
+			return nil, err
+		}
+		id := [2]string{a.ContainerID, a.IfName}
+		isCurrent := strings.Contains(n, recordSep)
+		if current[id] && !isCurrent {
+			continue
+		}
+		byID[id], current[id] = a, isCurrent
+	}
+	var out []policy.Attachment
+	for _, a := range byID {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ContainerID != out[j].ContainerID {
+			return out[i].ContainerID < out[j].ContainerID
+		}
+		return out[i].IfName < out[j].IfName
+	})
+	return out, nil
+}
