@@ -13,8 +13,10 @@ import (
 
 // Del handles CNI DEL: remove exactly what ADD of this attachment added. It
 // is idempotent and works without prevResult and after the record is gone.
+// After uninstall (no data directory, or an empty one) it succeeds and
+// creates nothing.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	return p.locked(args, "DEL", false, func(inv *invocation) error { return inv.del(args) })
+	return p.lockedIfInstalled(args, "DEL", func(inv *invocation) error { return inv.del(args) })
 }
 
 func (inv *invocation) del(args *skel.CmdArgs) error {
@@ -62,7 +64,7 @@ func (inv *invocation) release(att *policy.Attachment) error {
 // GC handles CNI GC: release every recorded attachment that is not in
 // cni.dev/valid-attachments.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	return p.locked(args, "GC", false, (*invocation).gc)
+	return p.lockedIfInstalled(args, "GC", (*invocation).gc)
 }
 
 func (inv *invocation) gc() error {

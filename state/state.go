@@ -68,37 +68,87 @@ func (s *Store) Ensure() error {
 }
 
 // Lock takes the data directory's exclusive lock, waiting at most timeout,
-// or until ctx ends (an agent told to stop does not wait out the timeout).
+// or until ctx ends (an agent told to stop does not wait out the timeout),
+// creating the directory layout and the lock file when missing.
 // The lock is released by the returned function, or by the kernel when the
 // process dies, so a killed agent or plugin never leaves a stale lock.
 // Waiters poll every few milliseconds: the agent leaves gaps between its
 // syncs (debounce) and a waiting ADD takes the lock in the first one.
+//
+// The lock is the file at dataDir/lock, not an inode: a waiter that gets
+// the flock of a file that was unlinked (RemoveAll, by uninstall) or
+// replaced in the meantime lets it go and locks the file that is there now,
+// so two processes never both hold "the lock".
 func (s *Store) Lock(ctx context.Context, timeout time.Duration) (unlock func(), err error) {
-	if err := s.Ensure(); err != nil {
-		return nil, err
-	}
+	unlock, _, err = s.lock(ctx, timeout, true)
+	return unlock, err
+}
+
+// LockExisting is Lock for a data directory that is already set up: when
+// it has no lock file (never set up, or emptied by uninstall) it returns
+// ok false, having created nothing.
+func (s *Store) LockExisting(ctx context.Context, timeout time.Duration) (unlock func(), ok bool, err error) {
+	return s.lock(ctx, timeout, false)
+}
+
+func (s *Store) lock(ctx context.Context, timeout time.Duration, create bool) (func(), bool, error) {
 	path := filepath.Join(s.Dir, lockFile)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
 	deadline := time.Now().Add(timeout)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && time.Now().After(deadline) {
+			return nil, false, fmt.Errorf("lock %s (waited %s): the file was replaced while waiting", path, timeout)
+		}
+		flags := os.O_RDWR
+		if create {
+			if err := s.Ensure(); err != nil {
+				return nil, false, err
+			}
+			flags |= os.O_CREATE
+		}
+		f, err := os.OpenFile(path, flags, 0o600)
+		if !create && errors.Is(err, os.ErrNotExist) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if err := flockWait(ctx, f, deadline); err != nil {
+			_ = f.Close()
+			return nil, false, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
+		}
+		if isFileAt(f, path) {
+			return func() { _ = f.Close() }, true, nil
+		}
+		_ = f.Close() // unlinked or replaced while we waited: lock the current one
+	}
+}
+
+// flockWait takes flock(2) on f, polling until deadline or ctx ends.
+func flockWait(ctx context.Context, f *os.File, deadline time.Time) error {
 	for wait := time.Millisecond; ; wait = min(wait*2, 10*time.Millisecond) {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { _ = f.Close() }, nil
+			return nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
+}
+
+// isFileAt reports whether the open file f is still the file at path.
+func isFileAt(f *os.File, path string) bool {
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(held, now)
 }
 
 // WriteFileAtomic writes data to path (mode 0600) through a temp file and a
