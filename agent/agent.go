@@ -74,9 +74,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	defer unlock()
-	atts, err := a.Store.Attachments()
+	atts, err := a.attachments()
 	if err != nil {
-		return SyncResult{}, fmt.Errorf("read pod records: %w", err)
+		return SyncResult{}, err
 	}
 	var res SyncResult
 	phase := time.Now()
@@ -186,7 +186,7 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 		return nil, err
 	}
 	defer unlock()
-	atts, err := a.Store.Attachments()
+	atts, err := a.attachments()
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +203,24 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 		out = append(out, d...)
 	}
 	return out, nil
+}
+
+// attachments loads the pod records; each one found unusable has been
+// moved aside by the store, and is logged and counted here. Its pod is
+// unknown from then on: its addresses are in no set, not even DENY (nothing
+// says what they are), so the pod is isolated by no policy and matches no
+// peer until it is added again; every other pod is unaffected.
+func (a *Agent) attachments() ([]policy.Attachment, error) {
+	atts, bad, err := a.Store.Attachments()
+	for _, q := range bad {
+		a.Log.Warn("pod record unusable: moved aside; its pod is unknown to netpol until it is added again",
+			"file", q.File, "err", q.Err)
+	}
+	a.status().quarantine(len(bad))
+	if err != nil {
+		return nil, fmt.Errorf("read pod records: %w", err)
+	}
+	return atts, nil
 }
 
 // Uninstall removes every chain, rule and set of ours and empties the data

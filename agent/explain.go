@@ -30,9 +30,12 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read snapshot: %w", err)
 	}
-	atts, err := a.Store.Attachments()
+	atts, bad, err := a.Store.Attachments()
 	if err != nil {
 		return false, err
+	}
+	for _, q := range bad {
+		fmt.Fprintf(w, "note: %v; its pod is unknown\n", q)
 	}
 	from, err := resolve(q.From, snap, atts)
 	if err != nil {

@@ -14,6 +14,7 @@ type Status struct {
 	ready       bool
 	currentAsOf time.Time
 	rejected    int
+	quarantined int
 	lastErr     string
 }
 
@@ -52,6 +53,19 @@ func (s *Status) Rejected() (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejected, s.lastErr
+}
+
+// Quarantined is how many pod records were found unusable and moved aside.
+func (s *Status) Quarantined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quarantined
+}
+
+func (s *Status) quarantine(n int) {
+	s.mu.Lock()
+	s.quarantined += n
+	s.mu.Unlock()
 }
 
 func (s *Status) beat() {

@@ -103,9 +103,9 @@ func (inv *invocation) readIndexFor(podKey string) (*policy.Index, error) {
 
 // bootstrap installs the chains and sets of a node whose agent never synced.
 func (inv *invocation) bootstrap() error {
-	atts, err := inv.store.Attachments()
+	atts, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	compiled, err := policy.CompileUnknown(atts)
 	if err != nil {

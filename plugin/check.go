@@ -11,6 +11,7 @@ import (
 
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
@@ -22,6 +23,10 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 
 func (inv *invocation) check(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if q := (state.Quarantined{}); errors.As(err, &q) {
+		logQuarantined(inv.log, q)
+		return errorf(types.ErrInternal, "netpol: %v: the pod is unknown to netpol until it is added again", q)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return errorf(types.ErrInternal, "netpol: no record of container %s interface %s under %s: ADD did not run or DEL already did",
 			args.ContainerID, args.IfName, inv.conf.DataDir)
@@ -48,9 +53,9 @@ func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	atts, err := inv.store.Attachments()
+	atts, err := inv.attachments()
 	if err != nil {
-		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return nil, err
 	}
 	var compiled *policy.Compiled
 	snap, err := inv.store.ReadSnapshot()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // Del handles CNI DEL: remove exactly what ADD of this attachment added. It
@@ -21,8 +22,12 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 func (inv *invocation) del(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if q := (state.Quarantined{}); errors.As(err, &q) {
+		logQuarantined(inv.log, q)
+	}
 	if errors.Is(err, os.ErrNotExist) {
-		// No record (DEL twice, or state lost): fall back to prevResult.
+		// No record (DEL twice, state lost, or the record was unusable):
+		// fall back to prevResult.
 		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName,
 			IPs: resultIPs(inv.conf.PrevResult, args.IfName)}
 		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil {
@@ -51,9 +56,9 @@ func (inv *invocation) release(att *policy.Attachment) error {
 	if err != nil {
 		return err
 	}
-	remaining, err := inv.store.Attachments()
+	remaining, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	if err := inv.kernel.DelEntries(inv.ctx, idx.Release(att, remaining)); err != nil {
 		return kernelError("remove pod from sets", err)
@@ -72,9 +77,9 @@ func (inv *invocation) gc() error {
 	for _, a := range inv.conf.ValidAttachments {
 		valid[[2]string{a.ContainerID, a.IfName}] = true
 	}
-	atts, err := inv.store.Attachments()
+	atts, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	for i := range atts {
 		if valid[[2]string{atts[i].ContainerID, atts[i].IfName}] {

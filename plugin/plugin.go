@@ -23,6 +23,7 @@ import (
 
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
 )
 
@@ -168,6 +169,25 @@ func (p *Plugin) lockedIfInstalled(args *skel.CmdArgs, verb string, f func(*invo
 	}
 	defer inv.close()
 	return f(inv)
+}
+
+// attachments loads the pod records, logging each one found unusable and
+// moved aside: its pod is unknown from now on (see state.Quarantined).
+func (inv *invocation) attachments() ([]policy.Attachment, error) {
+	atts, bad, err := inv.store.Attachments()
+	logQuarantined(inv.log, bad...)
+	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	return atts, nil
+}
+
+// logQuarantined logs pod records moved aside as unusable.
+func logQuarantined(log *slog.Logger, bad ...state.Quarantined) {
+	for _, q := range bad {
+		log.Warn("pod record unusable: moved aside; its pod is unknown to netpol until it is added again",
+			"file", q.File, "err", q.Err)
+	}
 }
 
 // kernelError wraps an error of the kernel edge once, at the boundary.

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,27 +66,39 @@ func (s *Store) WriteAttachment(a *policy.Attachment) error {
 
 // ReadAttachment loads one record (os.ErrNotExist if there is none). A
 // record under the legacy name counts only if it is this attachment's: the
-// legacy name of (a_b, c) is also that of (a, b_c).
+// legacy name of (a_b, c) is also that of (a, b_c). An unusable record is
+// moved aside and returned as a Quarantined error (which matches
+// os.ErrNotExist).
 func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
 	name, err := recordName(containerID, ifName)
 	if err != nil {
 		return nil, err
 	}
-	var a policy.Attachment
-	err = s.readJSON(filepath.Join(podsDir, name), &a)
-	if !errors.Is(err, os.ErrNotExist) {
-		if err != nil {
-			return nil, err
-		}
-		return &a, nil
+	a, err := s.readRecord(name)
+	if q := (Quarantined{}); errors.Is(err, os.ErrNotExist) && !errors.As(err, &q) {
+		a, err = s.readLegacy(containerID, ifName)
 	}
-	if err := s.readJSON(filepath.Join(podsDir, legacyRecordName(containerID, ifName)), &a); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	if a.ContainerID != containerID || a.IfName != ifName {
-		return nil, fmt.Errorf("container %s interface %s: %w", containerID, ifName, os.ErrNotExist)
-	}
 	return &a, nil
+}
+
+// readLegacy loads the record under the legacy name if it is this
+// attachment's.
+func (s *Store) readLegacy(containerID, ifName string) (policy.Attachment, error) {
+	var a policy.Attachment
+	legacy := legacyRecordName(containerID, ifName)
+	if err := s.readJSON(filepath.Join(podsDir, legacy), &a); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return a, err
+		}
+		return s.readRecord(legacy) // unusable: quarantined
+	}
+	if a.ContainerID != containerID || a.IfName != ifName {
+		return policy.Attachment{}, fmt.Errorf("container %s interface %s: %w", containerID, ifName, os.ErrNotExist)
+	}
+	return s.readRecord(legacy)
 }
 
 // RemoveAttachment deletes one record, under either name; a missing one is
@@ -115,27 +128,101 @@ func (s *Store) removeLegacy(containerID, ifName string) error {
 	return nil
 }
 
-// Attachments loads every record, sorted by container ID and interface.
-// An attachment recorded under both its name and its legacy name (an
-// upgrade interrupted between the two) is listed once, from its name.
-func (s *Store) Attachments() ([]policy.Attachment, error) {
+// Quarantined is a pod record that could not be used (not JSON, or not a
+// valid record of the attachment its file name says), moved aside to
+// dataDir/quarantine/ so that one bad file does not stop every sync, ADD,
+// DEL and CHECK of the node. Nothing is known of it, not even its pod's
+// addresses: the caller logs it, and the attachment is treated as never
+// recorded. As an error it matches os.ErrNotExist (the record is gone).
+type Quarantined struct {
+	File string // its name in pods/ (and now in quarantine/)
+	Err  error  // why it was unusable; also why it could not be moved, if so
+}
+
+func (q Quarantined) Error() string {
+	return fmt.Sprintf("pod record %s unusable, moved to %s/: %v", q.File, quarantineDir, q.Err)
+}
+
+// Unwrap makes a Quarantined match os.ErrNotExist and its cause.
+func (q Quarantined) Unwrap() []error { return []error{os.ErrNotExist, q.Err} }
+
+// readRecord loads the record in file (a name in pods/). An unusable one
+// is moved to quarantine/ and returned as a Quarantined error.
+func (s *Store) readRecord(file string) (policy.Attachment, error) {
+	var a policy.Attachment
+	err := s.readJSON(filepath.Join(podsDir, file), &a)
+	if errors.Is(err, os.ErrNotExist) {
+		return a, err
+	}
+	if err == nil {
+		err = checkRecord(file, &a)
+	}
+	if err == nil {
+		return a, nil
+	}
+	q := Quarantined{File: file, Err: err}
+	if merr := s.quarantine(file); merr != nil {
+		q.Err = errors.Join(err, merr)
+	}
+	return policy.Attachment{}, q
+}
+
+// checkRecord verifies that a decoded record is the attachment its file is
+// named after, with addresses that parse.
+func checkRecord(file string, a *policy.Attachment) error {
+	name, err := recordName(a.ContainerID, a.IfName)
+	if err != nil {
+		return err
+	}
+	if file != name && file != legacyRecordName(a.ContainerID, a.IfName) {
+		return fmt.Errorf("holds container %q interface %q, not the attachment its name says", a.ContainerID, a.IfName)
+	}
+	for i, ip := range a.IPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("ips[%d] %q: not an IP address", i, ip)
+		}
+	}
+	return nil
+}
+
+// quarantine moves pods/file to quarantine/file.
+func (s *Store) quarantine(file string) error {
+	dir := filepath.Join(s.Dir, quarantineDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(s.Dir, podsDir, file), filepath.Join(dir, file))
+}
+
+// Attachments loads every record, sorted by container ID and interface,
+// and moves every unusable one aside (see Quarantined), returning those
+// separately. An attachment recorded under both its name and its legacy
+// name (an upgrade interrupted between the two) is listed once, from its
+// name.
+func (s *Store) Attachments() ([]policy.Attachment, []Quarantined, error) {
 	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byID := map[[2]string]policy.Attachment{}
 	current := map[[2]string]bool{} // read from its (non-legacy) name
+	var bad []Quarantined
 	for _, e := range entries {
 		n := e.Name()
 		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
 			continue
 		}
-		var a policy.Attachment
-		if err := s.readJSON(filepath.Join(podsDir, n), &a); err != nil {
-			return nil, err
+		a, err := s.readRecord(n)
+		var q Quarantined
+		switch {
+		case errors.As(err, &q):
+			bad = append(bad, q)
+			continue
+		case errors.Is(err, os.ErrNotExist): // removed since listed (a reader without the lock)
+			continue
 		}
 		id := [2]string{a.ContainerID, a.IfName}
 		isCurrent := strings.Contains(n, recordSep)
@@ -154,5 +241,5 @@ func (s *Store) Attachments() ([]policy.Attachment, error) {
 		}
 		return out[i].IfName < out[j].IfName
 	})
-	return out, nil
+	return out, bad, nil
 }

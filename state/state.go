@@ -8,6 +8,7 @@
 //	                stored as lines of text: index.go)
 //	applied.json    the chains the last sync installed, per family
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
 // Every file is written atomically (temp file + rename in the same
@@ -45,6 +46,8 @@ const (
 	appliedFile  = "applied.json"
 	podsDir      = "pods"
 	lockFile     = "lock"
+	// quarantineDir holds pod records moved aside as unusable.
+	quarantineDir = "quarantine"
 	// statusProbe is the file STATUS writes to prove the directory is usable.
 	statusProbe = ".status-probe"
 )
@@ -283,7 +286,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

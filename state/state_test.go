@@ -23,7 +23,7 @@ func TestAttachmentsRoundTripAndRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Attachments()
+	got, _, err := s.Attachments()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
+)
+
+// lastKernel keeps the rulesets of the last Apply.
+type lastKernel struct {
+	fakeKernel
+	mu   sync.Mutex
+	last []ipt.Ruleset
+}
+
+func (k *lastKernel) Apply(ctx context.Context, rs []ipt.Ruleset, stale map[ipt.Family][]string) error {
+	k.mu.Lock()
+	k.last = rs
+	k.mu.Unlock()
+	return k.fakeKernel.Apply(ctx, rs, stale)
+}
+
+// members returns every set entry of the last Apply, as "set entry".
+func (k *lastKernel) members() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for _, rs := range k.last {
+		for _, s := range rs.Sets {
+			for _, m := range s.Members {
+				out = append(out, s.Name+" "+m.Entry)
+			}
+		}
+	}
+	return out
+}
+
+func hasMember(members []string, ip string) bool {
+	for _, m := range members {
+		if strings.Contains(m, " "+ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// A corrupt pod record does not stop the sync: it is moved aside, logged
+// and counted (netpol_quarantined_records_total), and the other pods are
+// enforced.
+func TestSyncQuarantinesCorruptRecord(t *testing.T) {
+	st := state.New(t.TempDir())
+	k := &lastKernel{}
+	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &Status{}}
+	snap := snapshot("default")
+	snap.Pods = []policy.Pod{{Namespace: "default", Name: "a", Labels: map[string]string{"app": "a"}}}
+	snap.Policies = denyAll("default")
+	if err := st.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "default", Name: "a",
+		IPs: []string{"10.244.1.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(st.Dir, "pods", "c2@eth0.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(context.Background(), snap); err != nil {
+		t.Fatalf("sync with a corrupt record: %v", err)
+	}
+	if n := a.Status.Quarantined(); n != 1 {
+		t.Errorf("quarantined %d, want 1", n)
+	}
+	if !hasMember(k.members(), "10.244.1.2") {
+		t.Errorf("the other pod is not enforced: %v", k.members())
+	}
+	if _, err := a.Sync(context.Background(), snap); err != nil || a.Status.Quarantined() != 1 {
+		t.Errorf("second sync: %v, quarantined %d, want 1 (counted once)", err, a.Status.Quarantined())
+	}
+}
+
+// denyAll is a policy selecting every pod of ns, allowing nothing.
+func denyAll(ns string) []networkingv1.NetworkPolicy {
+	return []networkingv1.NetworkPolicy{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "deny"},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}}
+}
