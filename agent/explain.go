@@ -37,6 +37,7 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	for _, q := range bad {
 		fmt.Fprintf(w, "note: %v; its pod is unknown\n", q)
 	}
+	atts = policy.OwnAddresses(atts) // as Compile does, so that Evaluate agrees with it
 	from, err := resolve(q.From, snap, atts)
 	if err != nil {
 		return false, err

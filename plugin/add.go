@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -30,6 +31,8 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		IPs:         resultIPs(inv.conf.PrevResult, args.IfName),
+		Created:     time.Now().UTC(),
+		Netns:       args.Netns,
 	}
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/netpol/netpol/state"
 )
 
 // One corrupt pod record must not freeze the node: ADD (bootstrap reads
@@ -41,5 +44,26 @@ func TestCorruptRecordDoesNotFreezeTheNode(t *testing.T) {
 	}
 	if l := f.ipsetList(); !strings.Contains(l, "10.244.1.5") {
 		t.Errorf("c2's address (the same in this fixture) left the sets:\n%s", l)
+	}
+}
+
+// ADD records when it ran and the network namespace it was given: the
+// newest record owns a contested address, and the agent removes a record
+// whose namespace is gone and whose pod the source no longer has.
+func TestAddRecordsCreationAndNetns(t *testing.T) {
+	f := newFixture(t)
+	before := time.Now()
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	a, err := state.New(f.dataDir).ReadAttachment("c1", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Netns != f.netns.Path() {
+		t.Errorf("netns %q, want %q", a.Netns, f.netns.Path())
+	}
+	if a.Created.Before(before.Add(-time.Second)) || a.Created.After(time.Now().Add(time.Second)) {
+		t.Errorf("created %v, want the time of ADD (%v)", a.Created, before)
 	}
 }
