@@ -41,6 +41,14 @@ type Agent struct {
 	Status *Status
 	// Observer, when set, hears of every Sync.
 	Observer SyncObserver
+	// StaleGrace: Sync removes a pod record once it is this old if its pod
+	// is not on this node in the snapshot and its network namespace is gone
+	// (a DEL that never came); 0 keeps every record.
+	StaleGrace time.Duration
+	// Now and NetnsExists, when set, replace the clock and the check that a
+	// network namespace path exists (tests).
+	Now         func() time.Time
+	NetnsExists func(path string) bool
 }
 
 // SyncResult says what one sync did.
@@ -55,10 +63,17 @@ type SyncResult struct {
 // Sync stores snap and makes the kernel match it plus the attachments CNI
 // ADD recorded, all under the data directory lock. On error nothing of the
 // previous snapshot, index or rules is lost: the snapshot and index are
-// replaced only after the kernel accepted the new rules.
+// replaced only after the kernel accepted the new rules. snap must be the
+// source's current view: records it shows stale are removed (StaleGrace).
 func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+	return a.syncWith(ctx, snap, true)
+}
+
+// syncWith is Sync; reconcile false keeps every record (snap is the stored
+// one, perhaps older than the records).
+func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
 	start := time.Now()
-	res, err := a.syncLocked(ctx, snap)
+	res, err := a.syncLocked(ctx, snap, reconcile)
 	if a.Observer != nil {
 		obs := res
 		obs.Took = time.Since(start)
@@ -67,7 +82,7 @@ func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, er
 	return res, err
 }
 
-func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
 	start := time.Now()
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
@@ -77,6 +92,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	atts, err := a.attachments()
 	if err != nil {
 		return SyncResult{}, err
+	}
+	if reconcile {
+		atts = a.removeStale(snap, atts)
 	}
 	var res SyncResult
 	phase := time.Now()

@@ -121,7 +121,7 @@ func (r *runner) load(ctx context.Context, start bool) {
 	}
 	r.fresh()
 	r.last, r.live = snap, true
-	if r.a.sync(ctx, snap, "change") == nil {
+	if r.a.sync(ctx, snap, "change", true) == nil {
 		r.a.status().setReady()
 	}
 }
@@ -142,7 +142,7 @@ func (r *runner) loadStored(ctx context.Context) {
 	}
 	r.a.status().setCurrentAsOf(mtime)
 	r.last = snap
-	_ = r.a.sync(ctx, snap, "stored")
+	_ = r.a.sync(ctx, snap, "stored", false)
 }
 
 // loadIfChanged loads when the source changed, or when nothing from the
@@ -182,12 +182,14 @@ func (r *runner) repair(ctx context.Context) {
 	if len(drift) > 0 {
 		r.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
 		r.a.Kernel.Forget()
-		_ = r.a.sync(ctx, r.last, "repair")
+		_ = r.a.sync(ctx, r.last, "repair", r.live)
 	}
 }
 
-func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) error {
-	res, err := a.Sync(ctx, snap)
+// sync syncs snap; live says it is the source's current view (not the
+// stored one), so that stale records may be removed.
+func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string, live bool) error {
+	res, err := a.syncWith(ctx, snap, live)
 	if err != nil {
 		a.Log.Error("sync failed; the previous rules stay in place", "why", why, "err", err)
 		return err
