@@ -70,6 +70,7 @@ func TestMetrics(t *testing.T) {
 		"netpol_snapshot_age_seconds NaN",
 		"netpol_ready 0",
 		"netpol_input_rejected_total 0",
+		"netpol_quarantined_records_total 0",
 		"netpol_skipped_objects 2",
 		"process_resident_memory_bytes",
 		"go_goroutines",
