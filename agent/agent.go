@@ -48,6 +48,14 @@ type Agent struct {
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
 	ipv6Off bool
+	// StaleGrace: Sync removes a pod record once it is this old if its pod
+	// is not on this node in the snapshot and its network namespace is gone
+	// (a DEL that never came); 0 keeps every record.
+	StaleGrace time.Duration
+	// Now and NetnsExists, when set, replace the clock and the check that a
+	// network namespace path exists (tests).
+	Now         func() time.Time
+	NetnsExists func(path string) bool
 }
 
 // SyncResult says what one sync did.
@@ -65,10 +73,17 @@ type SyncResult struct {
 // Sync stores snap and makes the kernel match it plus the attachments CNI
 // ADD recorded, all under the data directory lock. On error nothing of the
 // previous snapshot, index or rules is lost: the snapshot and index are
-// replaced only after the kernel accepted the new rules.
+// replaced only after the kernel accepted the new rules. snap must be the
+// source's current view: records it shows stale are removed (StaleGrace).
 func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+	return a.syncWith(ctx, snap, true)
+}
+
+// syncWith is Sync; reconcile false keeps every record (snap is the stored
+// one, perhaps older than the records).
+func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
 	start := time.Now()
-	res, err := a.syncLocked(ctx, snap)
+	res, err := a.syncLocked(ctx, snap, reconcile)
 	if a.Observer != nil {
 		obs := res
 		obs.Took = time.Since(start)
@@ -77,16 +92,19 @@ func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, er
 	return res, err
 }
 
-func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
 	start := time.Now()
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return SyncResult{}, err
 	}
 	defer unlock()
-	atts, err := a.Store.Attachments()
+	atts, err := a.attachments()
 	if err != nil {
-		return SyncResult{}, fmt.Errorf("read pod records: %w", err)
+		return SyncResult{}, err
+	}
+	if reconcile {
+		atts = a.removeStale(snap, atts)
 	}
 	var res SyncResult
 	phase := time.Now()
@@ -137,7 +155,7 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 		return nil, err
 	}
 	defer unlock()
-	atts, err := a.Store.Attachments()
+	atts, err := a.attachments()
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +175,24 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 		out = append(out, d...)
 	}
 	return out, nil
+}
+
+// attachments loads the pod records; each one found unusable has been
+// moved aside by the store, and is logged and counted here. Its pod is
+// unknown from then on: its addresses are in no set, not even DENY (nothing
+// says what they are), so the pod is isolated by no policy and matches no
+// peer until it is added again; every other pod is unaffected.
+func (a *Agent) attachments() ([]policy.Attachment, error) {
+	atts, bad, err := a.Store.Attachments()
+	for _, q := range bad {
+		a.Log.Warn("pod record unusable: moved aside; its pod is unknown to netpol until it is added again",
+			"file", q.File, "err", q.Err)
+	}
+	a.status().quarantine(len(bad))
+	if err != nil {
+		return nil, fmt.Errorf("read pod records: %w", err)
+	}
+	return atts, nil
 }
 
 // Uninstall removes every chain, rule and set of ours and empties the data

@@ -30,10 +30,14 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read snapshot: %w", err)
 	}
-	atts, err := a.Store.Attachments()
+	atts, bad, err := a.Store.Attachments()
 	if err != nil {
 		return false, err
 	}
+	for _, q := range bad {
+		fmt.Fprintf(w, "note: %v; its pod is unknown\n", q)
+	}
+	atts = policy.OwnAddresses(atts) // as Compile does, so that Evaluate agrees with it
 	from, err := resolve(q.From, snap, atts)
 	if err != nil {
 		return false, err

@@ -125,7 +125,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 	}
 	l.fresh()
 	l.last, l.live = snap, true
-	if l.a.sync(ctx, snap, "change") == nil {
+	if l.a.sync(ctx, snap, "change", true) == nil {
 		l.a.status().setReady()
 	}
 }
@@ -146,7 +146,7 @@ func (l *loop) loadStored(ctx context.Context) {
 	}
 	l.a.status().setCurrentAsOf(mtime)
 	l.last = snap
-	_ = l.a.sync(ctx, snap, "stored")
+	_ = l.a.sync(ctx, snap, "stored", false)
 }
 
 // loadIfChanged loads when the source changed, or when nothing from the
@@ -186,12 +186,14 @@ func (l *loop) repair(ctx context.Context) {
 	if len(drift) > 0 {
 		l.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
 		l.a.Kernel.Forget()
-		_ = l.a.sync(ctx, l.last, "repair")
+		_ = l.a.sync(ctx, l.last, "repair", l.live)
 	}
 }
 
-func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string) error {
-	res, err := a.Sync(ctx, snap)
+// sync syncs snap; live says it is the source's current view (not the
+// stored one), so that stale records may be removed.
+func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string, live bool) error {
+	res, err := a.syncWith(ctx, snap, live)
 	if err != nil {
 		a.Log.Error("sync failed; the previous rules stay in place", "why", why, "err", err)
 		return err

@@ -16,6 +16,7 @@ type Status struct {
 	ready       bool
 	currentAsOf time.Time
 	rejected    int
+	quarantined int
 	lastErr     string
 	// bridgeNF holds, per family checked, "" when bridged traffic reaches
 	// iptables and otherwise why not.
@@ -83,6 +84,19 @@ func (s *Status) setBridgeNF(f ipt.Family, why string) (was string, known bool) 
 	was, known = s.bridgeNF[f]
 	s.bridgeNF[f] = why
 	return was, known
+}
+
+// Quarantined is how many pod records were found unusable and moved aside.
+func (s *Status) Quarantined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quarantined
+}
+
+func (s *Status) quarantine(n int) {
+	s.mu.Lock()
+	s.quarantined += n
+	s.mu.Unlock()
 }
 
 func (s *Status) beat() {

@@ -348,7 +348,7 @@ func podRecords(t *testing.T, n *node.Node) []string {
 }
 
 // recordFileName is the record file of a pod's eth0.
-func recordFileName(p *node.Pod) string { return p.ContainerID + "_eth0.json" }
+func recordFileName(p *node.Pod) string { return p.ContainerID + "@eth0.json" }
 
 // readFileIfAny returns a file's bytes ("" with ok false when missing).
 func readFileIfAny(t *testing.T, path string) []byte {

@@ -269,7 +269,7 @@ func TestDelTwiceAndWithoutPrevResult(t *testing.T) {
 	if got := wantSets(t, sets, "dup2 after DEL of dup1", shared, "NETPOL4-GI-"); !slices.Equal(got, group) {
 		t.Errorf("dup2 is in %v, want %v", got, group)
 	}
-	wantRecords := sortedCopy([]string{recordFileName(keep), dups[1].ContainerID + "_eth0.json"})
+	wantRecords := sortedCopy([]string{recordFileName(keep), dups[1].ContainerID + "@eth0.json"})
 	if got := podRecords(t, n); !slices.Equal(got, wantRecords) {
 		t.Errorf("records = %v, want %v", got, wantRecords)
 	}

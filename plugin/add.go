@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -41,6 +42,8 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		IPs:         ips,
+		Created:     time.Now().UTC(),
+		Netns:       args.Netns,
 	}
 	if err := inv.store.WriteAttachment(att); err != nil {
 		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
@@ -98,9 +101,9 @@ func (inv *invocation) readIndex(podKey string) (*policy.Index, error) {
 
 // bootstrap installs the chains and sets of a node whose agent never synced.
 func (inv *invocation) bootstrap() error {
-	atts, err := inv.store.Attachments()
+	atts, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	compiled, err := policy.CompileUnknown(atts)
 	if err != nil {

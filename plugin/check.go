@@ -11,6 +11,7 @@ import (
 
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
@@ -23,6 +24,10 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 
 func (inv *invocation) check(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if q := (state.Quarantined{}); errors.As(err, &q) {
+		logQuarantined(inv.log, q)
+		return errorf(types.ErrInternal, "netpol: %v: the pod is unknown to netpol until it is added again", q)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return errorf(types.ErrInternal, "netpol: no record of container %s interface %s under %s: ADD did not run or DEL already did",
 			args.ContainerID, args.IfName, inv.conf.DataDir)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // Del handles CNI DEL: remove exactly what ADD of this attachment added. It
@@ -19,16 +20,23 @@ import (
 // record, a namespace or name the API server would reject is ignored: ADD
 // refuses such names, so no pod was ever added under them, and DEL removes
 // only what prevResult's addresses hold that no recorded pod still owns.
+//
+// After uninstall (no data directory, or an empty one) it succeeds and
+// creates nothing.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	return p.locked(args, "DEL", false, func(inv *invocation) error { return inv.del(args) })
+	return p.lockedIfInstalled(args, "DEL", func(inv *invocation) error { return inv.del(args) })
 }
 
 func (inv *invocation) del(args *skel.CmdArgs) error {
 	att, err := inv.store.ReadAttachment(args.ContainerID, args.IfName)
+	if q := (state.Quarantined{}); errors.As(err, &q) {
+		logQuarantined(inv.log, q)
+	}
 	if errors.Is(err, os.ErrNotExist) {
-		// No record (DEL twice, or state lost): fall back to prevResult.
-		// One with no usable address cannot have been added: nothing to
-		// release but the record, so its error does not fail DEL.
+		// No record (DEL twice, state lost, or the record was unusable):
+		// fall back to prevResult. One with no usable address cannot have
+		// been added: nothing to release but the record, so its error does
+		// not fail DEL.
 		ips, _ := resultIPs(inv.conf.PrevResult, args.IfName)
 		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, IPs: ips}
 		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil { // else: never added under that name
@@ -57,9 +65,9 @@ func (inv *invocation) release(att *policy.Attachment) error {
 	if err != nil {
 		return err
 	}
-	remaining, err := inv.store.Attachments()
+	remaining, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	if err := inv.kernel.DelEntries(inv.ctx, idx.Release(att, remaining)); err != nil {
 		return kernelError("remove pod from sets", err)
@@ -70,7 +78,7 @@ func (inv *invocation) release(att *policy.Attachment) error {
 // GC handles CNI GC: release every recorded attachment that is not in
 // cni.dev/valid-attachments.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	return p.locked(args, "GC", false, (*invocation).gc)
+	return p.lockedIfInstalled(args, "GC", (*invocation).gc)
 }
 
 func (inv *invocation) gc() error {
@@ -78,9 +86,9 @@ func (inv *invocation) gc() error {
 	for _, a := range inv.conf.ValidAttachments {
 		valid[[2]string{a.ContainerID, a.IfName}] = true
 	}
-	atts, err := inv.store.Attachments()
+	atts, err := inv.attachments()
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+		return err
 	}
 	for i := range atts {
 		if valid[[2]string{atts[i].ContainerID, atts[i].IfName}] {

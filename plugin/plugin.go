@@ -23,6 +23,7 @@ import (
 
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
 )
 
@@ -85,6 +86,11 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invo
 	if err := st.Ensure(); err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
+	return p.open(args, verb, nc, st)
+}
+
+// open opens the log and the kernel of one invocation.
+func (p *Plugin) open(args *skel.CmdArgs, verb string, nc *conf.NetConf, st *state.Store) (*invocation, error) {
 	logger, closeLog := openLog(nc)
 	logger = logger.With("verb", verb, "containerID", args.ContainerID, "ifName", args.IfName)
 	k, err := p.NewKernel(nc.IPTablesMode)
@@ -135,6 +141,53 @@ func (inv *invocation) lock(timeout time.Duration) (func(), error) {
 		return nil, types.NewError(types.ErrTryAgainLater, "data dir busy", err.Error())
 	}
 	return unlock, nil
+}
+
+// lockedIfInstalled is locked for a verb that only undoes (DEL, GC). A data
+// directory without a lock file was never set up or was emptied by
+// uninstall: nothing of ours is left to undo, so it returns nil at once and
+// creates nothing there, not the directory, the lock, pods/ or the log.
+func (p *Plugin) lockedIfInstalled(args *skel.CmdArgs, verb string, f func(*invocation) error) error {
+	nc, err := conf.Parse(args.StdinData, false)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+	}
+	st := state.New(nc.DataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
+	defer cancel()
+	unlock, ok, err := st.LockExisting(ctx, p.LockTimeout)
+	if err != nil {
+		return types.NewError(types.ErrTryAgainLater, "data dir busy", err.Error())
+	}
+	if !ok {
+		return nil
+	}
+	defer unlock()
+	inv, err := p.open(args, verb, nc, st)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	return f(inv)
+}
+
+// attachments loads the pod records, logging each one found unusable and
+// moved aside: its pod is unknown from now on (see state.Quarantined).
+func (inv *invocation) attachments() ([]policy.Attachment, error) {
+	atts, bad, err := inv.store.Attachments()
+	logQuarantined(inv.log, bad...)
+	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, "read pod records", err.Error())
+	}
+	return atts, nil
+}
+
+// logQuarantined logs pod records moved aside as unusable.
+func logQuarantined(log *slog.Logger, bad ...state.Quarantined) {
+	for _, q := range bad {
+		log.Warn("pod record unusable: moved aside; its pod is unknown to netpol until it is added again",
+			"file", q.File, "err", q.Err)
+	}
 }
 
 // kernelError wraps an error of the kernel edge once, at the boundary.

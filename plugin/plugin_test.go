@@ -148,7 +148,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 			t.Errorf("%s: printed %q on stdout; only a result may go there", tc.name, out)
 		}
 	}
-	if _, err := os.Stat(f.dataDir + "/pods/c2_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(f.dataDir + "/pods/c2@eth0.json"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected ADD must record nothing: %v", err)
 	}
 }

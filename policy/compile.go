@@ -29,7 +29,8 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 }
 
 // Compile turns a snapshot and the attachments CNI ADD recorded on this node
-// into the node's desired rulesets and index. It is pure and deterministic:
+// into the node's desired rulesets and index. An address recorded for more
+// than one attachment belongs to the newest (OwnAddresses). It is pure and deterministic:
 // the same input gives byte-identical output. The snapshot must have passed
 // ValidateSnapshot; an invalid selector is still reported as an error.
 //
@@ -63,7 +64,7 @@ func CompileUnknown(atts []Attachment) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.unknown = append([]Attachment(nil), atts...)
+	c.unknown = OwnAddresses(atts)
 	sort.Slice(c.unknown, func(i, j int) bool { return c.unknown[i].ContainerID < c.unknown[j].ContainerID })
 	out, err := c.compile()
 	if err != nil {
@@ -124,7 +125,7 @@ type compiler struct {
 }
 
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
-	pods, local, unknown := mergePods(s, atts)
+	pods, local, unknown := mergePods(s, OwnAddresses(atts))
 	c := &compiler{snap: s, w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
 		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}}
 	for _, p := range pods {

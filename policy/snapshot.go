@@ -5,6 +5,8 @@
 package policy
 
 import (
+	"time"
+
 	"github.com/netpol/netpol/ipt"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -62,6 +64,15 @@ type Attachment struct {
 	Namespace   string   `json:"namespace"`
 	Name        string   `json:"name"`
 	IPs         []string `json:"ips"`
+	// Created is when ADD recorded the attachment: of two attachments
+	// holding one address, the newer owns it (see OwnAddresses). Zero in
+	// records of older versions: older than any other.
+	Created time.Time `json:"created,omitzero"`
+	// Netns is the network namespace ADD was given (CNI_NETNS); the agent
+	// takes an attachment whose namespace is gone, and whose pod the source
+	// no longer has, for one whose DEL was lost. Empty in records of older
+	// versions.
+	Netns string `json:"netns,omitempty"`
 }
 
 // PodKey is "namespace/name" of the attachment's pod.

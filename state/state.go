@@ -6,7 +6,8 @@
 //	snapshot.json   the agent's cached cluster view (policy.Snapshot)
 //	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
 //	                stored as lines of text: index.go)
-//	pods/ID_IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
+//	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
 // Every file is written atomically (temp file + rename in the same
@@ -22,8 +23,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +48,8 @@ const (
 	appliedFile = "applied.json"
 	podsDir     = "pods"
 	lockFile    = "lock"
+	// quarantineDir holds pod records moved aside as unusable.
+	quarantineDir = "quarantine"
 	// statusProbe is the file STATUS writes to prove the directory is usable.
 	statusProbe = ".status-probe"
 )
@@ -72,37 +73,87 @@ func (s *Store) Ensure() error {
 }
 
 // Lock takes the data directory's exclusive lock, waiting at most timeout,
-// or until ctx ends (an agent told to stop does not wait out the timeout).
+// or until ctx ends (an agent told to stop does not wait out the timeout),
+// creating the directory layout and the lock file when missing.
 // The lock is released by the returned function, or by the kernel when the
 // process dies, so a killed agent or plugin never leaves a stale lock.
 // Waiters poll every few milliseconds: the agent leaves gaps between its
 // syncs (debounce) and a waiting ADD takes the lock in the first one.
+//
+// The lock is the file at dataDir/lock, not an inode: a waiter that gets
+// the flock of a file that was unlinked (RemoveAll, by uninstall) or
+// replaced in the meantime lets it go and locks the file that is there now,
+// so two processes never both hold "the lock".
 func (s *Store) Lock(ctx context.Context, timeout time.Duration) (unlock func(), err error) {
-	if err := s.Ensure(); err != nil {
-		return nil, err
-	}
+	unlock, _, err = s.lock(ctx, timeout, true)
+	return unlock, err
+}
+
+// LockExisting is Lock for a data directory that is already set up: when
+// it has no lock file (never set up, or emptied by uninstall) it returns
+// ok false, having created nothing.
+func (s *Store) LockExisting(ctx context.Context, timeout time.Duration) (unlock func(), ok bool, err error) {
+	return s.lock(ctx, timeout, false)
+}
+
+func (s *Store) lock(ctx context.Context, timeout time.Duration, create bool) (func(), bool, error) {
 	path := filepath.Join(s.Dir, lockFile)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
 	deadline := time.Now().Add(timeout)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && time.Now().After(deadline) {
+			return nil, false, fmt.Errorf("lock %s (waited %s): the file was replaced while waiting", path, timeout)
+		}
+		flags := os.O_RDWR
+		if create {
+			if err := s.Ensure(); err != nil {
+				return nil, false, err
+			}
+			flags |= os.O_CREATE
+		}
+		f, err := os.OpenFile(path, flags, 0o600)
+		if !create && errors.Is(err, os.ErrNotExist) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if err := flockWait(ctx, f, deadline); err != nil {
+			_ = f.Close()
+			return nil, false, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
+		}
+		if isFileAt(f, path) {
+			return func() { _ = f.Close() }, true, nil
+		}
+		_ = f.Close() // unlinked or replaced while we waited: lock the current one
+	}
+}
+
+// flockWait takes flock(2) on f, polling until deadline or ctx ends.
+func flockWait(ctx context.Context, f *os.File, deadline time.Time) error {
 	for wait := time.Millisecond; ; wait = min(wait*2, 10*time.Millisecond) {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { _ = f.Close() }, nil
+			return nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s (waited %s): %w", path, timeout, err)
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
+}
+
+// isFileAt reports whether the open file f is still the file at path.
+func isFileAt(f *os.File, path string) bool {
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(held, now)
 }
 
 // WriteFileAtomic writes data to path (mode 0600) through a temp file and a
@@ -207,88 +258,10 @@ func (s *Store) readIndex(only string) (*policy.Index, error) {
 	return idx, nil
 }
 
-// idPattern is what the CNI spec allows in a container ID; interface names
-// are checked against the same characters. Anything else never becomes a
-// file name.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
-
-func recordName(containerID, ifName string) (string, error) {
-	if !idPattern.MatchString(containerID) || len(containerID) > 256 {
-		return "", fmt.Errorf("container ID %q: not alphanumeric with _ . -", containerID)
-	}
-	if !idPattern.MatchString(ifName) || len(ifName) > 15 {
-		return "", fmt.Errorf("interface name %q: invalid", ifName)
-	}
-	return filepath.Join(podsDir, containerID+"_"+ifName+".json"), nil
-}
-
-// WriteAttachment records an attachment.
-func (s *Store) WriteAttachment(a *policy.Attachment) error {
-	name, err := recordName(a.ContainerID, a.IfName)
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(name, a)
-}
-
-// ReadAttachment loads one record (os.ErrNotExist if there is none).
-func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
-	name, err := recordName(containerID, ifName)
-	if err != nil {
-		return nil, err
-	}
-	var a policy.Attachment
-	if err := s.readJSON(name, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
-}
-
-// RemoveAttachment deletes one record; a missing one is not an error
-// (DEL is idempotent).
-func (s *Store) RemoveAttachment(containerID, ifName string) error {
-	name, err := recordName(containerID, ifName)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// Attachments loads every record, sorted by container ID and interface.
-func (s *Store) Attachments() ([]policy.Attachment, error) {
-	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []policy.Attachment
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		var a policy.Attachment
-		if err := s.readJSON(filepath.Join(podsDir, e.Name()), &a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].ContainerID != out[j].ContainerID {
-			return out[i].ContainerID < out[j].ContainerID
-		}
-		return out[i].IfName < out[j].IfName
-	})
-	return out, nil
-}
-
 // RemoveAll deletes every file netpol keeps in the data directory (uninstall):
 // the state files (and an applied.json left by an older version), the pod
-// records, the lock, the plugin's log and leftover temporary files. Anything else found there is not ours and stays; a data
+// records and quarantined ones, the lock, the plugin's log and leftover
+// temporary files. Anything else found there is not ours and stays; a data
 // directory that held only netpol's files is left empty.
 func (s *Store) RemoveAll() error {
 	entries, err := os.ReadDir(s.Dir)
@@ -299,7 +272,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

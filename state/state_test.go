@@ -23,7 +23,7 @@ func TestAttachmentsRoundTripAndRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Attachments()
+	got, _, err := s.Attachments()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +155,69 @@ func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
 	}
 	if _, err := s.ReadSnapshot(); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Errorf("a snapshot of another version must be refused, got %v", err)
+	}
+}
+
+// openFDsOf counts this process's descriptors open on path.
+func openFDsOf(t *testing.T, path string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && target == path {
+			n++
+		}
+	}
+	return n
+}
+
+// Uninstall unlinks the lock file while holding it. A waiter that opened the
+// old file must not take its flock as "the lock" while another process holds
+// the new file's: two holders at once.
+func TestLockSurvivesUnlinkWhileHeld(t *testing.T) {
+	s := New(t.TempDir())
+	first, err := s.Lock(context.Background(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := make(chan func(), 1)
+	go func() {
+		unlock, err := s.Lock(context.Background(), 30*time.Second)
+		if err != nil {
+			t.Errorf("waiter: %v", err)
+			unlock = func() {}
+		}
+		waiter <- unlock
+	}()
+	lockPath := filepath.Join(s.Dir, lockFile)
+	for i := 0; openFDsOf(t, lockPath) < 2; i++ { // the waiter has opened the file
+		if i > 1000 {
+			t.Fatal("the waiter never opened the lock file")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.RemoveAll(); err != nil { // what uninstall does, holding the lock
+		t.Fatal(err)
+	}
+	third, err := s.Lock(context.Background(), time.Second) // a new process: a new lock file
+	if err != nil {
+		t.Fatal(err)
+	}
+	first()
+	select {
+	case unlock := <-waiter:
+		unlock()
+		t.Fatal("the waiter got the lock while another process held it")
+	case <-time.After(time.Second):
+	}
+	third()
+	select {
+	case unlock := <-waiter:
+		unlock()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not get the lock after it was released")
 	}
 }

@@ -100,6 +100,10 @@ func (m *Metrics) registerStatus(src Sources) {
 			Name: "netpol_input_rejected_total",
 			Help: "Loads of the source rejected as invalid (the last good state was kept).",
 		}, func() float64 { n, _ := st.Rejected(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "netpol_quarantined_records_total",
+			Help: "Pod records found unusable (not JSON, or not a valid record) and moved to dataDir/quarantine/; their pods are unknown to netpol until added again.",
+		}, func() float64 { return float64(st.Quarantined()) }),
 	)
 	for _, f := range ipt.Families {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

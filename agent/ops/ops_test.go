@@ -82,6 +82,7 @@ func TestMetrics(t *testing.T) {
 		"netpol_snapshot_age_seconds NaN",
 		"netpol_ready 0",
 		"netpol_input_rejected_total 0",
+		"netpol_quarantined_records_total 0",
 		"netpol_skipped_objects 2",
 		`netpol_bridge_nf_call{family="ipv4"} NaN`, // not checked yet
 		`netpol_bridge_nf_call{family="ipv6"} NaN`,

@@ -1,7 +1,7 @@
 // Command netpol-agent is the node sidecar; see package agent.
 //
 //	netpol-agent --manifests DIR --data-dir D [--once] [--node-name N]
-//	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR]
+//	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR] [--stale-record-grace 2m]
 //	netpol-agent --uninstall --data-dir D
 //	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
 //	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
@@ -69,6 +69,7 @@ type options struct {
 	cniConfDir                     string
 	once, uninstall                bool
 	poll, repair, debounce         time.Duration
+	staleGrace                     time.Duration
 	apiTimeout                     time.Duration
 	inCluster                      bool // the API source with the in-cluster config
 }
@@ -92,6 +93,8 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
 	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
+	fs.DurationVar(&o.staleGrace, "stale-record-grace", 2*time.Minute,
+		"remove a pod record this old whose pod the source no longer places on this node and whose network namespace is gone (a lost DEL); 0 keeps every record")
 	fs.DurationVar(&o.debounce, "debounce", 20*time.Millisecond, "API source: how long to gather changes before one sync")
 	fs.DurationVar(&o.apiTimeout, "api-timeout", 10*time.Second,
 		"API source: how long to wait for the first complete list before enforcing the stored snapshot (with --once: before failing)")
@@ -186,7 +189,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
-	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{}}
+	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{},
+		StaleGrace: o.staleGrace}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
