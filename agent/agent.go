@@ -74,6 +74,10 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	defer unlock()
+	// Under the lock, a temp file is what a killed agent or plugin left.
+	if err := a.Store.RemoveTemps(); err != nil {
+		a.Log.Warn("remove leftover temp files", "err", err)
+	}
 	atts, err := a.Store.Attachments()
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("read pod records: %w", err)
