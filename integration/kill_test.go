@@ -183,7 +183,7 @@ func killCluster(n *node.Node) *testsnap.Cluster {
 
 // killWorlds writes two versions of killCluster into new directories, each
 // with namespace default, this node's real pods web, db and other, and a
-// policy that lets only web reach db. The second version has every other
+// policy that lets only web reach db (a different one in each version). The second version has every other
 // policy removed and every third pod's tier changed, so that a sync from
 // one to the other grows and shrinks sets and adds or deletes chains.
 func killWorlds(t *testing.T, n *node.Node) []string {
@@ -209,9 +209,19 @@ func killWorlds(t *testing.T, n *node.Node) []string {
 		if err := c.WriteManifests(dir); err != nil {
 			t.Fatal(err)
 		}
+		// db is isolated in both versions, by a policy of another name and
+		// selector in each: a sync between them swaps its chains and sets.
+		dbPolicy := lcDBPolicy("default")
+		if v == 1 {
+			dbPolicy = strings.Replace(strings.Replace(dbPolicy, "name: db-from-web", "name: data-from-web", 1),
+				"podSelector:\n    matchLabels:\n      app: db", "podSelector:\n    matchLabels:\n      tier: data", 1)
+			if !strings.Contains(dbPolicy, "tier: data") {
+				t.Fatalf("policy variant not made:\n%s", dbPolicy)
+			}
+		}
 		lcWrite(t, dir, "50-default.yaml", lcDocs(lcPodsYAML(map[string]string{
-			"default/web": "app=web", "default/db": "app=db", "default/other": "app=other",
-		}), lcDBPolicy("default")))
+			"default/web": "app=web", "default/db": "app=db,tier=data", "default/other": "app=other",
+		}), dbPolicy))
 		dirs = append(dirs, dir)
 	}
 	return dirs
@@ -262,7 +272,14 @@ func killAgentAt(t *testing.T, n *node.Node, s *killShim, p *killProbe, dir stri
 		time.Sleep(100 * time.Millisecond)
 	}
 	killAgent(t, a)
-	if paused && mode != "hold" {
+	switch {
+	case paused && mode == "hold":
+		// Released, it exits by itself: wait, so that the next arm does
+		// not take its release away.
+		if _, ok := lcWaitFor(10*time.Second, 5*time.Millisecond, func() bool { return syscall.Kill(pid, 0) != nil }); !ok {
+			t.Errorf("released wrapper %d still runs", pid)
+		}
+	case paused:
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Errorf("kill paused wrapper %d: %v", pid, err)
 		}
