@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
+	if err := a.writeTransitionIndex(&compiled.Index); err != nil {
+		return SyncResult{}, err
+	}
 	stale, intent, err := a.staleChains(ctx, compiled)
 	if err != nil {
 		return SyncResult{}, err
@@ -117,6 +121,25 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot) (SyncResu
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// writeTransitionIndex stores transitionIndex(stored index, next) before
+// the kernel changes, so that a sync dying half-way leaves no index that
+// lags the rules. Nothing is written when the stored index is next already,
+// when there is none (first sync: the plugin fails closed without one), or
+// when it cannot be read (the plugin fails on it too).
+func (a *Agent) writeTransitionIndex(next *policy.Index) error {
+	prev, err := a.Store.ReadIndex()
+	if err != nil {
+		return nil
+	}
+	if bytes.Equal(state.EncodeIndex(prev), state.EncodeIndex(next)) {
+		return nil
+	}
+	if err := a.Store.WriteIndex(transitionIndex(prev, next)); err != nil {
+		return fmt.Errorf("write transition index: %w", err)
+	}
+	return nil
 }
 
 // staleChains returns, per family, our chains in the kernel that the new
