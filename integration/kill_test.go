@@ -14,14 +14,11 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,148 +30,6 @@ import (
 	"github.com/netpol/netpol/state"
 )
 
-// killWrapped are the commands the agent may start that killShim wraps.
-var killWrapped = func() []string {
-	var out []string
-	for _, base := range []string{"iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"} {
-		out = append(out, base, base+"-save", base+"-restore")
-	}
-	return append(out, "ipset")
-}()
-
-// killShimScript is the wrapper: test-only, it lives in the test's temp dir.
-// Armed with "AT MODE" in $dir/arm, it numbers the commands it sees and
-// stops at the AT-th: before it (MODE before), after feeding it half its
-// standard input (mid), or after it ran (after, hold). Stopped, it writes
-// "PID MODE" to $dir/paused and sleeps, bounded, until the test kills it;
-// in mode hold it returns the command's status as soon as $dir/release
-// exists, so the agent goes on and the test can kill it a little later.
-const killShimScript = `#!/bin/bash
-real=%q
-dir=%q
-if [ -r "$dir/arm" ]; then
-  read -r at mode < "$dir/arm"
-  n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
-  echo "$n" > "$dir/count"
-  echo "$n ${0##*/} $*" >> "$dir/log"
-  if [ "$n" = "$at" ]; then
-    case "$mode" in
-    after) "$real" "$@" >/dev/null 2>&1 ;;
-    hold)
-      "$real" "$@"
-      status=$?
-      echo "$$ $mode" > "$dir/paused.tmp" && mv "$dir/paused.tmp" "$dir/paused"
-      for i in $(seq 6000); do [ -e "$dir/release" ] && exit $status; sleep 0.01; done
-      exit $status ;;
-    mid)
-      input=$(cat)
-      total=$(printf '%%s\n' "$input" | wc -l)
-      printf '%%s\n' "$input" | head -n $((total / 2)) | "$real" "$@" >/dev/null 2>&1 ;;
-    esac
-    echo "$$ $mode" > "$dir/paused.tmp" && mv "$dir/paused.tmp" "$dir/paused"
-    exec sleep 60
-  fi
-fi
-exec "$real" "$@"
-`
-
-// killShim is a directory of wrappers to put first in the agent's PATH.
-type killShim struct {
-	dir, bin string
-}
-
-func newKillShim(t *testing.T) *killShim {
-	t.Helper()
-	s := &killShim{dir: t.TempDir()}
-	s.bin = filepath.Join(s.dir, "bin")
-	if err := os.Mkdir(s.bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range killWrapped {
-		real, err := exec.LookPath(name)
-		if err != nil {
-			continue
-		}
-		script := fmt.Sprintf(killShimScript, real, s.dir)
-		if err := os.WriteFile(filepath.Join(s.bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
-}
-
-// arm makes the wrappers stop at the at-th command from now (never, for 0).
-func (s *killShim) arm(t *testing.T, at int, mode string) {
-	t.Helper()
-	for _, f := range []string{"count", "log", "paused", "release"} {
-		if err := os.Remove(filepath.Join(s.dir, f)); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	lcWrite(t, s.dir, "arm", fmt.Sprintf("%d %s\n", at, mode))
-}
-
-// log returns the commands seen since arm, "N NAME ARGS" each.
-func (s *killShim) log(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(s.dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSpace(string(data)), "\n")
-}
-
-// paused returns the PID of the stopped wrapper, if one stopped.
-func (s *killShim) paused() (int, bool) {
-	data, err := os.ReadFile(filepath.Join(s.dir, "paused"))
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.Fields(string(data))[0])
-	return pid, err == nil
-}
-
-// killProbe connects, without pause, from a pod a policy denies to a pod
-// it isolates, and counts the connections that got through.
-type killProbe struct {
-	sent, passed atomic.Int64
-	at           atomic.Value // string: the kill point in force
-	mu           sync.Mutex
-	breaches     []string
-	stop, done   chan struct{}
-}
-
-// startKillProbe probes from -> to:lcPort over TCP until stopped (at most
-// 10 minutes and 200,000 attempts).
-func startKillProbe(from node.Host, to string) *killProbe {
-	p := &killProbe{stop: make(chan struct{}), done: make(chan struct{})}
-	p.at.Store("start")
-	go func() {
-		defer close(p.done)
-		end := time.Now().Add(10 * time.Minute)
-		for i := 0; i < 200000 && time.Now().Before(end); i++ {
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			p.sent.Add(1)
-			if node.ProbeOnce(from, to, "tcp", lcPort, 50*time.Millisecond) == nil {
-				p.passed.Add(1)
-				p.mu.Lock()
-				p.breaches = append(p.breaches, p.at.Load().(string))
-				p.mu.Unlock()
-			}
-		}
-	}()
-	return p
-}
-
-func (p *killProbe) finish() {
-	close(p.stop)
-	<-p.done
-}
-
 // killCluster is the cluster of the agent kill test: 3,000 pods, 100 of
 // them on this node, 300 policies.
 func killCluster(n *node.Node) *testsnap.Cluster {
@@ -183,9 +38,10 @@ func killCluster(n *node.Node) *testsnap.Cluster {
 
 // killWorlds writes two versions of killCluster into new directories, each
 // with namespace default, this node's real pods web, db and other, and a
-// policy that lets only web reach db (a different one in each version). The second version has every other
-// policy removed and every third pod's tier changed, so that a sync from
-// one to the other grows and shrinks sets and adds or deletes chains.
+// policy that lets only web reach db (a different one in each version). The
+// second version has every other policy removed and every third pod's tier
+// changed, so that a sync from one to the other grows and shrinks sets and
+// adds or deletes chains.
 func killWorlds(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	var dirs []string
@@ -526,88 +382,4 @@ func killProcsIn(t *testing.T, n *node.Node) []string {
 		out = append(out, e.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return out
-}
-
-// A pod created while the agent lies killed mid-sync (the DaemonSet has
-// not restarted it yet) is isolated from its first packet, whatever step
-// the sync was killed at: its ADD reads the index of the last complete
-// sync while the kernel may already hold part of the next one.
-func TestAddWhileAgentKilledMidSync(t *testing.T) {
-	n := lcNewNode(t, node.Options{})
-	var worlds []string
-	for v, sel := range []string{"app: db", "tier: data"} {
-		dir := t.TempDir()
-		pol := strings.Replace(strings.Replace(lcDBPolicy("default"), "name: db-from-web", fmt.Sprintf("name: db-%d", v), 1),
-			"app: db", sel, 1)
-		lcWrite(t, dir, "50-default.yaml", lcDocs(lcPodsYAML(map[string]string{
-			"default/web": "app=web", "default/db": "app=db,tier=data", "default/other": "app=other",
-			"default/late": "app=db,tier=data",
-		}), pol))
-		worlds = append(worlds, dir)
-	}
-	pods := lcAddPods(t, n, "default/web", "default/db", "default/other")
-	other := pods[2]
-	lcSync(t, n, worlds[0])
-	s := newKillShim(t)
-	n.AgentEnv = []string{"PATH=" + s.bin + ":" + os.Getenv("PATH")}
-	p := startKillProbe(other, pods[1].IP)
-	defer func() {
-		select {
-		case <-p.stop:
-		default:
-			p.finish()
-		}
-	}()
-	s.arm(t, 0, "none")
-	a := lcStartAgent(t, n, worlds[1])
-	killAgent(t, a)
-	commands := s.log(t)
-
-	points, w := 0, 0
-	var open []string
-	for at := 1; at <= len(commands); at++ {
-		modes := []string{"before"}
-		if at == len(commands) {
-			modes = append(modes, "after")
-		}
-		for _, mode := range modes {
-			reached := killAgentAt(t, n, s, p, worlds[w%2], at, mode, 0)
-			w++
-			if !reached {
-				// A sync in the other direction may run fewer commands.
-				continue
-			}
-			points++
-			late, err := n.AddPod("default", "late")
-			if err != nil {
-				t.Logf("%s command %d: ADD failed (closed): %v", mode, at, err)
-				continue
-			}
-			if err := late.Serve(lcPort); err != nil {
-				t.Fatal(err)
-			}
-			if node.ProbeOnce(other, late.IP, "tcp", lcPort, 100*time.Millisecond) == nil {
-				in, _ := lcSetsHolding(lcSets(t, n), late.IP)
-				open = append(open, fmt.Sprintf("%s command %d (%s) of a sync to world %d: late in %v",
-					mode, at, strings.SplitN(commands[at-1], " ", 2)[1], (w-1)%2, in))
-			}
-			if err := n.DelPod(late); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	n.AgentEnv = nil
-	a = lcStartAgent(t, n, worlds[w%2])
-	if err := a.Stop(); err != nil {
-		t.Errorf("agent after restart: %v", err)
-	}
-	p.finish()
-	t.Logf("%d kill points, %d probes of db sent, %d got through", points, p.sent.Load(), p.passed.Load())
-	if len(open) > 0 {
-		t.Errorf("a pod added while the agent lay killed mid-sync was reachable from a pod its policy denies, at:\n%s\ncommands of a sync:\n%s",
-			strings.Join(open, "\n"), strings.Join(commands, "\n"))
-	}
-	if p.passed.Load() > 0 {
-		t.Errorf("other reached db %d times, at: %v", p.passed.Load(), p.breaches)
-	}
 }
