@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,10 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return SyncResult{}, err
 	}
 	defer unlock()
+	// Under the lock, a temp file is what a killed agent or plugin left.
+	if err := a.Store.RemoveTemps(); err != nil {
+		a.Log.Warn("remove leftover temp files", "err", err)
+	}
 	atts, err := a.attachments()
 	if err != nil {
 		return SyncResult{}, err
@@ -113,6 +118,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
+	if err := a.writeTransitionIndex(&compiled.Index); err != nil {
+		return SyncResult{}, err
+	}
 	if res.Disabled, err = a.apply(ctx, compiled.Rulesets, atts); err != nil {
 		return SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
@@ -125,6 +133,25 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// writeTransitionIndex stores transitionIndex(stored index, next) before
+// the kernel changes, so that a sync dying half-way leaves no index that
+// lags the rules. Nothing is written when the stored index is next already,
+// when there is none (first sync: the plugin fails closed without one), or
+// when it cannot be read (the plugin fails on it too).
+func (a *Agent) writeTransitionIndex(next *policy.Index) error {
+	prev, err := a.Store.ReadIndex()
+	if err != nil {
+		return nil
+	}
+	if bytes.Equal(state.EncodeIndex(prev), state.EncodeIndex(next)) {
+		return nil
+	}
+	if err := a.Store.WriteIndex(transitionIndex(prev, next)); err != nil {
+		return fmt.Errorf("write transition index: %w", err)
+	}
+	return nil
 }
 
 func summarize(c *policy.Compiled, disabled []ipt.Family) SyncResult {

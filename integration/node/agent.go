@@ -89,7 +89,7 @@ func (n *Node) StartAgent(args ...string) (*Agent, error) {
 func (n *Node) agentCmd(ctx context.Context, args []string) *exec.Cmd {
 	full := append([]string{"netns", "exec", n.NetNS, n.AgentPath(), "--data-dir", n.DataDir}, args...)
 	cmd := exec.CommandContext(ctx, "ip", full...)
-	cmd.Env = append(os.Environ(), "NODE_NAME="+n.Name)
+	cmd.Env = append(append(os.Environ(), "NODE_NAME="+n.Name), n.AgentEnv...)
 	cmd.WaitDelay = time.Second
 	return cmd
 }

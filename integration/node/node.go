@@ -104,6 +104,9 @@ type Node struct {
 	// UnderlayIP is the node's address on a Cluster's underlay; empty for
 	// a node on its own.
 	UnderlayIP string
+	// AgentEnv is added to the environment of every agent started after
+	// it is set (e.g. a PATH that puts a test's wrappers first).
+	AgentEnv []string
 
 	opts     Options
 	suffix   string

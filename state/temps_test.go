@@ -1,0 +1,50 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// A writer killed between its temp file and the rename leaves the temp
+// behind; RemoveTemps deletes exactly those, in the directory and among the
+// pod records.
+func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
+	s := New(t.TempDir())
+	if err := s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "default", Name: "db"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteSnapshot(&policy.Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	records, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
+	if err != nil || len(records) != 1 {
+		t.Fatalf("records: %v, %v", records, err)
+	}
+	leftovers := []string{".snapshot.json.tmp-123", ".index.tmp-9", filepath.Join(podsDir, "."+records[0].Name()+".tmp-77")}
+	kept := []string{"not-ours.tmp-1", ".hidden"}
+	for _, name := range append(slices.Clone(leftovers), kept...) {
+		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RemoveTemps(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(s.Dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s: still there (%v)", name, err)
+		}
+	}
+	for _, name := range append(kept, snapshotFile, filepath.Join(podsDir, records[0].Name())) {
+		if _, err := os.Stat(filepath.Join(s.Dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := New(filepath.Join(s.Dir, "missing")).RemoveTemps(); err != nil {
+		t.Errorf("missing data dir: %v", err)
+	}
+}
