@@ -48,9 +48,10 @@ type Connection struct {
 func Evaluate(s *Snapshot, atts []Attachment, c Connection) Verdict {
 	e := newEvaluator(s, atts)
 	if c.From == c.To {
-		return Verdict{Allowed: true,
-			Egress:  Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"},
-			Ingress: Side{Allowed: true, Reason: "traffic to the pod's own address never leaves its network namespace"}}
+		// Sent to its own address it stays in the pod; through a Service it
+		// is hairpinned on its bridge port and crosses FORWARD.
+		const self = "a pod's traffic to itself is never blocked"
+		return Verdict{Allowed: true, Egress: Side{Allowed: true, Reason: self}, Ingress: Side{Allowed: true, Reason: self}}
 	}
 	v := Verdict{
 		Egress:  e.side(Egress, c.From, c.To, c),
