@@ -3,6 +3,7 @@ package conf
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -100,4 +101,20 @@ func FuzzParsePodArgs(f *testing.F) {
 			t.Errorf("round trip of %q changed the pod (-first +second):\n%s", cniArgs, diff)
 		}
 	})
+}
+
+// An IP entry of prevResult without an address, or a route without a
+// destination (both found by FuzzParse), is rejected, naming the field,
+// instead of leaving the pod without addresses or passing on a result that
+// does not parse.
+func TestParsePrevResultMissingAddress(t *testing.T) {
+	for prev, want := range map[string]string{
+		`{"ips":[{"address":"10.0.0.1/24"},{}]}`:             `"prevResult.ips[1].address": is missing`,
+		`{"routes":[{"dst":"0.0.0.0/0"},{"gw":"10.0.0.1"}]}`: `"prevResult.routes[1].dst": is missing`,
+	} {
+		_, err := Parse([]byte(`{"cniVersion":"1.0.0","type":"netpol","prevResult":`+prev+`}`), true)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(prevResult %s) = %v, want an error with %s", prev, err, want)
+		}
+	}
 }
