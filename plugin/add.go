@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"errors"
-	"net"
 	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -118,7 +117,8 @@ func (inv *invocation) bootstrap() error {
 }
 
 // resultIPs returns the addresses prevResult assigned to the pod's interface
-// (an address with no interface index is taken as the pod's).
+// (an address with no interface index is taken as the pod's); an unspecified
+// address (0.0.0.0, ::) is no pod's and is left out.
 func resultIPs(r *types100.Result, ifName string) []string {
 	if r == nil {
 		return nil
@@ -135,7 +135,7 @@ func resultIPs(r *types100.Result, ifName string) []string {
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
-		if ip != nil && !ip.Equal(net.IPv4zero) {
+		if ip != nil && !ip.IsUnspecified() {
 			out = append(out, ip.String())
 		}
 	}
