@@ -15,7 +15,7 @@ FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration differential demo deps bench install clean test-apiserver
+.PHONY: all build test unit integration differential demo deps bench install clean test-apiserver fuzz
 
 all: build
 
@@ -46,6 +46,24 @@ SEEDS ?= 200
 FIRST ?= 1
 differential: build deps
 	$(TEST_ENV) NETPOL_DIFF_SEEDS=$(SEEDS) NETPOL_DIFF_FIRST=$(FIRST) $(GO) test -count=1 -timeout 60m -v -run 'TestEvaluatorAgrees|TestDifferentialRealTraffic' ./policy/ ./integration/
+
+# fuzz runs each Go fuzz target for FUZZTIME, one after another (make test
+# runs only their seed corpora). A failing input is written under the
+# package's testdata/fuzz/FuzzX/; keep it there as a regression seed.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	FuzzParse:./conf \
+	FuzzParsePodArgs:./conf \
+	FuzzResultIPs:./plugin \
+	FuzzLoad:./agent/manifest \
+	FuzzDecodeIndex:./state \
+	FuzzParseSave:./ipt \
+	FuzzParseIPSetSave:./ipt
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 bench: build deps
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./...

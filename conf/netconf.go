@@ -123,7 +123,10 @@ func (c *NetConf) validate() error {
 }
 
 // parsePrevResult parses the raw prevResult, as the config's cniVersion says,
-// and converts it to the current result version.
+// and converts it to the current result version. An IP entry without an
+// address is an error (the pod's address would be unknown, and so missing
+// from every set that restricts it), and so is a route without a
+// destination (the result passed on would not parse).
 func (c *NetConf) parsePrevResult(required bool) error {
 	if c.RawPrevResult == nil {
 		if required {
@@ -138,6 +141,16 @@ func (c *NetConf) parsePrevResult(required bool) error {
 	if err != nil {
 		return fmt.Errorf("netpol config: field \"prevResult\": cannot convert from version %s: %w",
 			c.CNIVersion, err)
+	}
+	for i, ipc := range result.IPs {
+		if ipc == nil || ipc.Address.IP == nil || ipc.Address.Mask == nil {
+			return fmt.Errorf("netpol config: field \"prevResult.ips[%d].address\": is missing", i)
+		}
+	}
+	for i, r := range result.Routes {
+		if r == nil || r.Dst.IP == nil || r.Dst.Mask == nil {
+			return fmt.Errorf("netpol config: field \"prevResult.routes[%d].dst\": is missing", i)
+		}
 	}
 	c.PrevResult = result
 	return nil

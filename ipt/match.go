@@ -158,3 +158,36 @@ func parseMark(s string) (value, mask uint64, ok bool) {
 	}
 	return value, mask, true
 }
+
+// SameAddress matches a packet whose source address is its destination
+// address: a pod that reaches itself through a Service (kube-proxy's DNAT
+// back to its own address, hairpinned on its bridge port) crosses FORWARD
+// that way. No iptables match compares two header fields, and ipset's only
+// address-pair type (hash:net,net) is not in every kernel, so this is
+// `-m bpf --bytecode PROG` (xt_bpf, Linux 3.9 and later, both backends): a
+// classic BPF program run on the network header that loads each word of
+// the source address into X and compares the same word of the destination
+// with it, returning 1 (match) only when all are equal. It costs a few
+// instructions, needs no set and no rule per pod, and no ADD or DEL changes
+// it. Args prints the program as iptables-save does (quoted).
+type SameAddress struct {
+	Family Family
+}
+
+// sameAddressBPF is the program of SameAddress per family, in the
+// `--bytecode` syntax ("COUNT,code jt jf k,..."): ld [src word]; tax;
+// ld [dst word]; jeq x, next, fail; ... ret #1; fail: ret #0.
+var sameAddressBPF = map[Family]string{
+	// src at 12, dst at 16 of the IPv4 header
+	IPv4: "6,32 0 0 12,7 0 0 0,32 0 0 16,29 0 1 0,6 0 0 1,6 0 0 0",
+	// src at 8..23, dst at 24..39 of the IPv6 header
+	IPv6: "18,32 0 0 8,7 0 0 0,32 0 0 24,29 0 13 0," +
+		"32 0 0 12,7 0 0 0,32 0 0 28,29 0 9 0," +
+		"32 0 0 16,7 0 0 0,32 0 0 32,29 0 5 0," +
+		"32 0 0 20,7 0 0 0,32 0 0 36,29 0 1 0," +
+		"6 0 0 1,6 0 0 0",
+}
+
+func (m SameAddress) Args() []string {
+	return []string{"-m", "bpf", "--bytecode", QuoteSave(sameAddressBPF[m.Family])}
+}

@@ -108,9 +108,11 @@ func validateRule(r Rule) error {
 		if m == nil {
 			return fmt.Errorf("%w: match %d is nil", ErrInvalid, i+1)
 		}
-		for _, a := range m.Args() {
-			if err := checkToken("match argument", a); err != nil {
-				return fmt.Errorf("match %d: %w", i+1, err)
+		if _, fixed := m.(SameAddress); !fixed { // its program is ours, quoted
+			for _, a := range m.Args() {
+				if err := checkToken("match argument", a); err != nil {
+					return fmt.Errorf("match %d: %w", i+1, err)
+				}
 			}
 		}
 		if err := validateMatch(m, &proto); err != nil {
@@ -152,6 +154,10 @@ func validateMatch(m Match, proto *Protocol) error {
 	case CTState:
 		if len(m) == 0 {
 			return fmt.Errorf("%w: empty conntrack state", ErrInvalid)
+		}
+	case SameAddress:
+		if sameAddressBPF[m.Family] == "" {
+			return fmt.Errorf("%w: same-address match of family %d", ErrInvalid, int(m.Family))
 		}
 	case Mark:
 		if _, _, ok := parseMark(string(m)); !ok {

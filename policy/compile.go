@@ -36,7 +36,8 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 //
 // Layout (per family, filter table):
 //
-//	FORWARD -> NETPOL-FORWARD: established/related RETURN, then
+//	FORWARD -> NETPOL-FORWARD: established/related RETURN, source =
+//	           destination (a pod to itself, hairpin) RETURN, then
 //	           physdev-is-bridged -g NETPOL-BRIDGED, else -g NETPOL-ROUTED
 //	NETPOL-BRIDGED, NETPOL-ROUTED: -j NETPOL-EGRESS, -j NETPOL-INGRESS
 //	NETPOL-INGRESS/EGRESS: DENY set -> DROP; group set of the destination

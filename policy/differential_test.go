@@ -48,9 +48,6 @@ func TestEvaluatorAgreesWithCompiledRules(t *testing.T) {
 			for _, to := range pods {
 				for _, pp := range policytest.Ports {
 					want := policy.Evaluate(s, atts, policy.Connection{From: from.IP, To: to.IP, Protocol: pp.Protocol, Port: pp.Port})
-					if from.IP == to.IP {
-						continue // never crosses FORWARD
-					}
 					for _, bridged := range []bool{true, false} {
 						got, err := policy.Trace(c, policy.Packet{Src: from.IP, Dst: to.IP,
 							Protocol: string(pp.Protocol), DPort: pp.Port, Bridged: bridged})

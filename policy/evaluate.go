@@ -44,6 +44,8 @@ type Connection struct {
 func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
 	if c.From == c.To {
+		// Sent to its own address it stays in the pod; through a Service it
+		// is hairpinned on its bridge port and crosses FORWARD.
 		return Evaluation{Allowed: true,
 			Egress:  Side{Verdict: Verdict{Reason: OwnAddress, Direction: Egress}},
 			Ingress: Side{Verdict: Verdict{Reason: OwnAddress, Direction: Ingress}}}

@@ -10,7 +10,7 @@ import (
 func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	c.sets = map[string]*ipt.Set{}
 	c.seen = map[string]map[string]bool{}
-	chains := fixedChains()
+	chains := fixedChains(f)
 
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
 	for _, a := range c.unknown {
@@ -64,8 +64,12 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	}, nil
 }
 
-// fixedChains are the chains every node has, whatever its policies.
-func fixedChains() []ipt.Chain {
+// fixedChains are the chains every node has, whatever its policies. A
+// packet whose source is its destination is a pod reaching itself (through
+// a Service, hairpinned on its bridge port): "a pod's traffic to itself is
+// never blocked", so it leaves netpol before any group or DENY set is looked
+// at (see ipt.SameAddress for how the kernel compares the two).
+func fixedChains(f ipt.Family) []ipt.Chain {
 	path := func(name string) ipt.Chain {
 		return ipt.Chain{Name: name, Rules: []ipt.Rule{
 			{Verdict: ipt.Jump(ChainEgress)},
@@ -78,6 +82,11 @@ func fixedChains() []ipt.Chain {
 				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
 				Comment: "reply traffic of allowed connections",
 				Verdict: ipt.Jump(ipt.Return),
+			},
+			{
+				Matches: []ipt.Match{ipt.SameAddress{Family: f}},
+				Comment: "a pod to itself, through a Service (hairpin)",
+				Verdict: ipt.Jump("RETURN"),
 			},
 			{
 				Matches: []ipt.Match{ipt.PhysdevBridged{}},

@@ -102,6 +102,8 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool)
 			ok = false // the first packet of a connection is NEW
 		case ipt.PhysdevBridged:
 			ok = p.Bridged
+		case ipt.SameAddress:
+			ok = canonicalIP(p.Src) == canonicalIP(p.Dst)
 		case ipt.Mark:
 			ok = mark
 		case ipt.Protocol:

@@ -30,8 +30,8 @@ func (a Action) String() string {
 type Reason uint8
 
 const (
-	// OwnAddress: the pod talks to its own address, which never leaves its
-	// network namespace. Allow.
+	// OwnAddress: the pod talks to its own address (inside its network
+	// namespace, or hairpinned through a Service). Allow.
 	OwnAddress Reason = iota + 1
 	// NoIndex: the agent has not synced on this node, so nothing is known
 	// and every pod fails closed. Deny.
@@ -99,7 +99,7 @@ func (v Verdict) Allowed() bool { return v.Action() == Allow }
 func (v Verdict) String() string {
 	switch v.Reason {
 	case OwnAddress:
-		return "traffic to the pod's own address never leaves its network namespace"
+		return "a pod's traffic to itself is never blocked"
 	case NoIndex:
 		return "no snapshot yet: denied until the agent syncs"
 	case KnownPod:

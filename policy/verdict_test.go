@@ -14,7 +14,7 @@ func TestVerdict(t *testing.T) {
 		action Action
 		says   string
 	}{
-		{Verdict{Reason: OwnAddress}, Allow, "traffic to the pod's own address never leaves its network namespace"},
+		{Verdict{Reason: OwnAddress}, Allow, "a pod's traffic to itself is never blocked"},
 		{Verdict{Reason: NoIndex}, Deny, "no snapshot yet: denied until the agent syncs"},
 		{Verdict{Reason: KnownPod}, Next, "pod known to the snapshot"},
 		{Verdict{Reason: UnknownIsolated}, Deny,

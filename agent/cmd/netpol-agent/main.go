@@ -78,8 +78,10 @@ type options struct {
 func (o *options) api() bool { return o.manifests == "" }
 
 // defaultMetricsAddr is where the long-running agent on the API source
-// serves /metrics, /healthz and /readyz unless --metrics-addr says.
-const defaultMetricsAddr = ":9101"
+// serves /metrics, /healthz and /readyz unless --metrics-addr says: the
+// node's loopback, since the agent runs with the node's network and would
+// otherwise listen on every address of the node.
+const defaultMetricsAddr = "127.0.0.1:9101"
 
 // flagSet declares the agent's flags (not the subcommands'), bound to o.
 func flagSet(o *options) *flag.FlagSet {

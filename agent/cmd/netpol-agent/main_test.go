@@ -16,10 +16,10 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "manifests", args: []string{"--manifests", "d"}},
 		{name: "manifests with metrics", args: []string{"--manifests", "d", "--metrics-addr", "127.0.0.1:0"}, metricsAddr: "127.0.0.1:0"},
-		{name: "kubeconfig", args: []string{"--kubeconfig", "k", "--node-name", "n"}, api: true, metricsAddr: ":9101"},
+		{name: "kubeconfig", args: []string{"--kubeconfig", "k", "--node-name", "n"}, api: true, metricsAddr: "127.0.0.1:9101"},
 		{name: "kubeconfig once", args: []string{"--kubeconfig", "k", "--node-name", "n", "--once"}, api: true},
 		{name: "metrics off", args: []string{"--kubeconfig", "k", "--node-name", "n", "--metrics-addr", "off"}, api: true},
-		{name: "in a pod", inPod: true, args: []string{"--node-name", "n"}, api: true, metricsAddr: ":9101"},
+		{name: "in a pod", inPod: true, args: []string{"--node-name", "n"}, api: true, metricsAddr: "127.0.0.1:9101"},
 		{name: "no source", args: nil, err: "--manifests or --kubeconfig is required"},
 		{name: "both sources", args: []string{"--manifests", "d", "--kubeconfig", "k"}, err: "exclude each other"},
 		{name: "API without node", args: []string{"--kubeconfig", "k", "--node-name", ""}, err: "node's name"},

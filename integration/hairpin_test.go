@@ -1,0 +1,55 @@
+package integration
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/netpol/netpol/integration/node"
+)
+
+// hairpinService is a made-up Service address, DNATed to a pod in the node
+// namespace as kube-proxy does.
+const hairpinService = "10.96.0.10"
+
+// TestHairpinThroughService: a pod that reaches itself through a Service
+// (kube-proxy's DNAT back to its own address, hairpinned on its bridge port,
+// masqueraded as kube-proxy does for an endpoint that is the client) crosses
+// FORWARD with source = destination. A pod's traffic to itself is never
+// blocked, even when a deny-all ingress policy isolates it; another pod
+// through the same Service is still denied.
+func TestHairpinThroughService(t *testing.T) {
+	n := newNode(t, node.Options{})
+	dir := t.TempDir()
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{"default/db": "app=db", "default/other": ""}))
+	pods := addServingPods(t, n, "default/db", "default/other")
+	db, other := pods[0], pods[1]
+	syncOnce(t, n, dir)
+	// kube-proxy's rules for a Service 10.96.0.10:80 whose one endpoint is db.
+	execIn(t, n, "iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-d", hairpinService, "-p", "tcp", "--dport", "80",
+		"-j", "DNAT", "--to-destination", db.IP+":"+strconv.Itoa(servePort))
+	// First: the bridge plugin's own ipMasq chain ACCEPTs pod-to-pod traffic.
+	execIn(t, n, "iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-s", db.IP, "-d", db.IP, "-j", "MASQUERADE")
+	for _, p := range pods {
+		if err := node.ProbeOnce(p, hairpinService, "tcp", 80, 0); err != nil {
+			t.Fatalf("without a policy, %s cannot reach the Service: %v\n%s", p.Label(), err, n.Dump())
+		}
+	}
+
+	writeManifest(t, dir, "20-deny.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-ingress, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+`)
+	syncOnce(t, n, dir)
+	if err := node.ProbeOnce(db, hairpinService, "tcp", 80, 0); err != nil {
+		t.Errorf("isolated db cannot reach itself through the Service: %v\n%s", err, enforcedRules(t, n))
+	}
+	if node.Probe(other, hairpinService, "tcp", 80, denyTimeout) {
+		t.Errorf("other reaches the isolated db through the Service")
+	}
+	if node.Probe(other, db.IP, "tcp", servePort, denyTimeout) {
+		t.Errorf("other reaches the isolated db directly")
+	}
+}
