@@ -21,7 +21,7 @@ for mode; do :; done
 case "$mode" in
 fail) echo "bad manifest" >&2; exit 3 ;;
 serve) trap 'echo bye; exit 0' TERM; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done ;;
-stubborn) trap '' TERM; exec sleep 30 ;;
+stubborn) trap '' TERM; echo ignoring TERM; exec sleep 30 ;;
 esac
 `
 
@@ -91,7 +91,12 @@ func TestStartAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// SIGTERM is ignored only once the trap is set: wait for it, however
+	// loaded the machine (bounded).
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.Output(), "ignoring TERM") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := s.stop(200 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "was killed") {
 		t.Errorf("stop of a stubborn agent = %v, want killed", err)
