@@ -71,3 +71,37 @@ func BenchmarkDiff(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadMembers measures what a sync that grows existing sets pays
+// first to read their members (readMembers): the 10 sets of benchRuleset(n),
+// n entries in all, over netlink from inside the namespace, and with one
+// `ipset save` through `ip netns exec` (the fallback, which also dumps every
+// other set on the node).
+func BenchmarkReadMembers(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		for _, via := range []string{"netlink", "save"} {
+			b.Run(fmt.Sprintf("entries=%d/%s", n, via), func(b *testing.B) {
+				ns := newTestNS(b)
+				r, ctx := ns.runner(ModeNFT), context.Background()
+				rs := benchRuleset(n)
+				if err := r.Apply(ctx, []Ruleset{*rs}); err != nil {
+					b.Fatal(err)
+				}
+				existing := make(map[string]SetInfo)
+				for _, s := range rs.Sets {
+					existing[s.Name] = SetInfo{Type: s.Type, Family: s.Family}
+				}
+				if via == "netlink" {
+					enterNS(b, ns)
+					r = &Runner{Mode: ModeNFT}
+				}
+				for b.Loop() {
+					got, err := r.readMembers(ctx, rs.Sets, existing)
+					if err != nil || len(got) != len(rs.Sets) {
+						b.Fatalf("readMembers = %d sets, %v", len(got), err)
+					}
+				}
+			})
+		}
+	}
+}
