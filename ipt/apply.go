@@ -23,9 +23,10 @@ type plan struct {
 // IPv4 then IPv6, as one unit:
 //
 //  1. one `ipset -exist restore` creates the family's missing desired sets
-//     and adds the new members of every changed one (RenderSets, grow), so
-//     the rules below can reference them and no pod leaves a set before the
-//     rules that use its new ones are in;
+//     and adds to every changed one the members it lacks (RenderSets, grow;
+//     what it holds is read first, see applyFamily), so the rules below can
+//     reference them and no pod leaves a set before the rules that use its
+//     new ones are in;
 //  2. if chains changed, a hook is missing or chains are stale, one
 //     `iptables-restore -w --noflush` transaction declares and fills the
 //     chains that changed, inserts each missing Hook (`-I CHAIN POS`, after
@@ -36,7 +37,8 @@ type plan struct {
 //  3. one `ipset -exist restore` gives every changed set exactly its members
 //     (RenderSets, shrink: a temporary swapped in).
 //
-// When step 1 or 2 fails, the members step 1 added are deleted again: the
+// When step 1 or 2 fails, the members step 1 added are deleted again (and
+// only those: a member the plugin added since the last Apply stays): the
 // family keeps its old rules with its old sets, and the other family is
 // still applied. So a failed Apply leaves each family entirely old or
 // entirely new (unless a shrink itself fails), returns every family's error
@@ -67,7 +69,7 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	defer func() {
 		if err == nil {
 			r.mu.Lock()
-			r.memory = memory{valid: true, prints: now, last: p.sets}
+			r.memory = memory{valid: true, prints: now}
 			r.mu.Unlock()
 		}
 	}()
@@ -133,13 +135,23 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 
 // applyFamily makes the kernel hold rs, one family: it grows the family's
 // changed sets, runs its rules transaction (applyRules), then shrinks the
-// sets to exactly their members. When the growth or the transaction fails,
-// it removes again every member it added, so that the family's old rules
-// run with their old sets (members the plugin added since are kept, unless
-// the new state also has them); sets it created are left, unreferenced.
+// sets to exactly their members. Before the growth it reads what the sets to
+// grow hold now (current, on a fresh Runner; otherwise readMembers: memory
+// does not know what the plugin added since), and grows them only by the
+// members they lack. When the growth or the transaction fails, it removes
+// exactly those members again, so that the family's old rules run with
+// their old sets and every member the plugin added is kept; sets it created
+// are left, unreferenced. When the sets cannot be read, nothing is changed.
 func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, existing map[string]SetInfo,
 	current map[string]*savedSet, mem *memory, now prints) error {
-	grow, shrink, err := RenderSets(changed, existing, current)
+	before := current
+	if before == nil {
+		var err error
+		if before, err = r.readMembers(ctx, changed, existing); err != nil {
+			return fmt.Errorf("sets: read the members before growing them: %w", err)
+		}
+	}
+	grow, shrink, err := RenderSets(changed, existing, before)
 	if err != nil {
 		return err
 	}
@@ -155,14 +167,11 @@ func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, ex
 	} else {
 		err = fmt.Errorf("sets: %w", err)
 	}
-	prev := mem.lastMembers()
-	if current != nil {
-		prev = func(name string) (map[string]bool, bool) {
-			if s := current[name]; s != nil {
-				return s.Members, true
-			}
-			return nil, false
+	prev := func(name string) (map[string]bool, bool) {
+		if s := before[name]; s != nil {
+			return s.Members, true
 		}
+		return nil, false
 	}
 	undo := renderUngrow(changed, existing, prev)
 	if uerr := r.ipsetRestoreBusy(ctx, undo); uerr != nil {

@@ -23,7 +23,6 @@ import (
 type memory struct {
 	valid bool
 	prints
-	last []Set // the sets applied, with their members (to undo a growth)
 }
 
 // prints are the fingerprints of a desired state, computed once per Apply.
@@ -119,26 +118,6 @@ func (m *memory) chainNames(f Family) ([]string, bool) {
 func (m *memory) hooksInPlace(f Family, now prints) bool {
 	prev, ok := m.hooks[f]
 	return m.valid && ok && prev == now.hooks[f]
-}
-
-// lastMembers returns a function that tells the members (memberKey forms)
-// a set had after the last Apply, and whether memory knows them.
-func (m *memory) lastMembers() func(name string) (map[string]bool, bool) {
-	byName := make(map[string]*Set, len(m.last))
-	for i := range m.last {
-		byName[m.last[i].Name] = &m.last[i]
-	}
-	return func(name string) (map[string]bool, bool) {
-		s := byName[name]
-		if !m.valid || s == nil {
-			return nil, false
-		}
-		had := make(map[string]bool, len(s.Members))
-		for _, mb := range s.Members {
-			had[memberKey(s.Type, mb.Entry, mb.NoMatch)] = true
-		}
-		return had, true
-	}
 }
 
 // existing returns the sets memory knows to exist.
