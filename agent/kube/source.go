@@ -50,7 +50,7 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// Source is the Kubernetes API as an source.Source, source.Notifier and
+// Source is the Kubernetes API as a source.Source, source.Notifier and
 // source.Fresher.
 type Source struct {
 	opts      Options
