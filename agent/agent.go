@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netpol/netpol/agent/health"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
@@ -42,9 +43,9 @@ type Agent struct {
 	// LockTimeout bounds the wait for the data directory lock.
 	LockTimeout time.Duration
 	// Status is kept up to date by Run (created by Run when nil).
-	Status *Status
+	Status *health.Status
 	// Observer, when set, hears of every Sync.
-	Observer SyncObserver
+	Observer health.SyncObserver
 
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
@@ -59,30 +60,18 @@ type Agent struct {
 	NetnsExists func(path string) bool
 }
 
-// SyncResult says what one sync did.
-type SyncResult struct {
-	Chains, Rules, Sets, Members int
-	Took                         time.Duration
-	// The phases of Took: policy.Compile, the kernel transaction, and
-	// writing the snapshot and index.
-	Compile, Apply, Write time.Duration
-	// Disabled are the families left out because their tables are
-	// unusable and no local pod has an address of theirs.
-	Disabled []ipt.Family
-}
-
 // Sync stores snap and makes the kernel match it plus the attachments CNI
 // ADD recorded, all under the data directory lock. On error nothing of the
 // previous snapshot, index or rules is lost: the snapshot and index are
 // replaced only after the kernel accepted the new rules. snap must be the
 // source's current view: records it shows stale are removed (StaleGrace).
-func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (SyncResult, error) {
+func (a *Agent) Sync(ctx context.Context, snap *policy.Snapshot) (health.SyncResult, error) {
 	return a.syncWith(ctx, snap, true)
 }
 
 // syncWith is Sync; reconcile false keeps every record (snap is the stored
 // one, perhaps older than the records).
-func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
+func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
 	res, err := a.syncLocked(ctx, snap, reconcile)
 	if a.Observer != nil {
@@ -93,11 +82,11 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 	return res, err
 }
 
-func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (SyncResult, error) {
+func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
-		return SyncResult{}, err
+		return health.SyncResult{}, err
 	}
 	defer unlock()
 	// Under the lock, a temp file is what a killed agent or plugin left.
@@ -106,27 +95,27 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	}
 	atts, err := a.attachments()
 	if err != nil {
-		return SyncResult{}, err
+		return health.SyncResult{}, err
 	}
 	if reconcile {
 		atts = a.removeStale(snap, atts)
 	}
-	var res SyncResult
+	var res health.SyncResult
 	phase := time.Now()
 	compiled, err := policy.Compile(snap, atts)
 	if err != nil {
-		return SyncResult{}, err
+		return health.SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
 	if err := a.writeTransitionIndex(&compiled.Index); err != nil {
-		return SyncResult{}, err
+		return health.SyncResult{}, err
 	}
 	if res.Disabled, err = a.apply(ctx, compiled.Rulesets, atts); err != nil {
-		return SyncResult{}, fmt.Errorf("apply: %w", err)
+		return health.SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
 	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index)); err != nil {
-		return SyncResult{}, err
+		return health.SyncResult{}, err
 	}
 	res.Write = time.Since(phase)
 	sum := summarize(compiled, res.Disabled)
@@ -154,8 +143,8 @@ func (a *Agent) writeTransitionIndex(next *policy.Index) error {
 	return nil
 }
 
-func summarize(c *policy.Compiled, disabled []ipt.Family) SyncResult {
-	var r SyncResult
+func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
+	var r health.SyncResult
 	for _, rs := range c.Rulesets {
 		if slices.Contains(disabled, rs.Family) {
 			continue
@@ -215,7 +204,7 @@ func (a *Agent) attachments() ([]policy.Attachment, error) {
 		a.Log.Warn("pod record unusable: moved aside; its pod is unknown to netpol until it is added again",
 			"file", q.File, "err", q.Err)
 	}
-	a.status().quarantine(len(bad))
+	a.status().Quarantine(len(bad))
 	if err != nil {
 		return nil, fmt.Errorf("read pod records: %w", err)
 	}
@@ -234,4 +223,12 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	return a.Store.RemoveAll()
+}
+
+// status returns the agent's Status, creating it when the caller set none.
+func (a *Agent) status() *health.Status {
+	if a.Status == nil {
+		a.Status = &health.Status{}
+	}
+	return a.Status
 }

@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/netpol/netpol/agent/health"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
@@ -62,7 +63,7 @@ func hasMember(members []string, ip string) bool {
 func TestSyncQuarantinesCorruptRecord(t *testing.T) {
 	st := state.New(t.TempDir())
 	k := &lastKernel{}
-	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &Status{}}
+	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &health.Status{}}
 	snap := snapshot("default")
 	snap.Pods = []policy.Pod{{Namespace: "default", Name: "a", Labels: map[string]string{"app": "a"}}}
 	snap.Policies = denyAll("default")
@@ -103,7 +104,7 @@ func TestSyncRemovesStaleRecords(t *testing.T) {
 	st := state.New(t.TempDir())
 	k := &lastKernel{}
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &Status{},
+	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &health.Status{},
 		StaleGrace: 2 * time.Minute, Now: func() time.Time { return now },
 		NetnsExists: func(p string) bool { return p == "/var/run/netns/alive" }}
 	snap := snapshot("default")

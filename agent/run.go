@@ -6,45 +6,16 @@ import (
 	"os"
 	"time"
 
+	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 )
-
-// Source yields snapshots: a directory of manifests, or the Kubernetes API.
-type Source interface {
-	// Load returns the current snapshot, or an error naming what is invalid.
-	// A source that has no complete view yet (the API server cannot be
-	// reached) returns an error matching ErrNotReady.
-	Load(ctx context.Context) (*policy.Snapshot, error)
-	// Changed reports whether Load would return something new since the
-	// last Load (it may report true spuriously, never false wrongly).
-	Changed(ctx context.Context) (bool, error)
-}
-
-// Notifier is a Source that signals changes as they happen, so that Run
-// loads them after a short debounce instead of at the next poll. The
-// channel may deliver spurious signals; Changed decides.
-type Notifier interface {
-	Notify() <-chan struct{}
-}
-
-// Fresher is a Source that knows up to when its view is known to match the
-// cluster (now, while it is connected). Sources without it are taken as
-// current at every successful Load or Changed.
-type Fresher interface {
-	CurrentAsOf() time.Time
-}
-
-// ErrNotReady is returned (wrapped) by Source.Load while the source has no
-// complete view of the cluster yet. Run then enforces the stored snapshot,
-// the cache of the last good view, and loads as soon as the source signals.
-var ErrNotReady = errors.New("source not ready")
 
 // RunOptions tune the long-running loop.
 type RunOptions struct {
 	Poll        time.Duration // how often the source is asked for changes
 	RepairEvery time.Duration // how often the kernel is read back for drift
-	// Debounce is how long Run waits after a Notifier's signal before it
+	// Debounce is how long Run waits after a source.Notifier's signal before it
 	// loads, gathering a burst of changes into one sync (default 20 ms).
 	Debounce time.Duration
 }
@@ -55,12 +26,12 @@ type RunOptions struct {
 // at start, the stored snapshot is enforced until it is. At start and at
 // every repair it checks that bridged traffic reaches iptables
 // (CheckBridgeNF). It returns when ctx ends.
-func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
+func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) error {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 20 * time.Millisecond
 	}
 	l := &loop{a: a, src: src}
-	a.status().beat()
+	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
 	poll := time.NewTicker(opts.Poll)
@@ -68,12 +39,12 @@ func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 	repair := time.NewTicker(opts.RepairEvery)
 	defer repair.Stop()
 	var notify <-chan struct{}
-	if n, ok := src.(Notifier); ok {
+	if n, ok := src.(source.Notifier); ok {
 		notify = n.Notify()
 	}
 	var debounce <-chan time.Time
 	for {
-		a.status().beat()
+		a.status().Beat()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -96,7 +67,7 @@ func (a *Agent) Run(ctx context.Context, src Source, opts RunOptions) error {
 // loop is the state of one Run: what the kernel was last synced to.
 type loop struct {
 	a    *Agent
-	src  Source
+	src  source.Source
 	last *policy.Snapshot // what the kernel was last synced to
 	live bool             // last came from the source, not the store
 }
@@ -106,7 +77,7 @@ type loop struct {
 func (l *loop) load(ctx context.Context, start bool) {
 	snap, err := l.src.Load(ctx)
 	switch {
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, source.ErrNotReady):
 		if start {
 			l.a.Log.Warn("source not ready; enforcing the stored snapshot until it is", "err", err)
 			l.loadStored(ctx)
@@ -115,7 +86,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 		}
 		return
 	case err != nil:
-		l.a.status().reject(err)
+		l.a.status().Reject(err)
 		l.a.Log.Error("invalid input; keeping the last good state", "err", err)
 		if start && l.last == nil {
 			// The last good state of a restarted agent is the stored one.
@@ -126,7 +97,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 	l.fresh()
 	l.last, l.live = snap, true
 	if l.a.sync(ctx, snap, "change", true) == nil {
-		l.a.status().setReady()
+		l.a.status().SetReady()
 	}
 }
 
@@ -144,7 +115,7 @@ func (l *loop) loadStored(ctx context.Context) {
 		l.a.Log.Error("stored snapshot unusable", "err", err)
 		return
 	}
-	l.a.status().setCurrentAsOf(mtime)
+	l.a.status().SetCurrentAsOf(mtime)
 	l.last = snap
 	_ = l.a.sync(ctx, snap, "stored", false)
 }
@@ -167,10 +138,10 @@ func (l *loop) loadIfChanged(ctx context.Context) {
 // fresh records how current the source's view is.
 func (l *loop) fresh() {
 	t := time.Now()
-	if f, ok := l.src.(Fresher); ok {
+	if f, ok := l.src.(source.Fresher); ok {
 		t = f.CurrentAsOf()
 	}
-	l.a.status().setCurrentAsOf(t)
+	l.a.status().SetCurrentAsOf(t)
 }
 
 // repair re-syncs when the kernel drifted from the last synced snapshot.
@@ -214,7 +185,7 @@ func (a *Agent) CheckBridgeNF() {
 		if err := ipt.CheckBridgeNFCall(f); err != nil {
 			why = err.Error()
 		}
-		was, known := a.status().setBridgeNF(f, why)
+		was, known := a.status().SetBridgeNF(f, why)
 		switch {
 		case why != "" && (!known || was == ""):
 			a.Log.Warn("bridged traffic bypasses policy", "family", f.String(), "sysctl", ipt.BridgeNFCallSysctl(f), "err", why)

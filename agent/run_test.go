@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netpol/netpol/agent/health"
+	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
@@ -52,7 +54,7 @@ func (s *fakeSource) Load(context.Context) (*policy.Snapshot, error) {
 	defer s.mu.Unlock()
 	s.loads++
 	if !s.ready {
-		return nil, fmt.Errorf("%w: API down", ErrNotReady)
+		return nil, fmt.Errorf("%w: API down", source.ErrNotReady)
 	}
 	s.changed = false
 	return s.snap, nil
@@ -98,7 +100,7 @@ func TestRunStoredThenSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := &fakeKernel{}
-	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &Status{}}
+	a := &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second, Status: &health.Status{}}
 	src := &fakeSource{notify: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

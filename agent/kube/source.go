@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/policy"
 )
 
@@ -40,7 +40,7 @@ type Options struct {
 	// Node is this node's name: its pods get their addresses from CNI ADD.
 	Node string
 	// SyncTimeout bounds the first Load's wait for the informers' initial
-	// lists (default 10 s); after it, Load returns agent.ErrNotReady.
+	// lists (default 10 s); after it, Load returns source.ErrNotReady.
 	SyncTimeout time.Duration
 	// FailFast ends that wait at the first list or watch error: the
 	// long-running agent then enforces its stored snapshot at once instead
@@ -50,8 +50,8 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// Source is the Kubernetes API as an agent.Source, agent.Notifier and
-// agent.Fresher.
+// Source is the Kubernetes API as a source.Source, source.Notifier and
+// source.Fresher.
 type Source struct {
 	opts      Options
 	factory   informers.SharedInformerFactory
@@ -215,15 +215,15 @@ func (s *Source) lastError() string {
 	return err
 }
 
-// Notify signals changes (see agent.Notifier).
+// Notify signals changes (see source.Notifier).
 func (s *Source) Notify() <-chan struct{} { return s.notify }
 
 // CurrentAsOf is now while the informers' watches are connected, else when
-// they last were (see agent.Fresher).
+// they last were (see source.Fresher).
 func (s *Source) CurrentAsOf() time.Time { return s.tracker.currentAsOf() }
 
 // Changed reports whether an event arrived since the last Load, or the
-// initial lists completed since (see agent.Source).
+// initial lists completed since (see source.Source).
 func (s *Source) Changed(context.Context) (bool, error) {
 	if !s.Synced() {
 		return false, nil
@@ -240,7 +240,7 @@ func (s *Source) Skipped() int {
 
 // Load builds the snapshot from the informers' caches. The first call
 // waits up to Options.SyncTimeout for the initial lists; until they are in,
-// it returns an error matching agent.ErrNotReady with the last API error.
+// it returns an error matching source.ErrNotReady with the last API error.
 func (s *Source) Load(ctx context.Context) (*policy.Snapshot, error) {
 	if !s.waited {
 		s.waited = true
@@ -251,7 +251,7 @@ func (s *Source) Load(ctx context.Context) (*policy.Snapshot, error) {
 		if reason == "" {
 			reason = "initial lists not complete"
 		}
-		return nil, fmt.Errorf("%w: kubernetes API: %s", agent.ErrNotReady, reason)
+		return nil, fmt.Errorf("%w: kubernetes API: %s", source.ErrNotReady, reason)
 	}
 	gen := s.gen.Load()
 	snap, err := s.build()

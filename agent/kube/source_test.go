@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/policy"
 )
 
@@ -267,7 +267,7 @@ func TestNotReadyWhenTheAPIFails(t *testing.T) {
 	client.PrependReactor("list", "*", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, down })
 	client.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) { return true, nil, down })
 	src, _, err := startSource(t, client, 300*time.Millisecond)
-	if !errors.Is(err, agent.ErrNotReady) {
+	if !errors.Is(err, source.ErrNotReady) {
 		t.Fatalf("Load = %v, want ErrNotReady", err)
 	}
 	if ch, _ := src.Changed(context.Background()); ch {

@@ -11,11 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/health"
 	"github.com/netpol/netpol/ipt"
 )
 
-// Metrics are the agent's Prometheus metrics. It is an agent.SyncObserver.
+// Metrics are the agent's Prometheus metrics. It is a health.SyncObserver.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -31,7 +31,7 @@ type Metrics struct {
 
 // Sources of the metrics that are read when scraped.
 type Sources struct {
-	Status *agent.Status
+	Status *health.Status
 	// Skipped, when set, is how many API objects the last snapshot left
 	// out as invalid.
 	Skipped func() int
@@ -127,8 +127,8 @@ func (m *Metrics) registerStatus(src Sources) {
 	}
 }
 
-// ObserveSync records one sync (agent.SyncObserver).
-func (m *Metrics) ObserveSync(res agent.SyncResult, err error) {
+// ObserveSync records one sync (health.SyncObserver).
+func (m *Metrics) ObserveSync(res health.SyncResult, err error) {
 	m.syncDuration.Observe(res.Took.Seconds())
 	if err != nil {
 		m.syncs.WithLabelValues("error").Inc()

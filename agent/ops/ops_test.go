@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/health"
 	"github.com/netpol/netpol/ipt"
 )
 
@@ -21,20 +21,20 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 	return rec.Code, string(body)
 }
 
-// health is a Health set by hand.
-type health struct {
+// fakeHealth is a Health set by hand.
+type fakeHealth struct {
 	heartbeat time.Time
 	ready     bool
 	bridgeNF  map[ipt.Family]string
 }
 
-func (h *health) Heartbeat() time.Time            { return h.heartbeat }
-func (h *health) Ready() bool                     { return h.ready }
-func (h *health) BridgeNF() map[ipt.Family]string { return h.bridgeNF }
+func (h *fakeHealth) Heartbeat() time.Time            { return h.heartbeat }
+func (h *fakeHealth) Ready() bool                     { return h.ready }
+func (h *fakeHealth) BridgeNF() map[ipt.Family]string { return h.bridgeNF }
 
 func TestHealthAndReadiness(t *testing.T) {
-	st := &health{}
-	m := NewMetrics(Sources{Status: &agent.Status{}})
+	st := &fakeHealth{}
+	m := NewMetrics(Sources{Status: &health.Status{}})
 	h := Handler(m, st, time.Minute)
 	if code, _ := get(t, h, "/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz before the run loop = %d, want 503", code)
@@ -64,11 +64,11 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	st := &agent.Status{}
+	st := &health.Status{}
 	m := NewMetrics(Sources{Status: st, Skipped: func() int { return 2 }})
-	m.ObserveSync(agent.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond,
+	m.ObserveSync(health.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond,
 		Disabled: []ipt.Family{ipt.IPv6}}, nil)
-	m.ObserveSync(agent.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
+	m.ObserveSync(health.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
 	code, body := get(t, Handler(m, st, time.Minute), "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)

@@ -15,7 +15,7 @@ import (
 	"github.com/netpol/netpol/ipt"
 )
 
-// Health is what the checks read (an *agent.Status).
+// Health is what the checks read (a *health.Status).
 type Health interface {
 	Heartbeat() time.Time
 	Ready() bool

@@ -14,6 +14,7 @@ import (
 	"github.com/netpol/netpol/agent/cniconf"
 	"github.com/netpol/netpol/agent/kube"
 	"github.com/netpol/netpol/agent/ops"
+	"github.com/netpol/netpol/agent/source"
 )
 
 // runAPI runs the agent on the Kubernetes API source: once (list, sync,
@@ -35,7 +36,7 @@ func runAPI(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) i
 	src.Start(ctx)
 	if o.once {
 		snap, err := src.Load(ctx)
-		if errors.Is(err, agent.ErrNotReady) {
+		if errors.Is(err, source.ErrNotReady) {
 			fmt.Fprintf(os.Stderr, "netpol-agent: could not list namespaces, pods and networkpolicies within %s: %v\n", o.apiTimeout, err)
 			return 1
 		}

@@ -26,6 +26,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/health"
+	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
@@ -191,7 +193,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
-	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &agent.Status{},
+	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &health.Status{},
 		StaleGrace: o.staleGrace}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -205,7 +207,7 @@ func run(args []string) int {
 	case o.api():
 		return runAPI(ctx, a, o, log)
 	case o.once:
-		src := &agent.DirSource{Dir: o.manifests, Node: o.node}
+		src := &source.DirSource{Dir: o.manifests, Node: o.node}
 		snap, err := src.Load(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
@@ -213,7 +215,7 @@ func run(args []string) int {
 		}
 		return syncOnce(ctx, a, snap, log)
 	default:
-		src := &agent.DirSource{Dir: o.manifests, Node: o.node}
+		src := &source.DirSource{Dir: o.manifests, Node: o.node}
 		if o.metricsAddr != "" {
 			if err := serveOps(ctx, a, o.metricsAddr, nil, log); err != nil {
 				fmt.Fprintln(os.Stderr, "netpol-agent:", err)

@@ -1,4 +1,7 @@
-package agent
+// Package health is what the agent's run loop reports and the operations
+// endpoint (package ops) reads: the agent's Status and the result of each
+// sync.
+package health
 
 import (
 	"sync"
@@ -21,11 +24,6 @@ type Status struct {
 	// bridgeNF holds, per family checked, "" when bridged traffic reaches
 	// iptables and otherwise why not.
 	bridgeNF map[ipt.Family]string
-}
-
-// SyncObserver hears of every Agent.Sync (metrics).
-type SyncObserver interface {
-	ObserveSync(res SyncResult, err error)
 }
 
 // Heartbeat is when the run loop last went round (zero before Run).
@@ -73,9 +71,9 @@ func (s *Status) BridgeNF() map[ipt.Family]string {
 	return out
 }
 
-// setBridgeNF records one check of family f and returns the previous
+// SetBridgeNF records one check of family f and returns the previous
 // state (known false before the first check).
-func (s *Status) setBridgeNF(f ipt.Family, why string) (was string, known bool) {
+func (s *Status) SetBridgeNF(f ipt.Family, why string) (was string, known bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bridgeNF == nil {
@@ -93,41 +91,39 @@ func (s *Status) Quarantined() int {
 	return s.quarantined
 }
 
-func (s *Status) quarantine(n int) {
+// Quarantine counts n more pod records moved aside as unusable.
+func (s *Status) Quarantine(n int) {
 	s.mu.Lock()
 	s.quarantined += n
 	s.mu.Unlock()
 }
 
-func (s *Status) beat() {
+// Beat records that the run loop went round now.
+func (s *Status) Beat() {
 	s.mu.Lock()
 	s.heartbeat = time.Now()
 	s.mu.Unlock()
 }
 
-func (s *Status) setReady() {
+// SetReady records that a snapshot loaded from the source is synced.
+func (s *Status) SetReady() {
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
 }
 
-func (s *Status) setCurrentAsOf(t time.Time) {
+// SetCurrentAsOf records the time up to which the enforced view is known
+// to match the source.
+func (s *Status) SetCurrentAsOf(t time.Time) {
 	s.mu.Lock()
 	s.currentAsOf = t
 	s.mu.Unlock()
 }
 
-func (s *Status) reject(err error) {
+// Reject counts one rejection of the source's input, for reason err.
+func (s *Status) Reject(err error) {
 	s.mu.Lock()
 	s.rejected++
 	s.lastErr = err.Error()
 	s.mu.Unlock()
-}
-
-// status returns the agent's Status, creating it when the caller set none.
-func (a *Agent) status() *Status {
-	if a.Status == nil {
-		a.Status = &Status{}
-	}
-	return a.Status
 }

@@ -1,0 +1,24 @@
+package health
+
+import (
+	"time"
+
+	"github.com/netpol/netpol/ipt"
+)
+
+// SyncResult says what one sync did.
+type SyncResult struct {
+	Chains, Rules, Sets, Members int
+	Took                         time.Duration
+	// The phases of Took: policy.Compile, the kernel transaction, and
+	// writing the snapshot and index.
+	Compile, Apply, Write time.Duration
+	// Disabled are the families left out because their tables are
+	// unusable and no local pod has an address of theirs.
+	Disabled []ipt.Family
+}
+
+// SyncObserver hears of every Agent.Sync (metrics).
+type SyncObserver interface {
+	ObserveSync(res SyncResult, err error)
+}
