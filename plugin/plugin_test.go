@@ -173,7 +173,7 @@ func TestAddRejectsPrevResultWithoutPodAddress(t *testing.T) {
 			t.Errorf("%s: printed %q on stdout", tc.name, out)
 		}
 	}
-	if _, err := os.Stat(f.dataDir + "/pods/c3_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(f.dataDir + "/pods/c3@eth0.json"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected ADD must record nothing: %v", err)
 	}
 	if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
@@ -190,7 +190,7 @@ func TestBadPodNameChangesNothing(t *testing.T) {
 	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
 		t.Fatalf("ADD: %v", err)
 	}
-	record := f.dataDir + "/pods/c1_eth0.json"
+	record := f.dataDir + "/pods/c1@eth0.json"
 	before, err := os.ReadFile(record)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestAddNeedsBridgeNFCall(t *testing.T) {
 		if out != "" {
 			t.Errorf("ADD with %s=0 printed %q", tc.off, out)
 		}
-		if _, err := os.Stat(f.dataDir + "/pods/c4_eth0.json"); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(f.dataDir + "/pods/c4@eth0.json"); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("ADD with %s=0 recorded the pod: %v", tc.off, err)
 		}
 		if l := f.ipsetList(); strings.Contains(l, "NETPOL") {
