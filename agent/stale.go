@@ -24,7 +24,7 @@ func staleRecords(snap *policy.Snapshot, atts []policy.Attachment, now time.Time
 	}
 	local := map[string]bool{}
 	for i := range snap.Pods {
-		if p := &snap.Pods[i]; p.Node == "" || p.Node == snap.Node {
+		if p := &snap.Pods[i]; snap.IsLocal(p) {
 			local[p.Key()] = true
 		}
 	}
