@@ -40,8 +40,9 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 //	           destination (a pod to itself, hairpin) RETURN, then
 //	           physdev-is-bridged -g NETPOL-BRIDGED, else -g NETPOL-ROUTED
 //	NETPOL-BRIDGED, NETPOL-ROUTED: -j NETPOL-EGRESS, -j NETPOL-INGRESS
-//	NETPOL-INGRESS/EGRESS: DENY set -> DROP; group set of the destination
-//	           (source) pod -> -g its group chain
+//	NETPOL-INGRESS/EGRESS: DENY set -> DROP; the destination (source) pod
+//	           isolated -> -g the dispatch tree, which finds its group chain
+//	           in O(log groups) set lookups (see dispatcher)
 //	group chain: clear mark, -j each policy chain, marked -> -g NETPOL-PASS,
 //	           else DROP
 //	policy chain: one rule per allowed (peer, ports) -> -g NETPOL-ALLOW

@@ -20,25 +20,13 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 			}
 		}
 	}
-	dispatch := map[Direction]*ipt.Chain{
-		Ingress: dispatchChain(ChainIngress, deny.Name, ipt.Dst),
-		Egress:  dispatchChain(ChainEgress, deny.Name, ipt.Src),
-	}
+	var byDir [2][]*group
 	for _, g := range c.groups {
-		gs := c.set(f, groupSet(f, g.dir, g.key), ipt.HashIP, g.key)
-		for _, p := range g.pods {
-			c.addPod(gs, f, p, "")
-		}
-		gc := groupChain(g.dir, g.key)
-		d := dispatch[g.dir]
-		d.Rules = append(d.Rules, ipt.Rule{
-			Matches: []ipt.Match{ipt.SetMatch{Set: gs.Name, Dir: dispatchDir(g.dir)}},
-			Comment: g.key,
-			Verdict: ipt.Goto(ipt.Target(gc)),
-		})
-		chains = append(chains, groupRules(gc, g))
+		byDir[g.dir] = append(byDir[g.dir], g)
+		chains = append(chains, groupRules(groupChain(g.dir, g.key), g))
 	}
-	chains = append(chains, *dispatch[Ingress], *dispatch[Egress])
+	chains = append(chains, c.dispatch(f, Ingress, ChainIngress, deny.Name, byDir[Ingress])...)
+	chains = append(chains, c.dispatch(f, Egress, ChainEgress, deny.Name, byDir[Egress])...)
 	for _, cp := range c.policies {
 		for d := Ingress; d <= Egress; d++ {
 			if !cp.dirs[d] {
@@ -119,14 +107,6 @@ func peerDir(d Direction) ipt.Dir {
 		return ipt.Dst
 	}
 	return ipt.Src
-}
-
-func dispatchChain(name, denySet string, dir ipt.Dir) *ipt.Chain {
-	return &ipt.Chain{Name: name, Rules: []ipt.Rule{{
-		Matches: []ipt.Match{ipt.SetMatch{Set: denySet, Dir: dir}},
-		Comment: "fail closed: pod not known to netpol yet",
-		Verdict: ipt.Jump(ipt.Drop),
-	}}}
 }
 
 // groupRules is the chain of a group: the union of its policies. Each policy

@@ -103,3 +103,25 @@ func blockSet(f ipt.Family, blockKey string) string {
 func namedPortSet(f ipt.Family, key string) string {
 	return familyPrefix(f) + "-N-" + hash(key)
 }
+
+// scanChain names the chain that tries every group of direction d in turn:
+// the dispatch's fallback when its tree misses (see dispatcher).
+func scanChain(d Direction) string { return ipt.Prefix + "-SCAN-" + d.letter() }
+
+// treeChain names the node of d's dispatch tree that covers the groups
+// numbered lo..lo+span-1.
+func treeChain(d Direction, lo, span int) string {
+	return ipt.Prefix + "-T" + d.letter() + "-" + strconv.Itoa(lo) + "-" + strconv.Itoa(span)
+}
+
+// isoSet names the set of every local pod that a policy isolates in
+// direction d.
+func isoSet(f ipt.Family, d Direction) string {
+	return familyPrefix(f) + "-ISO-" + d.letter()
+}
+
+// bitSet names the set of the local pods of direction d whose group number
+// has bit level set.
+func bitSet(f ipt.Family, d Direction, level int) string {
+	return familyPrefix(f) + "-BIT-" + d.letter() + "-" + strconv.Itoa(level)
+}

@@ -23,6 +23,17 @@ type TraceResult struct {
 	// Rules lists every rule that matched, in order, rendered as
 	// iptables-save prints it, so explain shows the rule that decided.
 	Rules []string
+	// Walked lists every rule the packet was tested against, matched or
+	// not, in order: what the packet paid for.
+	Walked []RuleRef
+}
+
+// RuleRef names one rule of a ruleset that a packet was tested against:
+// its chain, its 0-based index, and whether it matched.
+type RuleRef struct {
+	Chain   string
+	Index   int
+	Matched bool
 }
 
 // Trace walks p through the compiled ruleset of its family the way netfilter
@@ -64,11 +75,12 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 			continue
 		}
 		r := ch.Rules[top.pos]
-		top.pos++
 		hit, err := traceMatches(r.Matches, p, sets, mark)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", ipt.RenderRule(ch.Name, r), err)
 		}
+		res.Walked = append(res.Walked, RuleRef{ch.Name, top.pos, hit})
+		top.pos++
 		if !hit {
 			continue
 		}
