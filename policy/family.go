@@ -14,6 +14,9 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	chains := fixedChains(f)
 
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
+	if f == ipt.IPv6 {
+		c.addMember(c.set(f, linkLocalSet, ipt.HashNet, "IPv6 link-local addresses: no pod's set holds them"), "fe80::/10", false)
+	}
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
 			if fam, ok := ipFamily(ip); ok && fam == f {
@@ -112,14 +115,28 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 		// would walk the dispatch, and an isolated pod's group chain would
 		// drop the neighbour advertisements its allowed peers need to reach
 		// it. They carry nothing to applications: they leave netpol here.
+		// Every other packet to or from a link-local address is dropped:
+		// every pod's interface has one (IPv4-only pods too), no set holds
+		// it, so it would reach an isolated pod past every group chain.
+		// Only the bridge carries such packets (they are never routed).
+		ll := func(dir ipt.Dir) ipt.Rule {
+			return ipt.Rule{
+				Matches: []ipt.Match{ipt.SetMatch{Set: linkLocalSet, Dir: dir}},
+				Comment: "link-local addresses are in no pod set: fail closed",
+				Verdict: ipt.Jump(ipt.Drop),
+			}
+		}
 		chains[0].Rules = slices.Insert(chains[0].Rules, 1, ipt.Rule{
 			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
 			Comment: "IPv6 neighbour discovery, router messages and MLD",
 			Verdict: ipt.Jump(ipt.Return),
-		})
+		}, ll(ipt.Src), ll(ipt.Dst))
 	}
 	return chains
 }
+
+// linkLocalSet holds fe80::/10 in the IPv6 ruleset (see fixedChains).
+const linkLocalSet = "NETPOL6-LINKLOCAL"
 
 func dispatchDir(d Direction) ipt.Dir {
 	if d == Egress {
