@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/netpol/netpol/ipt"
@@ -13,6 +14,11 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	chains := fixedChains(f)
 
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
+	if f == ipt.IPv6 {
+		noPod := c.set(f, noPodSet, ipt.HashNet, "IPv6 link-local and multicast addresses: no pod's set holds them")
+		c.addMember(noPod, "fe80::/10", false)
+		c.addMember(noPod, "ff00::/8", false)
+	}
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
 			if fam, ok := ipFamily(ip); ok && fam == f {
@@ -64,7 +70,7 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			{Verdict: ipt.Jump(ChainIngress)},
 		}}
 	}
-	return []ipt.Chain{
+	chains := []ipt.Chain{
 		{Name: ChainForward, Rules: []ipt.Rule{
 			{
 				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
@@ -92,7 +98,37 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			{Verdict: ipt.SetMark(markClear)},
 		}},
 	}
+	if f == ipt.IPv6 {
+		// IPv6 does not work without neighbour discovery (NS, NA), router
+		// messages (RS, RA) and MLD on the bridge. Conntrack leaves exactly
+		// these ICMPv6 types UNTRACKED (never NEW or ESTABLISHED), so they
+		// would walk the dispatch, and an isolated pod's group chain would
+		// drop the neighbour advertisements its allowed peers need to reach
+		// it. They carry nothing to applications: they leave netpol here.
+		// Every other packet to or from a link-local address, or to a
+		// multicast group, is dropped: every pod's interface has a
+		// link-local address (IPv4-only pods too) and any pod may join a
+		// group, no set holds either, so they would reach an isolated pod
+		// past every group chain.
+		ll := func(dir ipt.Dir) ipt.Rule {
+			return ipt.Rule{
+				Matches: []ipt.Match{ipt.SetMatch{Set: noPodSet, Dir: dir}},
+				Comment: "link-local and multicast addresses are in no pod set: fail closed",
+				Verdict: ipt.Jump(ipt.Drop),
+			}
+		}
+		chains[0].Rules = slices.Insert(chains[0].Rules, 1, ipt.Rule{
+			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
+			Comment: "IPv6 neighbour discovery, router messages and MLD",
+			Verdict: ipt.Jump(ipt.Return),
+		}, ll(ipt.Src), ll(ipt.Dst))
+	}
+	return chains
 }
+
+// noPodSet holds fe80::/10 and ff00::/8 in the IPv6 ruleset (see
+// fixedChains).
+const noPodSet = "NETPOL6-NOPOD"
 
 func dispatchDir(d Direction) ipt.Dir {
 	if d == Egress {

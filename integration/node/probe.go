@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -54,8 +55,14 @@ func (s Source) Endpoint() (string, string) { return s.NetNSPath, s.IP }
 // Label is the node name.
 func (n *Node) Label() string { return n.Name }
 
-// Addr is the bridge gateway address, the node's address on the pod subnet.
-func (n *Node) Addr() string { return n.Gateway }
+// Addr is the bridge gateway address, the node's address on the pod subnet
+// (the IPv6 one on an IPv6-only node).
+func (n *Node) Addr() string {
+	if n.Gateway == "" {
+		return n.Gateway6
+	}
+	return n.Gateway
+}
 
 // Endpoint is the node namespace (host-network traffic, kubelet probes).
 func (n *Node) Endpoint() (string, string) { return n.NetNSPath, "" }
@@ -116,10 +123,21 @@ func ProbeOnce(from Host, toIP, proto string, port int, timeout time.Duration) e
 	return nil
 }
 
+// Dial opens a connection from a host to toIP:port over proto ("tcp" or
+// "udp"), for tests that keep one open across a change; timeout bounds the
+// dial (0 means DefaultProbeTimeout). The caller closes it.
+func Dial(from Host, toIP, proto string, port int, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = DefaultProbeTimeout
+	}
+	path, src := from.Endpoint()
+	return dialIn(path, src, toIP, proto, port, time.Now().Add(timeout))
+}
+
 // dialIn creates the socket on a thread locked into the namespace at
 // path; the socket stays in that namespace afterwards.
 func dialIn(path, src, toIP, proto string, port int, deadline time.Time) (net.Conn, error) {
-	if net.ParseIP(toIP) == nil {
+	if _, err := netip.ParseAddr(toIP); err != nil { // zones allowed: fe80::1%eth0
 		return nil, fmt.Errorf("probe: bad destination %q", toIP)
 	}
 	var local net.Addr
