@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/netpol/netpol/ipt"
@@ -51,6 +52,62 @@ spec:
 					t.Errorf("set %s holds %q twice", s.Name, m.Entry)
 				}
 				seen[m.Entry] = true
+			}
+		}
+	}
+}
+
+// TestTraceRefusesMixedFamilies: a packet has one family; a trace of an
+// IPv4 source to an IPv6 destination is an error, not a verdict.
+func TestTraceRefusesMixedFamilies(t *testing.T) {
+	c := compileWorld(t, seedPolicy)
+	if _, err := Trace(c, tcp("10.244.1.3", "fd00::2", 80)); err == nil {
+		t.Error("Trace(IPv4 -> IPv6) = nil error")
+	}
+}
+
+// TestNonCanonicalAddresses: a remote pod's IPv6 status IP written in a
+// non-canonical form, and a record's IPv4-mapped address, reach the sets in
+// the form the kernel prints, so a named port (hash:ip,port) matches, and
+// the compiled rules agree with the evaluator.
+func TestNonCanonicalAddresses(t *testing.T) {
+	pods := append([]Pod{{Namespace: "proj", Name: "r6", Node: "n2", Labels: map[string]string{"role": "db"},
+		IPs:   []string{"FD00:0:0::7"},
+		Ports: []NamedPort{{Name: "redis", Protocol: "TCP", Port: 6379}}}}, testPods...)
+	atts := append([]Attachment(nil), testAtts...)
+	atts[2].IPs = []string{"::ffff:10.244.1.4"} // client
+	s := &Snapshot{Version: SnapshotVersion, Node: "n1", Namespaces: testNamespaces, Pods: pods,
+		Policies: parsePolicies(t, `
+metadata: {name: egress, namespace: default}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: redis}]}]
+`)}
+	c, err := Compile(s, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"fd00::2", "fd00::7", true},
+		{"10.244.1.4", "10.244.1.2", true},
+		{"10.244.1.4", "10.244.1.3", false},
+	} {
+		got := trace(t, c, tcp(tc.from, tc.to, 6379))
+		want := Evaluate(s, atts, Connection{From: tc.from, To: tc.to, Protocol: "TCP", Port: 6379})
+		if got != tc.want || want.Allowed != tc.want {
+			t.Errorf("%s -> %s:6379: compiled %v, evaluator %v, want %v", tc.from, tc.to, got, want.Allowed, tc.want)
+		}
+	}
+	for _, rs := range c.Rulesets {
+		for _, st := range rs.Sets {
+			for _, m := range st.Members {
+				if strings.ContainsAny(m.Entry, "FG") || strings.Contains(m.Entry, "::ffff:") || strings.Contains(m.Entry, ":0:0::") {
+					t.Errorf("set %s holds %q raw", st.Name, m.Entry)
+				}
 			}
 		}
 	}
