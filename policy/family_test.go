@@ -112,3 +112,93 @@ spec:
 		}
 	}
 }
+
+// dualStackPolicy admits, into every pod of default, TCP 6000-6010 and the
+// named port redis from anywhere in IPv6 but fe80::/10, and anything from
+// 10.0.0.0/8; it lets db send only to pods labelled role=client, in any namespace.
+const dualStackPolicy = `
+metadata: {name: dual, namespace: default}
+spec:
+  podSelector: {}
+  ingress:
+  - from: [{ipBlock: {cidr: "::/0", except: ["fe80::/10"]}}]
+    ports: [{port: 6000, endPort: 6010}, {port: redis}]
+  - from: [{ipBlock: {cidr: 10.0.0.0/8}}]
+---
+metadata: {name: db-egress, namespace: default}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {}, podSelector: {matchLabels: {role: client}}}]}]
+`
+
+// dualStackWorld: db is dual-stack (redis 6379), v6 is IPv6-only (redis
+// 7000), client IPv4-only, and remote6 an IPv6-only pod of node n2 in
+// alice (no policy there) with role=client.
+func dualStackWorld(t *testing.T) (*Snapshot, []Attachment) {
+	pods := []Pod{
+		{Namespace: "default", Name: "db", Node: "n1", Labels: map[string]string{"role": "db"},
+			Ports: []NamedPort{{Name: "redis", Protocol: "TCP", Port: 6379}}},
+		{Namespace: "default", Name: "v6", Node: "n1", Labels: map[string]string{"role": "v6"},
+			Ports: []NamedPort{{Name: "redis", Protocol: "TCP", Port: 7000}}},
+		{Namespace: "default", Name: "client", Node: "n1", Labels: map[string]string{"role": "client"}},
+		{Namespace: "alice", Name: "remote6", Node: "n2", Labels: map[string]string{"role": "client"}, IPs: []string{"fd00:2::7"}},
+	}
+	atts := []Attachment{
+		{ContainerID: "c-db", Namespace: "default", Name: "db", IPs: []string{"10.244.1.2", "fd00::2"}},
+		{ContainerID: "c-v6", Namespace: "default", Name: "v6", IPs: []string{"fd00::6"}},
+		{ContainerID: "c-client", Namespace: "default", Name: "client", IPs: []string{"10.244.1.4"}},
+	}
+	return &Snapshot{Version: SnapshotVersion, Node: "n1", Namespaces: testNamespaces, Pods: pods,
+		Policies: parsePolicies(t, strings.Split(dualStackPolicy, "---")...)}, atts
+}
+
+func compileDualStack(t *testing.T) *Compiled {
+	s, atts := dualStackWorld(t)
+	if err := ValidateSnapshot(s); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(s, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestDualStack probes the dual-stack world: each family's peers, named
+// ports and ranges in both families' sets, and a pod's family without peers
+// denied, on both packet paths, with the evaluator agreeing.
+func TestDualStack(t *testing.T) {
+	s, atts := dualStackWorld(t)
+	c := compileDualStack(t)
+	probes := []probe{
+		{"v6 pod to db over v6, redis (6379 on db)", tcp("fd00::6", "fd00::2", 6379), true},
+		{"db to v6 pod, redis (7000 on v6) - db egress allows clients only", tcp("fd00::2", "fd00::6", 7000), false},
+		{"remote v6 to v6 pod, redis 7000", tcp("fd00:2::7", "fd00::6", 7000), true},
+		{"remote v6 to v6 pod, 6379 (not its redis)", tcp("fd00:2::7", "fd00::6", 6379), false},
+		{"remote v6 to db over v6, range 6005", tcp("fd00:2::7", "fd00::2", 6005), true},
+		{"remote v6 to db over v6, 6011 past the range", tcp("fd00:2::7", "fd00::2", 6011), false},
+		{"fe80::/10 excepted", tcp("fe80::9", "fd00::2", 6379), false},
+		{"v4 client to db over v4 (10.0.0.0/8)", tcp("10.244.1.4", "10.244.1.2", 80), true},
+		{"v4 outside 10/8 to db, redis", tcp("172.17.0.1", "10.244.1.2", 6379), false},
+		{"db egress to client over v4", tcp("10.244.1.2", "10.244.1.4", 80), true},
+		{"db egress to remote6 client over v6", tcp("fd00::2", "fd00:2::7", 80), true},
+		{"db egress to a v6 non-pod", tcp("fd00::2", "fd00::99", 80), false},
+		{"db egress to a v4 non-pod", tcp("10.244.1.2", "10.244.1.99", 80), false},
+	}
+	runProbes(t, c, probes)
+	for _, pr := range probes {
+		v := Evaluate(s, atts, Connection{From: pr.pkt.Src, To: pr.pkt.Dst, Protocol: "TCP", Port: pr.pkt.DPort})
+		if v.Allowed != pr.expected {
+			t.Errorf("%s: evaluator says %v, want %v", pr.name, v.Allowed, pr.expected)
+		}
+	}
+	ms := c.Index.Pods["default/db"]
+	fams := map[ipt.Family]int{}
+	for _, m := range ms {
+		fams[m.Family]++
+	}
+	if fams[ipt.IPv4] == 0 || fams[ipt.IPv4] != fams[ipt.IPv6] {
+		t.Errorf("dual-stack db's memberships per family: %v (%v)", fams, ms)
+	}
+}
