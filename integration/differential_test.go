@@ -51,7 +51,7 @@ func TestDifferentialRealTraffic(t *testing.T) {
 				t.Fatal(err)
 			}
 			pods = append(pods, p)
-			refs = append(refs, policytest.PodRef{Namespace: ns, Name: name, IP: p.IP})
+			refs = append(refs, policytest.PodRef{Namespace: ns, Name: name, IPs: []string{p.IP}})
 		}
 	}
 	var atts []policy.Attachment
