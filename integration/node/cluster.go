@@ -24,6 +24,14 @@ import (
 //	                   ip route add 10.244.j.0/24 via 198.51.100.j dev ul0
 //	cluster CIDR       10.244.0.0/16 (FLANNEL_NETWORK)
 //
+// With IPv6 pods (ClusterOptions.Node.Family IPv6 or DualStack) the same
+// again for IPv6: pod subnet fd00:10:244:i::/64 (gateway ::1), underlay
+// address 2001:db8:100::i/64, routes
+// ip -6 route add fd00:10:244:j::/64 via 2001:db8:100::j dev ul0, and the
+// cluster CIDR fd00:10:244::/48 (FLANNEL_IPV6_NETWORK). An IPv6-only
+// cluster has no IPv4 pod subnets, but its underlay keeps its IPv4
+// addresses (unused by pods).
+//
 // Pod-to-pod traffic between nodes is therefore routed (pod -> bridge ->
 // node FORWARD -> ul0 -> other node FORWARD -> its bridge -> pod), and
 // same-node traffic is bridged, exactly the two paths netpol enforces.
@@ -64,6 +72,7 @@ type Cluster struct {
 	Nodes    []*Node
 	Underlay string // netns name of the underlay switch
 	CIDR     string // cluster CIDR, 10.244.0.0/16
+	CIDR6    string // IPv6 cluster CIDR, fd00:10:244::/48
 
 	opts ClusterOptions
 }
@@ -73,10 +82,12 @@ type ClusterOptions struct {
 	// Nodes is the number of nodes; default DefaultClusterNodes, at most
 	// MaxClusterNodes.
 	Nodes int
-	// Node is the template of every node's Options. Name and Subnet are
-	// set per node (Name "node-i", or "<Name>-i" when the template has one;
-	// Subnet 10.244.i.0/24); ClusterCIDR is the cluster's. BridgeConf gets
-	// "ipMasq": false unless it sets ipMasq itself.
+	// Node is the template of every node's Options. Name, Subnet and
+	// Subnet6 are set per node (Name "node-i", or "<Name>-i" when the
+	// template has one; Subnet 10.244.i.0/24 and, when Family has IPv6,
+	// Subnet6 fd00:10:244:i::/64); ClusterCIDR and ClusterCIDR6 are the
+	// cluster's. BridgeConf gets "ipMasq": false unless it sets ipMasq
+	// itself.
 	Node Options
 	// FlannelDaemon installs in every node what flanneld (host-gw,
 	// --ip-masq) installs besides routes: nat POSTROUTING -> FLANNEL-POSTRTG
@@ -133,7 +144,7 @@ func CreateCluster(o ClusterOptions) (_ *Cluster, err error) {
 	if o.Nodes < 1 || o.Nodes > MaxClusterNodes {
 		return nil, fmt.Errorf("cluster: %d nodes, want 1..%d", o.Nodes, MaxClusterNodes)
 	}
-	c := &Cluster{CIDR: DefaultClusterCIDR, opts: o}
+	c := &Cluster{CIDR: DefaultClusterCIDR, CIDR6: DefaultClusterCIDR6, opts: o}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())
@@ -146,7 +157,11 @@ func CreateCluster(o ClusterOptions) (_ *Cluster, err error) {
 			opts.Name = fmt.Sprintf("%s-%d", o.Node.Name, i+1)
 		}
 		opts.Subnet = ClusterSubnet(i)
-		opts.ClusterCIDR = c.CIDR
+		opts.Subnet6 = ""
+		if o.Node.Family.Has6() || o.Node.Subnet6 != "" {
+			opts.Subnet6 = ClusterSubnet6(i)
+		}
+		opts.ClusterCIDR, opts.ClusterCIDR6 = c.CIDR, c.CIDR6
 		opts.BridgeConf = maps.Clone(o.Node.BridgeConf)
 		if _, ok := opts.BridgeConf["ipMasq"]; !ok {
 			if opts.BridgeConf == nil {
@@ -183,6 +198,9 @@ func CreateCluster(o ClusterOptions) (_ *Cluster, err error) {
 //	            ip -n UL link set n<i> master ul0 up
 //	            ip -n NODE addr add 198.51.100.<i>/24 dev ul0; ip -n NODE link set ul0 up
 //	for node i, every other node j: ip -n NODE_i route add 10.244.j.0/24 via 198.51.100.j dev ul0
+//
+// and with IPv6 pods, on each node: ip -n NODE addr add 2001:db8:100::<i>/64 dev ul0 nodad,
+// ip -n NODE_i -6 route add fd00:10:244:j::/64 via 2001:db8:100::j dev ul0.
 func (c *Cluster) wire() error {
 	ul, err := c.Nodes[0].nextName("ul") // deleted with node 1
 	if err != nil {
@@ -201,6 +219,9 @@ func (c *Cluster) wire() error {
 	ports := []string{UnderlayDev}
 	for i, n := range c.Nodes {
 		n.UnderlayIP = fmt.Sprintf("%s.%d", UnderlayPrefix, i+1)
+		if n.Subnet6 != "" {
+			n.UnderlayIP6 = fmt.Sprintf("%s:%x", UnderlayPrefix6, i+1)
+		}
 		port := fmt.Sprintf("n%d", i+1)
 		ports = append(ports, port)
 		cmds = append(cmds,
@@ -208,13 +229,22 @@ func (c *Cluster) wire() error {
 			[]string{ul, "link", "set", port, "master", UnderlayDev},
 			[]string{ul, "link", "set", port, "up"},
 			[]string{n.NetNS, "addr", "add", n.UnderlayIP + "/24", "dev", UnderlayDev},
-			[]string{n.NetNS, "link", "set", UnderlayDev, "up"},
 		)
+		if n.UnderlayIP6 != "" {
+			cmds = append(cmds, []string{n.NetNS, "addr", "add", n.UnderlayIP6 + "/64", "dev", UnderlayDev, "nodad"})
+		}
+		cmds = append(cmds, []string{n.NetNS, "link", "set", UnderlayDev, "up"})
 	}
 	for _, n := range c.Nodes {
 		for _, m := range c.Nodes {
-			if m != n {
+			if m == n {
+				continue
+			}
+			if m.Subnet != "" {
 				cmds = append(cmds, []string{n.NetNS, "route", "add", m.Subnet, "via", m.UnderlayIP, "dev", UnderlayDev})
+			}
+			if m.Subnet6 != "" {
+				cmds = append(cmds, []string{n.NetNS, "-6", "route", "add", m.Subnet6, "via", m.UnderlayIP6, "dev", UnderlayDev})
 			}
 		}
 	}
@@ -246,18 +276,31 @@ func (c *Cluster) wire() error {
 func (c *Cluster) flannelDaemonRules(n *Node) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	cidr := c.CIDR
+	if n.Subnet != "" {
+		if err := flannelRules(ctx, n, "iptables", c.CIDR, "224.0.0.0/4"); err != nil {
+			return err
+		}
+	}
+	if n.Subnet6 != "" {
+		return flannelRules(ctx, n, "ip6tables", c.CIDR6, "ff00::/8")
+	}
+	return nil
+}
+
+// flannelRules installs flanneld's masquerade and forward rules of one
+// family (cmd iptables or ip6tables) for the cluster CIDR cidr.
+func flannelRules(ctx context.Context, n *Node, cmd, cidr, multicast string) error {
 	for _, args := range [][]string{
 		{"-t", "nat", "-N", "FLANNEL-POSTRTG"},
 		{"-t", "nat", "-A", "POSTROUTING", "-m", "comment", "--comment", "flanneld masq", "-j", "FLANNEL-POSTRTG"},
 		{"-t", "nat", "-A", "FLANNEL-POSTRTG", "-s", cidr, "-d", cidr, "-m", "comment", "--comment", "flanneld masq", "-j", "RETURN"},
-		{"-t", "nat", "-A", "FLANNEL-POSTRTG", "-s", cidr, "!", "-d", "224.0.0.0/4", "-m", "comment", "--comment", "flanneld masq", "-j", "MASQUERADE", "--random-fully"},
+		{"-t", "nat", "-A", "FLANNEL-POSTRTG", "-s", cidr, "!", "-d", multicast, "-m", "comment", "--comment", "flanneld masq", "-j", "MASQUERADE", "--random-fully"},
 		{"-t", "filter", "-N", "FLANNEL-FWD"},
 		{"-t", "filter", "-A", "FORWARD", "-m", "comment", "--comment", "flanneld forward", "-j", "FLANNEL-FWD"},
 		{"-t", "filter", "-A", "FLANNEL-FWD", "-s", cidr, "-m", "comment", "--comment", "flanneld forward", "-j", "ACCEPT"},
 		{"-t", "filter", "-A", "FLANNEL-FWD", "-d", cidr, "-m", "comment", "--comment", "flanneld forward", "-j", "ACCEPT"},
 	} {
-		if _, err := n.Exec(ctx, "iptables", append([]string{"-w", "5"}, args...)...); err != nil {
+		if _, err := n.Exec(ctx, cmd, append([]string{"-w", "5"}, args...)...); err != nil {
 			return err
 		}
 	}
@@ -283,6 +326,9 @@ func (c *Cluster) Place(i int) *Node { return c.Nodes[i%len(c.Nodes)] }
 func (c *Cluster) PlacedIP(i int) string {
 	return fmt.Sprintf("10.244.%d.%d", i%len(c.Nodes)+1, 2+i/len(c.Nodes))
 }
+
+// PlacedIP6 is PlacedIP's IPv6 twin (see node.PlacedIP6).
+func (c *Cluster) PlacedIP6(i int) string { return PlacedIP6(i, len(c.Nodes)) }
 
 // NodeNamed returns the node with Kubernetes name name, or nil.
 func (c *Cluster) NodeNamed(name string) *Node {
@@ -314,17 +360,20 @@ func (c *Cluster) RunAgents(args ...string) error {
 }
 
 // RoutePod points every other node at node to for one pod address (a
-// /32 host route over the underlay, as an IPAM with movable addresses
-// installs), and removes such a route from to itself, where the pod is on
-// the bridge. Use it for pods with a pinned address outside the node's own
-// subnet (Options.ExtraRanges), and again after such a pod moves.
+// /32 or /128 host route over the underlay, as an IPAM with movable
+// addresses installs), and removes such a route from to itself, where the
+// pod is on the bridge. Use it for pods with a pinned address outside the
+// node's own subnet (Options.ExtraRanges), and again after such a pod moves.
 //
 // Equivalent to: ip -n OTHER route replace IP/32 via <to's underlay IP> dev ul0
 // on every other node, and ip -n TO route del IP/32 (if present).
 func (c *Cluster) RoutePod(ip string, to *Node) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	host := ip + "/32"
+	host, via := hostRoute(ip), to.UnderlayIP
+	if strings.HasSuffix(host, "/128") {
+		via = to.UnderlayIP6
+	}
 	for _, n := range c.Nodes {
 		if n == to {
 			out, err := ipIn(ctx, n.NetNS, "route", "show", host)
@@ -338,7 +387,7 @@ func (c *Cluster) RoutePod(ip string, to *Node) error {
 			}
 			continue
 		}
-		if _, err := ipIn(ctx, n.NetNS, "route", "replace", host, "via", to.UnderlayIP, "dev", UnderlayDev); err != nil {
+		if _, err := ipIn(ctx, n.NetNS, "route", "replace", host, "via", via, "dev", UnderlayDev); err != nil {
 			return err
 		}
 	}

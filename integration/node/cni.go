@@ -66,8 +66,14 @@ const (
 // Label is "namespace/name".
 func (p *Pod) Label() string { return p.Namespace + "/" + p.Name }
 
-// Addr is the pod's first IPv4 address.
-func (p *Pod) Addr() string { return p.IP }
+// Addr is the pod's first IPv4 address, or its IPv6 one when it has no
+// IPv4 address (see AddrIn for a chosen family).
+func (p *Pod) Addr() string {
+	if p.IP == "" {
+		return p.IP6
+	}
+	return p.IP
+}
 
 // Endpoint is the pod's namespace; the source address is the kernel's choice.
 func (p *Pod) Endpoint() (netnsPath, sourceIP string) { return p.NetNSPath, "" }
@@ -349,7 +355,10 @@ func (n *Node) buildConflist() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes := []any{map[string]any{"dst": "0.0.0.0/0"}}
+	var routes []any
+	if n.Subnet != "" {
+		routes = append(routes, map[string]any{"dst": "0.0.0.0/0"})
+	}
 	if n.Subnet6 != "" {
 		routes = append(routes, map[string]any{"dst": "::/0"})
 	}

@@ -19,9 +19,14 @@ const DefaultClusterCIDR = "10.244.0.0/16"
 // SubnetEnv is what flanneld writes to /run/flannel/subnet.env and the
 // flannel CNI plugin reads on ADD.
 type SubnetEnv struct {
-	Network string // FLANNEL_NETWORK, the cluster CIDR
+	Network string // FLANNEL_NETWORK, the cluster CIDR ("" on an IPv6-only node)
 	Subnet  string // FLANNEL_SUBNET, the node's gateway address/prefix, e.g. 10.244.2.1/24
-	MTU     int    // FLANNEL_MTU
+	// IPv6Network and IPv6Subnet are FLANNEL_IPV6_NETWORK and
+	// FLANNEL_IPV6_SUBNET (e.g. fd00:10:244:2::1/64), set on a node with
+	// IPv6 pods; the flannel plugin then gives host-local an IPv6 range too.
+	IPv6Network string
+	IPv6Subnet  string
+	MTU         int // FLANNEL_MTU
 	// IPMasq is FLANNEL_IPMASQ: true when flanneld itself masquerades
 	// traffic leaving the cluster CIDR; the flannel CNI plugin then gives
 	// the bridge ipMasq=false, so pod-to-pod traffic across nodes keeps
@@ -29,10 +34,18 @@ type SubnetEnv struct {
 	IPMasq bool
 }
 
-// String renders the file as flanneld does.
+// String renders the file as flanneld does (each family's lines only when
+// the node has that family).
 func (e SubnetEnv) String() string {
-	return fmt.Sprintf("FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=%t\n",
-		e.Network, e.Subnet, e.MTU, e.IPMasq)
+	var b strings.Builder
+	if e.Network != "" || e.Subnet != "" {
+		fmt.Fprintf(&b, "FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\n", e.Network, e.Subnet)
+	}
+	if e.IPv6Network != "" || e.IPv6Subnet != "" {
+		fmt.Fprintf(&b, "FLANNEL_IPV6_NETWORK=%s\nFLANNEL_IPV6_SUBNET=%s\n", e.IPv6Network, e.IPv6Subnet)
+	}
+	fmt.Fprintf(&b, "FLANNEL_MTU=%d\nFLANNEL_IPMASQ=%t\n", e.MTU, e.IPMasq)
+	return b.String()
 }
 
 // WriteSubnetEnv (re)writes the node's subnet.env (n.SubnetEnv), the file
@@ -48,19 +61,31 @@ func (n *Node) WriteSubnetEnv(e SubnetEnv) error {
 }
 
 // defaultSubnetEnv is the subnet.env flanneld (--ip-masq, host-gw) would
-// write for this node.
+// write for this node, with the families the node has.
 func (n *Node) defaultSubnetEnv() (SubnetEnv, error) {
-	_, ipnet, err := net.ParseCIDR(n.Subnet)
-	if err != nil {
-		return SubnetEnv{}, err
+	e := SubnetEnv{MTU: 1500, IPMasq: true}
+	gateway := func(subnet, gw string) (string, error) {
+		_, ipnet, err := net.ParseCIDR(subnet)
+		if err != nil {
+			return "", err
+		}
+		ones, _ := ipnet.Mask.Size()
+		return fmt.Sprintf("%s/%d", gw, ones), nil
 	}
-	ones, _ := ipnet.Mask.Size()
-	return SubnetEnv{
-		Network: n.opts.ClusterCIDR,
-		Subnet:  fmt.Sprintf("%s/%d", n.Gateway, ones),
-		MTU:     1500,
-		IPMasq:  true,
-	}, nil
+	var err error
+	if n.Subnet != "" {
+		e.Network = n.opts.ClusterCIDR
+		if e.Subnet, err = gateway(n.Subnet, n.Gateway); err != nil {
+			return SubnetEnv{}, err
+		}
+	}
+	if n.Subnet6 != "" {
+		e.IPv6Network = n.opts.ClusterCIDR6
+		if e.IPv6Subnet, err = gateway(n.Subnet6, n.Gateway6); err != nil {
+			return SubnetEnv{}, err
+		}
+	}
+	return e, nil
 }
 
 // RepoFile reads a file at the root of the netpol module (e.g.
@@ -188,9 +213,12 @@ func hostPath(v any) string {
 }
 
 // ranges is host-local's "ranges" for the node: an IPv4 range set of
-// Subnet, and an IPv6 one when Subnet6 is set.
+// Subnet when set, and an IPv6 one of Subnet6 when set.
 func (n *Node) ranges() ([]any, error) {
-	out := []any{[]any{map[string]any{"subnet": n.Subnet}}}
+	var out []any
+	if n.Subnet != "" {
+		out = append(out, []any{map[string]any{"subnet": n.Subnet}})
+	}
 	if n.Subnet6 != "" {
 		if ip, _, err := net.ParseCIDR(n.Subnet6); err != nil || ip.To4() != nil {
 			return nil, fmt.Errorf("subnet6 %q: not an IPv6 CIDR", n.Subnet6)

@@ -49,9 +49,14 @@ type Options struct {
 	// Name is the Kubernetes node name (NODE_NAME for the agent and the
 	// label in truth tables). Default: the node's netns name.
 	Name string
-	// Subnet is the pod IPv4 subnet handed to host-local.
+	// Family is which addresses pods get: IPv4 (Subnet), IPv6 (Subnet6)
+	// or DualStack (both). Default IPv4, or DualStack when Subnet6 is set.
+	Family Family
+	// Subnet is the pod IPv4 subnet handed to host-local (unused when
+	// Family is IPv6).
 	Subnet string
-	// Subnet6 is an optional pod IPv6 subnet, making the node dual-stack.
+	// Subnet6 is the pod IPv6 subnet (default DefaultSubnet6 when Family
+	// has IPv6).
 	Subnet6 string
 	// Bridge is the bridge plugin's bridge name.
 	Bridge string
@@ -82,6 +87,9 @@ type Options struct {
 	// ClusterCIDR is the cluster's pod network: FLANNEL_NETWORK of the
 	// node's subnet.env. Default DefaultClusterCIDR.
 	ClusterCIDR string
+	// ClusterCIDR6 is the cluster's IPv6 pod network
+	// (FLANNEL_IPV6_NETWORK). Default DefaultClusterCIDR6.
+	ClusterCIDR6 string
 }
 
 // Node is a network namespace acting as a Kubernetes node.
@@ -89,9 +97,11 @@ type Node struct {
 	Name      string // Kubernetes node name
 	NetNS     string // netns name, e.g. np-node-1a2b3c4d
 	NetNSPath string // /run/netns/<NetNS>
-	Subnet    string
-	Subnet6   string
-	Gateway   string // first host of Subnet: the bridge's address
+	Family    Family
+	Subnet    string // "" on an IPv6-only node
+	Subnet6   string // "" on an IPv4-only node
+	Gateway   string // first host of Subnet: the bridge's IPv4 address
+	Gateway6  string // first host of Subnet6: the bridge's IPv6 address
 	Bridge    string
 	DataDir   string // netpol's dataDir
 	IPAMDir   string // host-local's dataDir
@@ -101,9 +111,11 @@ type Node struct {
 	// SubnetEnv is the node's flannel subnet.env (<tmp>/subnet.env); it is
 	// written at Create when the chain holds the flannel plugin.
 	SubnetEnv string
-	// UnderlayIP is the node's address on a Cluster's underlay; empty for
-	// a node on its own.
-	UnderlayIP string
+	// UnderlayIP and UnderlayIP6 are the node's addresses on a Cluster's
+	// underlay (UnderlayIP6 only when the node has IPv6 pods); empty for a
+	// node on its own.
+	UnderlayIP  string
+	UnderlayIP6 string
 	// AgentEnv is added to the environment of every agent started after
 	// it is set (e.g. a PATH that puts a test's wrappers first).
 	AgentEnv []string
@@ -169,6 +181,7 @@ func Create(opts Options) (_ *Node, err error) {
 	}
 	n := &Node{
 		NetNS:   "np-node-" + suffix,
+		Family:  opts.Family,
 		Subnet:  opts.Subnet,
 		Subnet6: opts.Subnet6,
 		Bridge:  opts.Bridge,
@@ -180,8 +193,15 @@ func Create(opts Options) (_ *Node, err error) {
 	if n.Name == "" {
 		n.Name = n.NetNS
 	}
-	if n.Gateway, err = firstHost(opts.Subnet); err != nil {
-		return nil, fmt.Errorf("subnet %q: %w", opts.Subnet, err)
+	if n.Subnet != "" {
+		if n.Gateway, err = firstHost(n.Subnet); err != nil {
+			return nil, fmt.Errorf("subnet %q: %w", n.Subnet, err)
+		}
+	}
+	if n.Subnet6 != "" {
+		if n.Gateway6, err = firstHost(n.Subnet6); err != nil {
+			return nil, fmt.Errorf("subnet6 %q: %w", n.Subnet6, err)
+		}
 	}
 	if n.BinDir, err = binDir(opts.BinDir); err != nil {
 		return nil, err
@@ -223,8 +243,23 @@ func Create(opts Options) (_ *Node, err error) {
 }
 
 func withDefaults(o Options) Options {
-	if o.Subnet == "" {
+	if o.Family == "" {
+		o.Family = IPv4
+		if o.Subnet6 != "" {
+			o.Family = DualStack
+		}
+	}
+	switch {
+	case !o.Family.Has4():
+		o.Subnet = ""
+	case o.Subnet == "":
 		o.Subnet = DefaultSubnet
+	}
+	switch {
+	case !o.Family.Has6():
+		o.Subnet6 = ""
+	case o.Subnet6 == "":
+		o.Subnet6 = DefaultSubnet6
 	}
 	if o.Bridge == "" {
 		o.Bridge = DefaultBridge
@@ -237,6 +272,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.ClusterCIDR == "" {
 		o.ClusterCIDR = DefaultClusterCIDR
+	}
+	if o.ClusterCIDR6 == "" {
+		o.ClusterCIDR6 = DefaultClusterCIDR6
 	}
 	return o
 }

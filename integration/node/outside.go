@@ -118,8 +118,10 @@ func (o *Outside) link(ctx context.Context, k int, addrs []string) error {
 		}
 		cmds = append(cmds, args, route)
 	}
+	if o.node.Subnet != "" {
+		cmds = append(cmds, []string{out, "route", "add", o.node.Subnet, "via", o.NodeIP, "dev", "eth0"})
+	}
 	cmds = append(cmds,
-		[]string{out, "route", "add", o.node.Subnet, "via", o.NodeIP, "dev", "eth0"},
 		[]string{out, "route", "add", "default", "via", o.NodeIP, "dev", "eth0"},
 		[]string{out, "-6", "route", "add", "default", "via", node6, "dev", "eth0", "onlink"},
 	)

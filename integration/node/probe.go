@@ -54,8 +54,14 @@ func (s Source) Endpoint() (string, string) { return s.NetNSPath, s.IP }
 // Label is the node name.
 func (n *Node) Label() string { return n.Name }
 
-// Addr is the bridge gateway address, the node's address on the pod subnet.
-func (n *Node) Addr() string { return n.Gateway }
+// Addr is the bridge gateway address, the node's address on the pod subnet
+// (the IPv6 one on an IPv6-only node).
+func (n *Node) Addr() string {
+	if n.Gateway == "" {
+		return n.Gateway6
+	}
+	return n.Gateway
+}
 
 // Endpoint is the node namespace (host-network traffic, kubelet probes).
 func (n *Node) Endpoint() (string, string) { return n.NetNSPath, "" }
