@@ -143,3 +143,33 @@ func httpGetIn(netnsPath, url string) (int, string, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	return resp.StatusCode, string(body), err
 }
+
+// TestAddChecksTheSwitchesOfItsFamilies: ADD checks the br_netfilter switch
+// of each family the pod has an address of: an IPv6-only pod is refused
+// while bridge-nf-call-ip6tables is off, an IPv4-only pod is not (its
+// traffic never meets ip6tables), and the IPv6-only pod is added once the
+// switch is back on.
+func TestAddChecksTheSwitchesOfItsFamilies(t *testing.T) {
+	const sysctl = "net.bridge.bridge-nf-call-ip6tables"
+	for _, tc := range []struct {
+		fam     node.Family
+		refused bool
+	}{{node.IPv6, true}, {node.IPv4, false}} {
+		t.Run(string(tc.fam), func(t *testing.T) {
+			n := newNode(t, node.Options{Family: tc.fam})
+			execIn(t, n, "sysctl", "-q", "-w", sysctl+"=0")
+			_, err := n.AddPod("default", "a")
+			var cniErr *types.Error
+			switch {
+			case tc.refused && (!errors.As(err, &cniErr) || cniErr.Code != 50 || !strings.Contains(err.Error(), sysctl+" is 0")):
+				t.Errorf("ADD of an %s pod with %s=0: %v, want CNI error 50 naming it", tc.fam, sysctl, err)
+			case !tc.refused && err != nil:
+				t.Errorf("ADD of an %s pod with %s=0: %v, want success", tc.fam, sysctl, err)
+			}
+			execIn(t, n, "sysctl", "-q", "-w", sysctl+"=1")
+			if _, err := n.AddPod("default", "b"); err != nil {
+				t.Errorf("ADD of an %s pod with %s=1: %v", tc.fam, sysctl, err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/netpol/netpol/ipt"
@@ -76,7 +77,7 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			{Verdict: ipt.Jump(ChainIngress)},
 		}}
 	}
-	return []ipt.Chain{
+	chains := []ipt.Chain{
 		{Name: ChainForward, Rules: []ipt.Rule{
 			{
 				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
@@ -104,6 +105,20 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			{Verdict: ipt.SetMark(markClear)},
 		}},
 	}
+	if f == ipt.IPv6 {
+		// IPv6 does not work without neighbour discovery (NS, NA), router
+		// messages (RS, RA) and MLD on the bridge. Conntrack leaves exactly
+		// these ICMPv6 types UNTRACKED (never NEW or ESTABLISHED), so they
+		// would walk the dispatch, and an isolated pod's group chain would
+		// drop the neighbour advertisements its allowed peers need to reach
+		// it. They carry nothing to applications: they leave netpol here.
+		chains[0].Rules = slices.Insert(chains[0].Rules, 1, ipt.Rule{
+			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
+			Comment: "IPv6 neighbour discovery, router messages and MLD",
+			Verdict: ipt.Jump(ipt.Return),
+		})
+	}
+	return chains
 }
 
 func dispatchDir(d Direction) ipt.Dir {

@@ -122,6 +122,17 @@ func ProbeOnce(from Host, toIP, proto string, port int, timeout time.Duration) e
 	return nil
 }
 
+// Dial opens a connection from a host to toIP:port over proto ("tcp" or
+// "udp"), for tests that keep one open across a change; timeout bounds the
+// dial (0 means DefaultProbeTimeout). The caller closes it.
+func Dial(from Host, toIP, proto string, port int, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = DefaultProbeTimeout
+	}
+	path, src := from.Endpoint()
+	return dialIn(path, src, toIP, proto, port, time.Now().Add(timeout))
+}
+
 // dialIn creates the socket on a thread locked into the namespace at
 // path; the socket stays in that namespace afterwards.
 func dialIn(path, src, toIP, proto string, port int, deadline time.Time) (net.Conn, error) {
