@@ -237,8 +237,9 @@ func validateSet(s Set, fam Family) error {
 // "ADDR,PROTO:PORT").
 func memberAddr(entry string) (netip.Addr, bool) {
 	addr, _, _ := strings.Cut(entry, ",")
-	if p, err := netip.ParsePrefix(addr); err == nil {
-		return p.Addr(), true
+	if strings.IndexByte(addr, '/') >= 0 {
+		p, err := netip.ParsePrefix(addr)
+		return p.Addr(), err == nil
 	}
 	a, err := netip.ParseAddr(addr)
 	return a, err == nil && a.Zone() == ""
