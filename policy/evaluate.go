@@ -50,6 +50,11 @@ func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 			Egress:  Side{Verdict: Verdict{Reason: OwnAddress, Direction: Egress}},
 			Ingress: Side{Verdict: Verdict{Reason: OwnAddress, Direction: Ingress}}}
 	}
+	if isLinkLocal(c.From) || isLinkLocal(c.To) {
+		return Evaluation{
+			Egress:  Side{Verdict: Verdict{Reason: LinkLocal, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: LinkLocal, Direction: Ingress}}}
+	}
 	v := Evaluation{
 		Egress:  e.side(Egress, c.From, c.To, c),
 		Ingress: e.side(Ingress, c.To, c.From, c),
@@ -277,4 +282,10 @@ func canonicalIP(s string) string {
 		return ip.String()
 	}
 	return s
+}
+
+// isLinkLocal reports whether addr is an IPv6 link-local unicast address.
+func isLinkLocal(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.To4() == nil && ip.IsLinkLocalUnicast()
 }

@@ -13,6 +13,10 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	c.seen = map[string]map[string]bool{}
 	chains := fixedChains(f)
 
+	if f == ipt.IPv6 {
+		ll := c.set(f, LinkLocalSet, ipt.HashNet, "IPv6 link-local unicast: in no pod set")
+		c.addMember(ll, linkLocalPrefix, false)
+	}
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
@@ -117,9 +121,25 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			Comment: "IPv6 neighbour discovery, router messages and MLD",
 			Verdict: ipt.Jump(ipt.Return),
 		})
+		// Every IPv6 interface has a link-local address, which a bridge
+		// carries between pods like any other, but which is in no pod's
+		// status and so in no set: to or from it, an isolated pod would be
+		// neither isolated nor a peer. Such traffic is dropped (after ND and
+		// the hairpin rule, before the dispatch).
+		fwd := &chains[0]
+		for _, dir := range []ipt.Dir{ipt.Src, ipt.Dst} {
+			fwd.Rules = slices.Insert(fwd.Rules, len(fwd.Rules)-2, ipt.Rule{
+				Matches: []ipt.Match{ipt.SetMatch{Set: LinkLocalSet, Dir: dir}},
+				Comment: "IPv6 link-local address: no pod has it in a set",
+				Verdict: ipt.Jump(ipt.Drop),
+			})
+		}
 	}
 	return chains
 }
+
+// linkLocalPrefix is IPv6 link-local unicast (RFC 4291).
+const linkLocalPrefix = "fe80::/10"
 
 func dispatchDir(d Direction) ipt.Dir {
 	if d == Egress {

@@ -166,8 +166,9 @@ func compileDualStack(t *testing.T) *Compiled {
 }
 
 // TestDualStack probes the dual-stack world: each family's peers, named
-// ports and ranges in both families' sets, and a pod's family without peers
-// denied, on both packet paths, with the evaluator agreeing.
+// ports and ranges in both families' sets, a pod's family without peers
+// denied, and IPv6 link-local addresses (in no set) denied, on both packet
+// paths, with the evaluator agreeing.
 func TestDualStack(t *testing.T) {
 	s, atts := dualStackWorld(t)
 	c := compileDualStack(t)
@@ -185,6 +186,9 @@ func TestDualStack(t *testing.T) {
 		{"db egress to remote6 client over v6", tcp("fd00::2", "fd00:2::7", 80), true},
 		{"db egress to a v6 non-pod", tcp("fd00::2", "fd00::99", 80), false},
 		{"db egress to a v4 non-pod", tcp("10.244.1.2", "10.244.1.99", 80), false},
+		{"v6 pod to db's link-local address", tcp("fe80::6", "fe80::2", 6379), false},
+		{"client (not isolated) over link-local to a non-pod", tcp("fe80::4", "fe80::99", 80), false},
+		{"link-local source to db's global address", tcp("fe80::6", "fd00::2", 6379), false},
 	}
 	runProbes(t, c, probes)
 	for _, pr := range probes {
