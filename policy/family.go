@@ -121,21 +121,26 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 			Comment: "IPv6 neighbour discovery, router messages and MLD",
 			Verdict: ipt.Jump(ipt.Return),
 		})
-		// Every IPv6 interface has a link-local address, which a bridge
-		// carries between pods like any other, but which is in no pod's
-		// status and so in no set: to or from it, an isolated pod would be
-		// neither isolated nor a peer. Such traffic is dropped (after ND and
-		// the hairpin rule, before the dispatch).
-		fwd := &chains[0]
-		for _, dir := range []ipt.Dir{ipt.Src, ipt.Dst} {
-			fwd.Rules = slices.Insert(fwd.Rules, len(fwd.Rules)-2, ipt.Rule{
-				Matches: []ipt.Match{ipt.SetMatch{Set: LinkLocalSet, Dir: dir}},
-				Comment: "IPv6 link-local address: no pod has it in a set",
-				Verdict: ipt.Jump(ipt.Drop),
-			})
-		}
+		fwd := &chains[0] // after ND and the hairpin rule, before the dispatch
+		fwd.Rules = slices.Insert(fwd.Rules, len(fwd.Rules)-2, linkLocalDrops()...)
 	}
 	return chains
+}
+
+// linkLocalDrops drop pod traffic to or from an IPv6 link-local address.
+// Every IPv6 interface has one, which a bridge carries between pods like
+// any other, but which is in no pod's status and so in no set: to or from
+// it, an isolated pod would be neither isolated nor a peer.
+func linkLocalDrops() []ipt.Rule {
+	var out []ipt.Rule
+	for _, dir := range []ipt.Dir{ipt.Src, ipt.Dst} {
+		out = append(out, ipt.Rule{
+			Matches: []ipt.Match{ipt.SetMatch{Set: LinkLocalSet, Dir: dir}},
+			Comment: "IPv6 link-local address: no pod has it in a set",
+			Verdict: ipt.Jump(ipt.Drop),
+		})
+	}
+	return out
 }
 
 // linkLocalPrefix is IPv6 link-local unicast (RFC 4291).
