@@ -315,3 +315,54 @@ func ruleCounter(t *testing.T, n *node.Node, save, chain, substr string) uint64 
 	t.Fatalf("%s -c: no rule of %s holding %q", save, chain, substr)
 	return 0
 }
+
+// TestLinkLocalIsNoBypass: every pod's eth0 has an IPv6 link-local
+// address, IPv4-only pods too, and no set holds it. On an IPv4-only and on
+// an IPv6-only node, a pod isolated by deny-all cannot be reached over its
+// link-local address (TCP, UDP), nor reach others over theirs. (Neighbour
+// discovery, often sent from link-local addresses, returns before the drop:
+// TestIPv6NeighbourDiscoveryUnderIsolation.) Without the link-local rules
+// every probe here passes.
+func TestLinkLocalIsNoBypass(t *testing.T) {
+	for _, fam := range []node.Family{node.IPv4, node.IPv6} {
+		t.Run(string(fam), func(t *testing.T) {
+			n := newNode(t, node.Options{Family: fam})
+			dir := t.TempDir()
+			writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{"default/db": "app=db", "default/other": ""}))
+			writeManifest(t, dir, "20-deny.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress, Egress]
+`)
+			syncOnce(t, n, dir)
+			pods := addServingPods(t, n, "default/db", "default/other")
+			db, other := pods[0], pods[1]
+			for _, proto := range []string{"tcp", "udp"} {
+				if node.Probe(other, linkLocal(t, db), proto, servePort, denyTimeout) {
+					t.Errorf("%s: other reaches the isolated db over its link-local address", proto)
+				}
+				if node.Probe(db, linkLocal(t, other), proto, servePort, denyTimeout) {
+					t.Errorf("%s: the isolated db reaches other over its link-local address", proto)
+				}
+				if node.Probe(other, db.Addr(), proto, servePort, denyTimeout) {
+					t.Errorf("%s: other reaches the isolated db over %s", proto, db.Addr())
+				}
+			}
+		})
+	}
+}
+
+// linkLocal is a pod's IPv6 link-local address on eth0, with its zone.
+func linkLocal(t *testing.T, p *node.Pod) string {
+	t.Helper()
+	for _, f := range strings.Fields(podExec(t, p, "ip", "-6", "-br", "addr", "show", "dev", "eth0")) {
+		if strings.HasPrefix(f, "fe80:") {
+			ip, _, _ := strings.Cut(f, "/")
+			return ip + "%eth0"
+		}
+	}
+	t.Fatalf("%s has no link-local address", p.Label())
+	return ""
+}

@@ -43,17 +43,18 @@ type Connection struct {
 // defaults.go and that admission.
 func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
+	if isLinkLocal(c.From) || isLinkLocal(c.To) {
+		// Dropped in NETPOL-FORWARD before the hairpin rule and any policy.
+		return Evaluation{
+			Egress:  Side{Verdict: Verdict{Reason: LinkLocal, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: LinkLocal, Direction: Ingress}}}
+	}
 	if c.From == c.To {
 		// Sent to its own address it stays in the pod; through a Service it
 		// is hairpinned on its bridge port and crosses FORWARD.
 		return Evaluation{Allowed: true,
 			Egress:  Side{Verdict: Verdict{Reason: OwnAddress, Direction: Egress}},
 			Ingress: Side{Verdict: Verdict{Reason: OwnAddress, Direction: Ingress}}}
-	}
-	if isLinkLocal(c.From) || isLinkLocal(c.To) {
-		return Evaluation{
-			Egress:  Side{Verdict: Verdict{Reason: LinkLocal, Direction: Egress}},
-			Ingress: Side{Verdict: Verdict{Reason: LinkLocal, Direction: Ingress}}}
 	}
 	v := Evaluation{
 		Egress:  e.side(Egress, c.From, c.To, c),

@@ -13,11 +13,10 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	c.seen = map[string]map[string]bool{}
 	chains := fixedChains(f)
 
-	if f == ipt.IPv6 {
-		ll := c.set(f, LinkLocalSet, ipt.HashNet, "IPv6 link-local unicast: in no pod set")
-		c.addMember(ll, linkLocalPrefix, false)
-	}
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
+	if f == ipt.IPv6 {
+		c.addMember(c.set(f, linkLocalSet, ipt.HashNet, "IPv6 link-local addresses: no pod's set holds them"), "fe80::/10", false)
+	}
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
 			if fam, ok := ipFamily(ip); ok && fam == f {
@@ -116,35 +115,28 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 		// would walk the dispatch, and an isolated pod's group chain would
 		// drop the neighbour advertisements its allowed peers need to reach
 		// it. They carry nothing to applications: they leave netpol here.
+		// Every other packet to or from a link-local address is dropped:
+		// every pod's interface has one (IPv4-only pods too), no set holds
+		// it, so it would reach an isolated pod past every group chain.
+		// Only the bridge carries such packets (they are never routed).
+		ll := func(dir ipt.Dir) ipt.Rule {
+			return ipt.Rule{
+				Matches: []ipt.Match{ipt.SetMatch{Set: linkLocalSet, Dir: dir}},
+				Comment: "link-local addresses are in no pod set: fail closed",
+				Verdict: ipt.Jump(ipt.Drop),
+			}
+		}
 		chains[0].Rules = slices.Insert(chains[0].Rules, 1, ipt.Rule{
 			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
 			Comment: "IPv6 neighbour discovery, router messages and MLD",
 			Verdict: ipt.Jump(ipt.Return),
-		})
-		fwd := &chains[0] // after ND and the hairpin rule, before the dispatch
-		fwd.Rules = slices.Insert(fwd.Rules, len(fwd.Rules)-2, linkLocalDrops()...)
+		}, ll(ipt.Src), ll(ipt.Dst))
 	}
 	return chains
 }
 
-// linkLocalDrops drop pod traffic to or from an IPv6 link-local address.
-// Every IPv6 interface has one, which a bridge carries between pods like
-// any other, but which is in no pod's status and so in no set: to or from
-// it, an isolated pod would be neither isolated nor a peer.
-func linkLocalDrops() []ipt.Rule {
-	var out []ipt.Rule
-	for _, dir := range []ipt.Dir{ipt.Src, ipt.Dst} {
-		out = append(out, ipt.Rule{
-			Matches: []ipt.Match{ipt.SetMatch{Set: LinkLocalSet, Dir: dir}},
-			Comment: "IPv6 link-local address: no pod has it in a set",
-			Verdict: ipt.Jump(ipt.Drop),
-		})
-	}
-	return out
-}
-
-// linkLocalPrefix is IPv6 link-local unicast (RFC 4291).
-const linkLocalPrefix = "fe80::/10"
+// linkLocalSet holds fe80::/10 in the IPv6 ruleset (see fixedChains).
+const linkLocalSet = "NETPOL6-LINKLOCAL"
 
 func dispatchDir(d Direction) ipt.Dir {
 	if d == Egress {

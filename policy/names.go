@@ -64,9 +64,6 @@ func (d Direction) letter() string {
 // traffic because netpol cannot know their policies yet (fail closed).
 func DenySet(f ipt.Family) string { return familyPrefix(f) + "-DENY" }
 
-// LinkLocalSet is the IPv6 set holding fe80::/10 (see fixedChains).
-var LinkLocalSet = familyPrefix(ipt.IPv6) + "-LINKLOCAL"
-
 func familyPrefix(f ipt.Family) string { return ipt.Prefix + strconv.Itoa(int(f)) }
 
 // hash returns 16 base32 characters (80 bits) of SHA-256 of key.

@@ -56,7 +56,8 @@ const (
 	// (the verdict's Keys) and none of their rules allows the traffic. Deny.
 	NoRuleAllows
 	// LinkLocal: an end of the connection is an IPv6 link-local address,
-	// which is no pod's (see fixedChains). Deny.
+	// which is no pod's and is dropped before any policy (see
+	// fixedChains). Deny.
 	LinkLocal
 )
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -136,7 +137,7 @@ func Dial(from Host, toIP, proto string, port int, timeout time.Duration) (net.C
 // dialIn creates the socket on a thread locked into the namespace at
 // path; the socket stays in that namespace afterwards.
 func dialIn(path, src, toIP, proto string, port int, deadline time.Time) (net.Conn, error) {
-	if net.ParseIP(toIP) == nil {
+	if _, err := netip.ParseAddr(toIP); err != nil { // zones allowed: fe80::1%eth0
 		return nil, fmt.Errorf("probe: bad destination %q", toIP)
 	}
 	var local net.Addr

@@ -1,8 +1,9 @@
-// Command netpol-demo shows netpol on a demo node made of network
-// namespaces: pods created through the real bridge -> host-local -> netpol
-// chain, an "outside" network routed through the node, the seed article's
-// NetworkPolicy applied by the agent, and the reachability matrices before and
-// after. Everything it creates is removed when it ends. Run it as root with
+// Command netpol-demo shows netpol on a dual-stack demo node made of
+// network namespaces: pods created through the real bridge -> host-local
+// (an IPv4 and an IPv6 range) -> netpol chain, each with one address of
+// each family, an "outside" network routed through the node, the seed
+// article's NetworkPolicy applied by the agent, and the reachability
+// matrices of both families before and after. Everything it creates is removed when it ends. Run it as root with
 // `make demo` (which builds the binaries and fetches the CNI plugins first).
 package main
 
@@ -42,7 +43,7 @@ type demoState struct {
 }
 
 func demo() error {
-	n, err := node.Create(node.Options{})
+	n, err := node.Create(node.Options{Family: node.DualStack})
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,8 @@ func demo() error {
 	}
 	defer os.RemoveAll(dir)
 	s := &demoState{n: n, dir: dir}
-	fmt.Printf("Demo node %s: bridge %s, pod subnet %s, data dir %s\n\n", n.NetNS, n.Bridge, n.Subnet, n.DataDir)
+	fmt.Printf("Demo node %s: bridge %s, pod subnets %s and %s (dual-stack), data dir %s\n\n",
+		n.NetNS, n.Bridge, n.Subnet, n.Subnet6, n.DataDir)
 	if err := s.setUp(); err != nil {
 		return err
 	}
@@ -67,7 +69,8 @@ func demo() error {
 		return err
 	}
 	s.matrices("With the policy: db accepts TCP 6379 only from frontend pods in default, pods of project=myproject\n" +
-		"namespaces and 172.17.0.0/16 except 172.17.1.0/24; it may only open TCP 5978 to 10.0.0.0/24")
+		"namespaces and 172.17.0.0/16 except 172.17.1.0/24; it may only open TCP 5978 to 10.0.0.0/24.\n" +
+		"Its ipBlocks are IPv4: over IPv6 only the pod and namespace selectors admit, and db may open nothing")
 	s.kernel()
 	fmt.Println("Tearing down: CNI DEL of every pod, netpol-agent --uninstall, namespaces removed.")
 	for _, p := range s.pods {
@@ -96,10 +99,11 @@ func (s *demoState) setUp() error {
 		if err := p.Serve(6379); err != nil {
 			return err
 		}
-		fmt.Printf("  pod %-18s %s  (CNI ADD through bridge -> netpol)\n", p.Label(), p.IP)
+		fmt.Printf("  pod %-18s %-12s %-22s (CNI ADD through bridge -> netpol)\n", p.Label(), p.IP, p.IP6)
 		s.pods = append(s.pods, p)
 	}
-	out, err := s.n.AddOutside("outside", []string{"172.17.0.5/16", "172.17.1.5/16", "10.0.0.5/24", "10.0.1.5/24"})
+	out, err := s.n.AddOutside("outside", []string{"172.17.0.5/16", "172.17.1.5/16", "10.0.0.5/24", "10.0.1.5/24",
+		"2001:db8:17::5/64", "2001:db8:10::5/64"})
 	if err != nil {
 		return err
 	}
@@ -119,30 +123,47 @@ func (s *demoState) sync() error {
 	return nil
 }
 
+// outsideAddrs are the outside hosts' addresses per family: sources of
+// ingress (inside and outside the ipBlock's except), and egress
+// destinations (inside and outside its egress block).
+var outsideAddrs = map[node.Family]struct{ from, to []string }{
+	node.IPv4: {from: []string{"172.17.0.5", "172.17.1.5"}, to: []string{"10.0.0.5", "10.0.1.5"}},
+	node.IPv6: {from: []string{"2001:db8:17::5"}, to: []string{"2001:db8:10::5"}},
+}
+
+// matrices probes, over each family, every pod and outside source to every
+// pod on 6379, and db and frontend to the outside on 5978.
 func (s *demoState) matrices(title string) {
 	fmt.Printf("== %s\n\n", title)
-	from := make([]node.Host, 0, len(s.pods)+2)
-	for _, p := range s.pods {
-		from = append(from, p)
+	for _, fam := range []node.Family{node.IPv4, node.IPv6} {
+		from := make([]node.Host, 0, len(s.pods)+2)
+		for _, p := range s.pods {
+			from = append(from, p)
+		}
+		for _, a := range outsideAddrs[fam].from {
+			from = append(from, s.out.At(a))
+		}
+		fmt.Printf("%s: TCP connections to port 6379 (rows connect to columns' %s addresses; . allowed, X denied):\n\n%s\n",
+			fam, fam, indent(node.Matrix(from, node.In(s.pods, fam), "tcp", 6379).String()))
+		var dst []node.Host
+		for _, a := range outsideAddrs[fam].to {
+			dst = append(dst, s.out.At(a))
+		}
+		fmt.Printf("%s: TCP connections to port 5978 outside the cluster:\n\n%s\n",
+			fam, indent(node.Matrix(s.pods[:2], dst, "tcp", 5978).String()))
 	}
-	from = append(from, s.out.At("172.17.0.5"), s.out.At("172.17.1.5"))
-	fmt.Printf("TCP connections to port 6379 (rows connect to columns; . allowed, X denied):\n\n%s\n",
-		indent(node.Matrix(from, s.pods, "tcp", 6379).String()))
-	dst := []node.Host{s.out.At("10.0.0.5"), s.out.At("10.0.1.5")}
-	fmt.Printf("TCP connections to port 5978 outside the cluster:\n\n%s\n",
-		indent(node.Matrix(s.pods[:2], dst, "tcp", 5978).String()))
 }
 
 // kernel shows what netpol installed: our chains and sets, nothing else.
 func (s *demoState) kernel() {
 	save, _ := s.n.IPTablesSave(context.Background())
-	var ours []string
-	for _, l := range strings.Split(save, "\n") {
-		if strings.Contains(l, "NETPOL") && strings.HasPrefix(l, "-A") {
-			ours = append(ours, l)
-		}
-	}
+	ours := ourRules(save)
 	fmt.Printf("What the kernel holds (iptables-save, our rules only):\n\n%s\n", indent(strings.Join(ours, "\n")))
+	save6, _ := s.n.IP6TablesSave(context.Background())
+	more, less := ruleDiff(ours, ourRules(save6))
+	fmt.Printf("ip6tables-save holds the same rules over the NETPOL6-* sets (and an 18-instruction same-address\n"+
+		"program), without the rules of the IPv4 ipBlocks:\n\n%s\n\nand with:\n\n%s\n",
+		indent(strings.Join(less, "\n")), indent(strings.Join(more, "\n")))
 	sets, _ := s.n.Exec(context.Background(), "ipset", "list", "-t")
 	fmt.Printf("Sets (ipset list -t):\n\n%s\n", indent(summarizeSets(string(sets))))
 }
@@ -154,11 +175,47 @@ func summarizeSets(list string) string {
 		if v, ok := strings.CutPrefix(l, "Name: "); ok {
 			name = v
 		}
-		if v, ok := strings.CutPrefix(l, "Number of entries: "); ok && strings.HasPrefix(name, "NETPOL4") {
+		if v, ok := strings.CutPrefix(l, "Number of entries: "); ok && (strings.HasPrefix(name, "NETPOL4") || strings.HasPrefix(name, "NETPOL6")) {
 			out = append(out, fmt.Sprintf("%-30s %s entries", name, v))
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// ruleDiff returns the IPv6 rules that have no IPv4 twin (set names
+// compared as NETPOL4-) and the IPv4 rules that have no IPv6 twin, leaving
+// out the same-address programs, which differ by family.
+func ruleDiff(v4, v6 []string) (more, less []string) {
+	in := func(rules []string, l string) bool {
+		for _, r := range rules {
+			if strings.ReplaceAll(r, "NETPOL6-", "NETPOL4-") == l {
+				return true
+			}
+		}
+		return false
+	}
+	for _, l := range v6 {
+		if !strings.Contains(l, "--bytecode") && !in(v4, strings.ReplaceAll(l, "NETPOL6-", "NETPOL4-")) {
+			more = append(more, l)
+		}
+	}
+	for _, l := range v4 {
+		if !strings.Contains(l, "--bytecode") && !in(v6, l) {
+			less = append(less, l)
+		}
+	}
+	return more, less
+}
+
+// ourRules are the -A lines of a save that mention our chains.
+func ourRules(save string) []string {
+	var ours []string
+	for _, l := range strings.Split(save, "\n") {
+		if strings.Contains(l, "NETPOL") && strings.HasPrefix(l, "-A") {
+			ours = append(ours, l)
+		}
+	}
+	return ours
 }
 
 func indent(s string) string {
