@@ -8,6 +8,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/netpol/netpol/integration/node"
 )
 
@@ -365,4 +367,60 @@ func linkLocal(t *testing.T, p *node.Pod) string {
 	}
 	t.Fatalf("%s has no link-local address", p.Label())
 	return ""
+}
+
+// TestIPv6MulticastIsNoBypass: a pod isolated by deny-all that joins a
+// multicast group (any application may) receives nothing another pod sends
+// to the group from its global address: the group is in no set, so without
+// netpol's multicast rule the datagram passes the isolated pod's ingress.
+// The IPv4 twin (broadcast and multicast) is not enforced: see the README.
+func TestIPv6MulticastIsNoBypass(t *testing.T) {
+	n := newNode(t, node.Options{Family: node.IPv6})
+	dir := t.TempDir()
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{"default/db": "app=db", "default/other": ""}))
+	writeManifest(t, dir, "20-deny.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-ingress, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+`)
+	syncOnce(t, n, dir)
+	pods := addServingPods(t, n, "default/db", "default/other")
+	db, other := pods[0], pods[1]
+	group := &net.UDPAddr{IP: net.ParseIP("ff05::db8:1"), Port: 9999}
+	var pc *net.UDPConn
+	if err := ns.WithNetNSPath(db.NetNSPath, func(ns.NetNS) error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			pc, err = net.ListenMulticastUDP("udp6", ifc, group)
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("db joins %s: %v", group.IP, err)
+	}
+	defer pc.Close()
+	// The sender sends a few times over a second: the first datagrams may
+	// go before db's group membership reaches the bridge.
+	if err := ns.WithNetNSPath(other.NetNSPath, func(ns.NetNS) error {
+		c, err := net.DialUDP("udp6", &net.UDPAddr{IP: net.ParseIP(other.IP6)}, &net.UDPAddr{IP: group.IP, Port: group.Port, Zone: "eth0"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 5 {
+			if _, err := c.Write([]byte("to the group")); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("other sends to %s: %v", group.IP, err)
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 64)
+	if k, from, err := pc.ReadFrom(buf); err == nil {
+		t.Errorf("the isolated db received %q from %s sent to group %s", buf[:k], from, group.IP)
+	}
 }

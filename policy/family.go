@@ -15,7 +15,9 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
 	if f == ipt.IPv6 {
-		c.addMember(c.set(f, linkLocalSet, ipt.HashNet, "IPv6 link-local addresses: no pod's set holds them"), "fe80::/10", false)
+		noPod := c.set(f, noPodSet, ipt.HashNet, "IPv6 link-local and multicast addresses: no pod's set holds them")
+		c.addMember(noPod, "fe80::/10", false)
+		c.addMember(noPod, "ff00::/8", false)
 	}
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
@@ -115,14 +117,15 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 		// would walk the dispatch, and an isolated pod's group chain would
 		// drop the neighbour advertisements its allowed peers need to reach
 		// it. They carry nothing to applications: they leave netpol here.
-		// Every other packet to or from a link-local address is dropped:
-		// every pod's interface has one (IPv4-only pods too), no set holds
-		// it, so it would reach an isolated pod past every group chain.
-		// Only the bridge carries such packets (they are never routed).
+		// Every other packet to or from a link-local address, or to a
+		// multicast group, is dropped: every pod's interface has a
+		// link-local address (IPv4-only pods too) and any pod may join a
+		// group, no set holds either, so they would reach an isolated pod
+		// past every group chain.
 		ll := func(dir ipt.Dir) ipt.Rule {
 			return ipt.Rule{
-				Matches: []ipt.Match{ipt.SetMatch{Set: linkLocalSet, Dir: dir}},
-				Comment: "link-local addresses are in no pod set: fail closed",
+				Matches: []ipt.Match{ipt.SetMatch{Set: noPodSet, Dir: dir}},
+				Comment: "link-local and multicast addresses are in no pod set: fail closed",
 				Verdict: ipt.Jump(ipt.Drop),
 			}
 		}
@@ -135,8 +138,9 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 	return chains
 }
 
-// linkLocalSet holds fe80::/10 in the IPv6 ruleset (see fixedChains).
-const linkLocalSet = "NETPOL6-LINKLOCAL"
+// noPodSet holds fe80::/10 and ff00::/8 in the IPv6 ruleset (see
+// fixedChains).
+const noPodSet = "NETPOL6-NOPOD"
 
 func dispatchDir(d Direction) ipt.Dir {
 	if d == Egress {

@@ -23,6 +23,23 @@
 // bridge). Every node runs its own agent; its manifests list every pod, the
 // pods of other nodes with spec.nodeName and status.podIPs.
 //
+// # Address families
+//
+// Each topology runs in three modes: ipv4 (host-local hands out
+// 10.244.N.0/24), ipv6 (IPv6-only pods, fd00:10:244:N::/64, IPv6 routes
+// between the nodes) and dual (both ranges: every pod has one address of
+// each family, and status.podIPs lists both). In dual mode every cell of
+// every table is probed over each family, with the protocol and port the
+// table names; a table means the same over both. The ipBlock cases write
+// /128 where IPv4 writes /32 (as upstream's IPv6 runs do) and, for "many
+// IPs around the pod", the /16 around it where IPv4 takes the /4; in dual
+// mode every ipBlock peer is written once per family in the same rule.
+// By default (make test) the suite runs ipv4, ipv6 and dual on one node and
+// dual on three nodes with both chains; $NETPOL_CONFORMANCE_FAMILY and
+// $NETPOL_CONFORMANCE_NODES choose modes (make conformance FAMILY=..
+// NODES=..), and the run ends with "N passed, M failed" (cases, both
+// orders, over every mode run).
+//
 // # Truth tables
 //
 // Every case states, for each (protocol, port) it probes, a hand-written
@@ -42,7 +59,7 @@
 //
 // # Orders
 //
-// Every case runs in two orders:
+// Every case runs in two orders, at once (they share no node):
 //
 //   - pods-first: the nine pods exist (CNI ADD) and the agent knows them with
 //     no policies; then the case's policies are written and synced, and the
@@ -60,7 +77,7 @@
 // The ipBlock cases need pod IPs inside the policies. In pods-first order
 // they are the IPs CNI ADD returned. In policies-first order they are
 // predicted before the pods exist: host-local on a fresh node hands out
-// 10.244.N.2, .3, ... in the order of ADD, and pods are added one by one in
+// 10.244.N.2, .3, ... (fd00:10:244:N::2, ::3, ...) in the order of ADD, and pods are added one by one in
 // the order x/a x/b x/c y/a ... z/c, round-robin over the nodes; after ADD
 // the suite checks that every pod got the address predicted for it. In that
 // order the manifests carry every pod's predicted address in status.podIPs
