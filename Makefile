@@ -54,11 +54,13 @@ conformance: build deps
 		$(CURDIR)/.cache/conformance-$(FAMILY)-$(NODES).test -test.run '^TestConformance$$' -test.timeout 60m
 
 # differential runs many random scenarios on real traffic against the
-# evaluator (make test runs a handful). SEEDS and FIRST choose them.
+# evaluator (make test runs a handful). SEEDS (per family) and FIRST choose
+# them, FAMILIES the pods' address families (dual takes about twice as long).
 SEEDS ?= 200
 FIRST ?= 1
+FAMILIES ?= ipv4,ipv6,dual
 differential: build deps
-	$(TEST_ENV) NETPOL_DIFF_SEEDS=$(SEEDS) NETPOL_DIFF_FIRST=$(FIRST) $(GO) test -count=1 -timeout 60m -v -run 'TestEvaluatorAgrees|TestDifferentialRealTraffic' ./policy/ ./integration/
+	$(TEST_ENV) NETPOL_DIFF_SEEDS=$(SEEDS) NETPOL_DIFF_FIRST=$(FIRST) NETPOL_DIFF_FAMILIES=$(FAMILIES) $(GO) test -count=1 -timeout 150m -v -run 'TestEvaluatorAgrees|TestDifferentialRealTraffic' ./policy/ ./integration/
 
 # fuzz runs each Go fuzz target for FUZZTIME, one after another (make test
 # runs only their seed corpora). A failing input is written under the

@@ -12,7 +12,7 @@ import (
 )
 
 // ExplainQuery is "would From reach To on Protocol/Port". From and To are
-// "namespace/name" of a pod or an IP address.
+// "namespace/name" of a pod or an IP address of either family.
 type ExplainQuery struct {
 	From, To string
 	Protocol corev1.Protocol
@@ -25,6 +25,11 @@ type ExplainQuery struct {
 // ruleset that the agent applies to the kernel (which rule decides). It
 // writes a report to w and returns the verdict; the two answers disagreeing
 // is an error.
+//
+// A pod named by namespace/name stands for each of its addresses, and the
+// question is asked in every family both ends have: for two dual-stack
+// pods, once over IPv4 and once over IPv6, and the verdict is ALLOWED only
+// when both are. Ends with no family in common are an error.
 func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	snap, err := a.Store.ReadSnapshot()
 	if err != nil {
@@ -46,16 +51,36 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	pairs := sameFamily(from, to)
+	if len(pairs) == 0 {
+		return false, fmt.Errorf("%s (%s) and %s (%s) have no address family in common",
+			q.From, strings.Join(from, ", "), q.To, strings.Join(to, ", "))
+	}
+	compiled, err := policy.Compile(snap, atts)
+	if err != nil {
+		return false, err
+	}
+	allowed := true
+	for _, pair := range pairs {
+		ok, err := explainPair(w, q, pair, snap, atts, compiled)
+		if err != nil {
+			return false, err
+		}
+		allowed = allowed && ok
+	}
+	return allowed, nil
+}
+
+// explainPair explains q between the addresses pair[0] and pair[1].
+func explainPair(w io.Writer, q ExplainQuery, pair [2]string, snap *policy.Snapshot, atts []policy.Attachment,
+	compiled *policy.Compiled) (bool, error) {
+	from, to := pair[0], pair[1]
 	v := policy.Evaluate(snap, atts, policy.Connection{From: from, To: to, Protocol: q.Protocol, Port: q.Port})
 	fmt.Fprintf(w, "%s (%s) -> %s (%s) %s/%d: %s\n", q.From, from, q.To, to, q.Protocol, q.Port, word(v.Allowed))
 	explainSide(w, "egress of the source", v.Egress)
 	explainSide(w, "ingress of the destination", v.Ingress)
 	if from == to {
 		return v.Allowed, nil
-	}
-	compiled, err := policy.Compile(snap, atts)
-	if err != nil {
-		return false, err
 	}
 	for _, bridged := range []bool{true, false} {
 		tr, err := policy.Trace(compiled, policy.Packet{Src: from, Dst: to, Protocol: strings.ToLower(string(q.Protocol)), DPort: q.Port, Bridged: bridged})
@@ -77,6 +102,21 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	return v.Allowed, nil
 }
 
+// sameFamily pairs each address of from with each of to of the same
+// family.
+func sameFamily(from, to []string) [][2]string {
+	var out [][2]string
+	for _, a := range from {
+		fa, _ := policy.AddressFamily(a)
+		for _, b := range to {
+			if fb, _ := policy.AddressFamily(b); fa == fb {
+				out = append(out, [2]string{a, b})
+			}
+		}
+	}
+	return out
+}
+
 func explainSide(w io.Writer, title string, s policy.Side) {
 	who := s.Pod
 	if who == "" {
@@ -95,25 +135,33 @@ func word(allowed bool) string {
 	return "DENIED"
 }
 
-// resolve turns "namespace/name" into the pod's first address (recorded by
-// CNI on this node, else its status IP), or checks an IP address.
-func resolve(ref string, snap *policy.Snapshot, atts []policy.Attachment) (string, error) {
+// resolve turns "namespace/name" into the pod's addresses (recorded by CNI
+// on this node, else its status IPs), or an IP address of either family
+// into its canonical form (an IPv4-mapped one into IPv4, as the plugin
+// records it).
+func resolve(ref string, snap *policy.Snapshot, atts []policy.Attachment) ([]string, error) {
 	if ip := net.ParseIP(ref); ip != nil {
-		return ip.String(), nil
+		return []string{ip.String()}, nil
 	}
 	ns, name, ok := strings.Cut(ref, "/")
 	if !ok {
-		return "", fmt.Errorf("%q: want namespace/name or an IP address", ref)
+		return nil, fmt.Errorf("%q: want namespace/name or an IP address", ref)
 	}
+	var ips []string
 	for _, a := range atts {
-		if a.Namespace == ns && a.Name == name && len(a.IPs) > 0 {
-			return a.IPs[0], nil
+		if a.Namespace == ns && a.Name == name {
+			ips = append(ips, a.IPs...)
 		}
 	}
-	for _, p := range snap.Pods {
-		if p.Namespace == ns && p.Name == name && len(p.IPs) > 0 {
-			return p.IPs[0], nil
+	if len(ips) == 0 {
+		for _, p := range snap.Pods {
+			if p.Namespace == ns && p.Name == name {
+				ips = append(ips, p.IPs...)
+			}
 		}
 	}
-	return "", fmt.Errorf("pod %s has no known address", ref)
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("pod %s has no known address", ref)
+	}
+	return ips, nil
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
 	"github.com/netpol/netpol/integration/node"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/policy/policytest"
@@ -33,14 +36,36 @@ func envInt(t *testing.T, name string, def int) int {
 // Pods keep their identity from one scenario to the next, so every scenario
 // is also a relabelling and a policy replacement of the previous one.
 //
-// NETPOL_DIFF_SEEDS scenarios run (default 6; `make differential` runs 200),
-// starting at seed NETPOL_DIFF_FIRST (default 1). A mismatch prints the seed.
+// It runs once per address family of the node's pods: IPv4-only, IPv6-only
+// and dual-stack (both families probed for every cell; the ipBlocks are of
+// either family, host prefixes, /24 or /64 with excepts, and /0).
+// NETPOL_DIFF_FAMILIES picks them (default "ipv4,ipv6,dual").
+// NETPOL_DIFF_SEEDS scenarios run per family (default 4; `make
+// differential` runs 200), starting at seed NETPOL_DIFF_FIRST (default 1).
+// A mismatch prints the family and the seed.
 func TestDifferentialRealTraffic(t *testing.T) {
-	seeds := envInt(t, "NETPOL_DIFF_SEEDS", 6)
+	seeds := envInt(t, "NETPOL_DIFF_SEEDS", 4)
 	first := envInt(t, "NETPOL_DIFF_FIRST", 1)
-	c := newCluster(t, world{})
+	families := "ipv4,ipv6,dual"
+	if v := os.Getenv("NETPOL_DIFF_FAMILIES"); v != "" {
+		families = v
+	}
+	for _, name := range strings.Split(families, ",") {
+		fam, err := node.ParseFamily(name)
+		if err != nil {
+			t.Fatalf("NETPOL_DIFF_FAMILIES: %v", err)
+		}
+		t.Run(string(fam), func(t *testing.T) { differentialOn(t, fam, seeds, first) })
+	}
+}
+
+// differentialOn runs seeds scenarios from first on a node whose pods have
+// addresses of family fam.
+func differentialOn(t *testing.T, fam node.Family, seeds, first int) {
+	c := &cluster{t: t, node: node.New(t, node.Options{Family: fam}), dir: t.TempDir(), pods: map[string]*node.Pod{}}
 	var refs []policytest.PodRef
 	var pods []*node.Pod
+	var atts []policy.Attachment
 	for _, ns := range policytest.Namespaces {
 		for _, name := range []string{"a", "b"} {
 			p, err := c.node.AddPod(ns, name)
@@ -51,12 +76,9 @@ func TestDifferentialRealTraffic(t *testing.T) {
 				t.Fatal(err)
 			}
 			pods = append(pods, p)
-			refs = append(refs, policytest.PodRef{Namespace: ns, Name: name, IP: p.IP})
+			refs = append(refs, policytest.PodRef{Namespace: ns, Name: name, IPs: p.IPs})
+			atts = append(atts, policy.Attachment{ContainerID: p.ContainerID, IfName: "eth0", Namespace: ns, Name: name, IPs: p.IPs})
 		}
-	}
-	var atts []policy.Attachment
-	for _, p := range pods {
-		atts = append(atts, policy.Attachment{ContainerID: p.ContainerID, IfName: "eth0", Namespace: p.Namespace, Name: p.Name, IPs: []string{p.IP}})
 	}
 	failed := 0
 	for seed := int64(first); seed < int64(first+seeds) && failed < 3; seed++ {
@@ -67,21 +89,50 @@ func TestDifferentialRealTraffic(t *testing.T) {
 		}
 		c.write("00-world.yaml", string(yaml))
 		c.sync()
-		for _, pp := range policytest.Ports {
-			want := node.NewTable(node.Labels(pods), node.Labels(pods), false)
-			for i, from := range pods {
-				for j, to := range pods {
-					v := policy.Evaluate(snap, atts, policy.Connection{From: from.IP, To: to.IP, Protocol: pp.Protocol, Port: pp.Port})
-					want.Allowed[i][j] = v.Allowed
+		flushConntrack(t, c.node)
+		for _, single := range fam.Single() {
+			hosts := node.In(pods, single)
+			for _, pp := range policytest.Ports {
+				want := node.NewTable(node.Labels(hosts), node.Labels(hosts), false)
+				for i, from := range hosts {
+					for j, to := range hosts {
+						v := policy.Evaluate(snap, atts, policy.Connection{From: from.Addr(), To: to.Addr(), Protocol: pp.Protocol, Port: pp.Port})
+						want.Allowed[i][j] = v.Allowed
+					}
 				}
-			}
-			got := node.MatrixTimeout(pods, pods, strings.ToLower(string(pp.Protocol)), int(pp.Port), denyTimeout)
-			if diff := got.Diff(want); len(diff) > 0 {
-				failed++
-				t.Errorf("seed %d, %s/%d: real traffic differs from the evaluator in %d cells: %s\ngot:\n%s\nwant (evaluator):\n%s\nmanifests:\n%s",
-					seed, pp.Protocol, pp.Port, len(diff), strings.Join(diff, "; "), got, want, yaml)
+				got := node.MatrixTimeout(hosts, hosts, strings.ToLower(string(pp.Protocol)), int(pp.Port), denyTimeout)
+				if diff := got.Diff(want); len(diff) > 0 {
+					failed++
+					t.Errorf("%s pods, seed %d, %s over %s: real traffic differs from the evaluator in %d cells: %s\ngot:\n%s\nwant (evaluator):\n%s\nmanifests:\n%s",
+						fam, seed, fmt.Sprintf("%s/%d", pp.Protocol, pp.Port), single, len(diff), strings.Join(diff, "; "), got, want, yaml)
+				}
 			}
 		}
 	}
-	t.Logf("%d random scenarios from seed %d on real traffic (%d pods, %s)", seeds, first, len(pods), fmt.Sprint(policytest.Ports))
+	t.Logf("%d random scenarios from seed %d on real traffic (%s pods, %d of them, %s)", seeds, first, fam, len(pods), fmt.Sprint(policytest.Ports))
+}
+
+// matchAll is a conntrack filter that matches every flow.
+type matchAll struct{}
+
+func (matchAll) MatchConntrackFlow(*netlink.ConntrackFlow) bool { return true }
+
+// flushConntrack forgets every connection the node's conntrack tracks, in
+// both families: each scenario is judged on new connections, and a UDP
+// probe whose source port happens to repeat a flow an earlier scenario
+// allowed would otherwise pass as reply traffic ("existing connections
+// keep flowing" is tested on its own). Equivalent to: `conntrack -F`.
+func flushConntrack(t *testing.T, n *node.Node) {
+	t.Helper()
+	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+		for _, fam := range []netlink.InetFamily{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, fam, matchAll{}); err != nil {
+				return fmt.Errorf("flush conntrack (family %d): %w", fam, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

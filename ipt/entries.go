@@ -81,6 +81,9 @@ func renderEntries(verb string, entries []Entry, only map[string]bool) ([]byte, 
 		if err := checkToken("entry of "+e.Set, e.Value); err != nil {
 			return nil, err
 		}
+		if a, ok := memberAddr(e.Value); ok && a.Is4In6() {
+			return nil, fmt.Errorf("%w: entry %q of %s is an IPv4-mapped IPv6 address", ErrInvalid, e.Value, e.Set)
+		}
 		if only != nil && !only[e.Set] {
 			continue
 		}

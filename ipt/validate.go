@@ -3,6 +3,7 @@ package ipt
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -215,13 +216,48 @@ func validateSet(s Set, fam Family) error {
 	default:
 		return fmt.Errorf("%w: set %s has unknown type %q", ErrInvalid, s.Name, string(s.Type))
 	}
+	if s.Family != 0 {
+		fam = s.Family
+	}
 	for _, m := range s.Members {
 		if err := checkToken("member of "+s.Name, m.Entry); err != nil {
+			return err
+		}
+		if err := checkMemberFamily(s.Name, fam, m.Entry); err != nil {
 			return err
 		}
 		if m.NoMatch && s.Type != HashNet {
 			return fmt.Errorf("%w: set %s: nomatch member %s in a %s set", ErrInvalid, s.Name, m.Entry, s.Type)
 		}
+	}
+	return nil
+}
+
+// memberAddr parses the address part of a set entry ("ADDR", "ADDR/LEN",
+// "ADDR,PROTO:PORT").
+func memberAddr(entry string) (netip.Addr, bool) {
+	addr, _, _ := strings.Cut(entry, ",")
+	if strings.IndexByte(addr, '/') >= 0 {
+		p, err := netip.ParsePrefix(addr)
+		return p.Addr(), err == nil
+	}
+	a, err := netip.ParseAddr(addr)
+	return a, err == nil && a.Zone() == ""
+}
+
+// checkMemberFamily refuses an entry whose address is not of family fam: an
+// inet set holds IPv4 addresses, an inet6 set IPv6 ones that are not
+// IPv4-mapped. ipset itself would store "::ffff:10.0.0.1" in an inet6 set,
+// where no IPv4 packet ever meets it, so such a member is never written.
+func checkMemberFamily(set string, fam Family, entry string) error {
+	a, ok := memberAddr(entry)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: set %s: member %q is not an address, prefix or address,port", ErrInvalid, set, entry)
+	case a.Is4In6():
+		return fmt.Errorf("%w: set %s: member %q is an IPv4-mapped IPv6 address", ErrInvalid, set, entry)
+	case a.Is4() != (fam == IPv4):
+		return fmt.Errorf("%w: set %s: member %q is not an %s address", ErrInvalid, set, entry, fam)
 	}
 	return nil
 }

@@ -52,6 +52,21 @@ func TestValidateRejects(t *testing.T) {
 		{"set type", func(rs *Ruleset) { rs.Sets[0].Type = "bitmap:port" }, "bitmap:port"},
 		{"reject target", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = Jump("REJECT") }, "REJECT"},
 		{"bad family", func(rs *Ruleset) { rs.Family = 5 }, "family 5"},
+		{"IPv6 member in an inet set", func(rs *Ruleset) { rs.Sets[0].Members[1].Entry = "fd00::2" }, `"fd00::2" is not an ipv4 address`},
+		{"IPv4-mapped member", func(rs *Ruleset) { rs.Sets[0].Members[1].Entry = "::ffff:10.0.0.2" }, `"::ffff:10.0.0.2" is an IPv4-mapped`},
+		{"IPv4-mapped member of an inet6 set", func(rs *Ruleset) {
+			*rs = *testRuleset6()
+			rs.Sets[0].Members[2].Entry = "::ffff:10.0.0.0/120"
+		}, `"::ffff:10.0.0.0/120" is an IPv4-mapped`},
+		{"IPv4 member in an inet6 set", func(rs *Ruleset) {
+			*rs = *testRuleset6()
+			rs.Sets[0].Members[2].Entry = "10.0.0.0/8"
+		}, `"10.0.0.0/8" is not an ipv6 address`},
+		{"IPv4-mapped member of hash:ip,port", func(rs *Ruleset) {
+			rs.Sets[0].Type = HashIPPort
+			rs.Sets[0].Members[1].Entry = "::ffff:10.0.0.2,tcp:80"
+		}, "IPv4-mapped"},
+		{"member not an address", func(rs *Ruleset) { rs.Sets[0].Members[1].Entry = "host.example" }, `"host.example" is not an address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +84,31 @@ func TestStaleToDropRefusesForeign(t *testing.T) {
 	got := staleToDrop([]string{"FOO", "NETPOL-A", "NETPOL-A", "NETPOL-KEEP", "NETPOL bad"}, map[string]bool{"NETPOL-KEEP": true})
 	if len(got) != 1 || got[0] != "NETPOL-A" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestValidateAcceptsMembersOfBothFamilies: hosts, prefixes and
+// address,port entries of each family, in their own family's sets.
+func TestValidateAcceptsMembersOfBothFamilies(t *testing.T) {
+	sets := []Set{
+		{Name: "NETPOL4-N", Type: HashNet, Family: IPv4, Members: []Member{{Entry: "0.0.0.0/1"}, {Entry: "10.0.0.1/32", NoMatch: true}}},
+		{Name: "NETPOL4-P", Type: HashIPPort, Family: IPv4, Members: []Member{{Entry: "10.0.0.1,udp:53"}, {Entry: "10.0.0.1,80"}}},
+	}
+	sets6 := []Set{
+		{Name: "NETPOL6-N", Type: HashNet, Family: IPv6, Members: []Member{{Entry: "8000::/1"}, {Entry: "fd00::1/128", NoMatch: true}}},
+		{Name: "NETPOL6-P", Type: HashIPPort, Family: IPv6, Members: []Member{{Entry: "fd00::1,tcp:65535"}}},
+		{Name: "NETPOL6-A", Type: HashIP, Family: IPv6, Members: []Member{{Entry: "fd00::1"}, {Entry: "::a00:1"}}},
+	}
+	if err := validateSets(sets, IPv4); err != nil {
+		t.Error(err)
+	}
+	if err := validateSets(sets6, IPv6); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRenderEntriesRefusesIPv4Mapped(t *testing.T) {
+	if _, err := renderEntries("add", []Entry{{Set: "NETPOL4-X", Value: "::ffff:10.0.0.1"}}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("renderEntries(::ffff:10.0.0.1) = %v, want ErrInvalid", err)
 	}
 }

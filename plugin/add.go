@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,6 +122,11 @@ func (inv *invocation) bootstrap() error {
 // another interface, one outside the sandbox, or no interface at all is
 // not. No usable address is an error saying why: a pod netpol cannot put
 // in any set is a pod no rule would ever isolate.
+//
+// An IPv4-mapped IPv6 address ("::ffff:10.0.0.1") is normalised to its
+// IPv4 form, not refused: it is what the pod has, since netlink (and so the
+// bridge plugin) configures such an address as IPv4 and the runtime reports
+// it to Kubernetes in IPv4 form. An address listed twice is returned once.
 func resultIPs(r *types100.Result, ifName string) ([]string, error) {
 	if r == nil || len(r.IPs) == 0 {
 		return nil, errors.New("prevResult.ips is empty: the pod has no address netpol could put in its sets")
@@ -135,7 +141,9 @@ func resultIPs(r *types100.Result, ifName string) ([]string, error) {
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
-		out = append(out, ip.String())
+		if !slices.Contains(out, ip.String()) {
+			out = append(out, ip.String())
+		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("prevResult gives interface %q in the sandbox no usable address: %s",

@@ -30,6 +30,10 @@ func TestResultIPs(t *testing.T) {
 		{"no interface index", "0.4.0", `"ips":[{"version":"4","address":"10.244.1.5/24"}]`, []string{"10.244.1.5"}, ""},
 		{"one of two on the host", "1.0.0", bridge + `,"ips":[{"interface":1,"address":"10.9.0.1/24"},` +
 			`{"interface":2,"address":"10.244.1.5/24"}]`, []string{"10.244.1.5"}, ""},
+		{"IPv4-mapped normalised", "1.0.0", bridge + `,"ips":[{"interface":2,"address":"::ffff:10.244.1.5/120"},` +
+			`{"interface":2,"address":"fd00::5/64"}]`, []string{"10.244.1.5", "fd00::5"}, ""},
+		{"IPv4-mapped twin listed once", "1.0.0", bridge + `,"ips":[{"interface":2,"address":"10.244.1.5/24"},` +
+			`{"interface":2,"address":"::ffff:10.244.1.5/120"}]`, []string{"10.244.1.5"}, ""},
 		{"ips empty", "1.0.0", bridge + `,"ips":[]`, nil, "prevResult.ips is empty"},
 		{"no ips", "0.4.0", bridge, nil, "prevResult.ips is empty"},
 		{"only on the host", "1.0.0", bridge + `,"ips":[{"interface":0,"address":"10.244.1.1/24"},` +

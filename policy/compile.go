@@ -173,6 +173,8 @@ func mergePods(s *Snapshot, atts []Attachment) (all, local []*Pod, unknown []Att
 			p.IPs = uniqueSorted(recorded[p.Key()])
 			local = append(local, &p)
 			localKeys[p.Key()] = true
+		} else {
+			p.IPs = canonicalIPs(p.IPs) // so named-port entries read as the kernel prints them
 		}
 		all = append(all, &p)
 	}
@@ -322,6 +324,14 @@ func ipFamily(s string) (ipt.Family, bool) {
 		return ipt.IPv4, true
 	}
 	return ipt.IPv6, true
+}
+
+func canonicalIPs(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = canonicalIP(s)
+	}
+	return out
 }
 
 func uniqueSorted(in []string) []string {

@@ -43,6 +43,12 @@ type Connection struct {
 // defaults.go and that admission.
 func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
+	if isLinkLocal(c.From) || isLinkLocal(c.To) {
+		// Dropped in NETPOL-FORWARD before the hairpin rule and any policy.
+		return Evaluation{
+			Egress:  Side{Verdict: Verdict{Reason: LinkLocal, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: LinkLocal, Direction: Ingress}}}
+	}
 	if c.From == c.To {
 		// Sent to its own address it stays in the pod; through a Service it
 		// is hairpinned on its bridge port and crosses FORWARD.
@@ -277,4 +283,10 @@ func canonicalIP(s string) string {
 		return ip.String()
 	}
 	return s
+}
+
+// isLinkLocal reports whether addr is an IPv6 link-local unicast address.
+func isLinkLocal(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.To4() == nil && ip.IsLinkLocalUnicast()
 }

@@ -40,6 +40,7 @@ func TestGolden(t *testing.T) {
 			return c
 		}},
 		{"fail-closed-unknown-pods", compileUnknownPods},
+		{"dual-stack", compileDualStack},
 	}
 	for _, w := range worlds {
 		t.Run(w.name, func(t *testing.T) {

@@ -102,9 +102,12 @@ func (c *compiler) peerPods(key, policyNS string, peer *networkingv1.NetworkPoli
 }
 
 // blockSet returns the hash:net set of an ipBlock in family f, or nil when
-// the block is of the other family. "except is a slice of CIDRs that should
-// not be included within an IPBlock": those entries are stored as nomatch,
-// and since the most specific prefix decides, they carve holes in the CIDR.
+// the block is of the other family: an IPv4 block never matches IPv6
+// traffic, nor an IPv6 block IPv4 traffic. "except is a slice of CIDRs that
+// should not be included within an IPBlock": those entries are stored as
+// nomatch, and since the most specific prefix decides, they carve holes in
+// the CIDR. An except equal to a /1 half of a split /0 replaces that half
+// (one entry cannot be both).
 func (c *compiler) blockSet(f ipt.Family, b *networkingv1.IPBlock) *ipt.Set {
 	fam, ok := ipFamily(b.CIDR)
 	if !ok || fam != f {
@@ -115,8 +118,16 @@ func (c *compiler) blockSet(f ipt.Family, b *networkingv1.IPBlock) *ipt.Set {
 	if len(s.Members) > 0 {
 		return s
 	}
+	excepted := map[string]bool{}
+	for _, ex := range b.Except {
+		for _, cidr := range splitZero(ex) {
+			excepted[cidr] = true
+		}
+	}
 	for _, cidr := range splitZero(b.CIDR) {
-		c.addMember(s, cidr, false)
+		if !excepted[cidr] {
+			c.addMember(s, cidr, false)
+		}
 	}
 	for _, ex := range b.Except {
 		for _, cidr := range splitZero(ex) {

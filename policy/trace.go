@@ -45,6 +45,9 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 	if !ok {
 		return TraceResult{}, fmt.Errorf("source %q is not an IP address", p.Src)
 	}
+	if dfam, ok := ipFamily(p.Dst); !ok || dfam != fam {
+		return TraceResult{}, fmt.Errorf("destination %q is not an %s address like source %q", p.Dst, fam, p.Src)
+	}
 	rs := c.Ruleset(fam)
 	chains := map[string]ipt.Chain{}
 	for _, ch := range rs.Chains {

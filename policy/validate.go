@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -98,8 +99,13 @@ func ValidatePod(p *Pod) field.ErrorList {
 	return fes
 }
 
-// validatePodIPs checks status.podIPs: valid addresses, at most one per
-// family.
+// validatePodIPs checks status.podIPs: valid addresses, none IPv4-mapped,
+// at most one per family.
+//
+// An IPv4-mapped IPv6 address ("::ffff:10.0.0.1") is refused, as the API
+// server refuses it in status.podIPs (StrictIPCIDRValidation, on by default
+// since Kubernetes 1.36): it is IPv4 to some software and IPv6 to other,
+// and no pod's traffic carries it.
 func validatePodIPs(ips []string, path *field.Path) field.ErrorList {
 	var fes field.ErrorList
 	seenFamily := map[bool]bool{}
@@ -107,6 +113,10 @@ func validatePodIPs(ips []string, path *field.Path) field.ErrorList {
 		ip := net.ParseIP(s)
 		if ip == nil {
 			fes = append(fes, field.Invalid(path.Index(i), s, "must be a valid IP address"))
+			continue
+		}
+		if ip.To4() != nil && strings.Contains(s, ":") {
+			fes = append(fes, field.Invalid(path.Index(i), s, "must not be an IPv4-mapped IPv6 address"))
 			continue
 		}
 		v4 := ip.To4() != nil
@@ -329,22 +339,26 @@ func validatePeer(peer *networkingv1.NetworkPolicyPeer, path *field.Path) field.
 }
 
 // validateIPBlock checks that cidr parses and that every except parses, is
-// of the same family and lies strictly inside cidr.
+// of the same family and lies strictly inside cidr. Neither may have an
+// IPv4-mapped IPv6 address ("::ffff:10.0.0.0/104", "::ffff:0:0/96"), as
+// the API server refuses them (StrictIPCIDRValidation, on by default since
+// Kubernetes 1.36): Go reads such a prefix as IPv4 (the /96 as 0.0.0.0/0),
+// ipset as IPv6, so no reading of it could be trusted.
 func validateIPBlock(b *networkingv1.IPBlock, path *field.Path) field.ErrorList {
 	if b.CIDR == "" {
 		return field.ErrorList{field.Required(path.Child("cidr"), "")}
 	}
-	_, cidr, err := net.ParseCIDR(b.CIDR)
-	if err != nil {
-		return field.ErrorList{field.Invalid(path.Child("cidr"), b.CIDR, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")}
+	cidr, fe := parseBlockCIDR(b.CIDR, path.Child("cidr"))
+	if fe != nil {
+		return field.ErrorList{fe}
 	}
 	var fes field.ErrorList
 	cidrOnes, cidrBits := cidr.Mask.Size()
 	for i, s := range b.Except {
 		exceptPath := path.Child("except").Index(i)
-		_, except, err := net.ParseCIDR(s)
-		if err != nil {
-			fes = append(fes, field.Invalid(exceptPath, s, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"))
+		except, fe := parseBlockCIDR(s, exceptPath)
+		if fe != nil {
+			fes = append(fes, fe)
 			continue
 		}
 		ones, bits := except.Mask.Size()
@@ -356,4 +370,17 @@ func validateIPBlock(b *networkingv1.IPBlock, path *field.Path) field.ErrorList 
 		}
 	}
 	return fes
+}
+
+// parseBlockCIDR parses an ipBlock cidr or except, refusing one that does
+// not parse or has an IPv4-mapped IPv6 address.
+func parseBlockCIDR(s string, path *field.Path) (*net.IPNet, *field.Error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, field.Invalid(path, s, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+	}
+	if _, bits := n.Mask.Size(); bits == 8*net.IPv6len && ip.To4() != nil {
+		return nil, field.Invalid(path, s, "must not have an IPv4-mapped IPv6 address")
+	}
+	return n, nil
 }

@@ -106,6 +106,10 @@ func TestValidateSnapshotRejects(t *testing.T) {
 			[]string{`pods[0] "default/db-0": labels[role]: Invalid value: "` + strings.Repeat("a", 64) + `"`}},
 		{"pod IP does not parse", func(s *Snapshot) { s.Pods[0].IPs[1] = "fd00::5::1" },
 			[]string{`pods[0] "default/db-0": ips[1]: Invalid value: "fd00::5::1": must be a valid IP address`}},
+		{"pod IP IPv4-mapped", func(s *Snapshot) { s.Pods[0].IPs[0] = "::ffff:10.244.0.5" },
+			[]string{`pods[0] "default/db-0": ips[0]: Invalid value: "::ffff:10.244.0.5": must not be an IPv4-mapped IPv6 address`}},
+		{"pod IP IPv4-mapped, hex", func(s *Snapshot) { s.Pods[0].IPs[0] = "::FFFF:af4:5" },
+			[]string{`pods[0] "default/db-0": ips[0]: Invalid value: "::FFFF:af4:5": must not be an IPv4-mapped IPv6 address`}},
 		{"pod two IPv4", func(s *Snapshot) { s.Pods[0].IPs[1] = "10.244.0.6" },
 			[]string{`pods[0] "default/db-0": ips[1]: Invalid value: "10.244.0.6": may specify no more than one IP for each IP family`}},
 		{"named port bad name", func(s *Snapshot) { s.Pods[0].Ports[0].Name = "redis_port" },
@@ -164,6 +168,17 @@ func TestValidateSnapshotRejects(t *testing.T) {
 			[]string{policy0 + `spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "172.17.1.0/33"`}},
 		{"except other family", func(s *Snapshot) { peer(s, 0).IPBlock.Except[0] = "fd00::/64" },
 			[]string{policy0 + `spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "fd00::/64": must be of the same IP family`}},
+		{"except other family, v6 cidr", func(s *Snapshot) { s.Policies[0].Spec.Egress[0].To[0].IPBlock.Except[0] = "10.0.0.0/8" },
+			[]string{policy0 + `spec.egress[0].to[0].ipBlock.except[0]: Invalid value: "10.0.0.0/8": must be of the same IP family`}},
+		{"cidr IPv4-mapped", func(s *Snapshot) { peer(s, 0).IPBlock.CIDR = "::ffff:172.17.0.0/112" },
+			[]string{policy0 + `spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "::ffff:172.17.0.0/112": must not have an IPv4-mapped IPv6 address`}},
+		{"cidr all of IPv4-mapped", func(s *Snapshot) { peer(s, 0).IPBlock = &networkingv1.IPBlock{CIDR: "::ffff:0:0/96"} },
+			[]string{policy0 + `spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "::ffff:0:0/96": must not have an IPv4-mapped IPv6 address`}},
+		{"except IPv4-mapped", func(s *Snapshot) { peer(s, 0).IPBlock.Except[0] = "::ffff:172.17.1.0/120" },
+			[]string{policy0 + `spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "::ffff:172.17.1.0/120": must not have an IPv4-mapped IPv6 address`}},
+		{"except IPv4-mapped in a v6 cidr", func(s *Snapshot) {
+			s.Policies[0].Spec.Egress[0].To[0].IPBlock = &networkingv1.IPBlock{CIDR: "::/0", Except: []string{"::ffff:0:0/96"}}
+		}, []string{policy0 + `spec.egress[0].to[0].ipBlock.except[0]: Invalid value: "::ffff:0:0/96": must not have an IPv4-mapped IPv6 address`}},
 		{"except outside cidr", func(s *Snapshot) { peer(s, 0).IPBlock.Except[0] = "172.18.1.0/24" },
 			[]string{policy0 + "spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: \"172.18.1.0/24\": must be a strict subset of `cidr`"}},
 		{"except equals cidr", func(s *Snapshot) { peer(s, 0).IPBlock.Except[0] = "172.17.0.0/16" },
@@ -215,4 +230,18 @@ func peer(s *Snapshot, i int) *networkingv1.NetworkPolicyPeer {
 // port returns the i-th port of the first ingress rule of the first policy.
 func port(s *Snapshot, i int) *networkingv1.NetworkPolicyPort {
 	return &s.Policies[0].Spec.Ingress[0].Ports[i]
+}
+
+// TestValidateIPBlockWholeFamilies: /0 of either family, with excepts of its
+// own family (a /1 half, a /128 or /32 host), is valid.
+func TestValidateIPBlockWholeFamilies(t *testing.T) {
+	for _, b := range []networkingv1.IPBlock{
+		{CIDR: "::/0", Except: []string{"::/1", "fd00::1/128"}},
+		{CIDR: "0.0.0.0/0", Except: []string{"128.0.0.0/1", "10.0.0.1/32"}},
+		{CIDR: "fd00::1/128"},
+	} {
+		if fes := validateIPBlock(&b, nil); len(fes) != 0 {
+			t.Errorf("validateIPBlock(%v) = %v", b, fes)
+		}
+	}
 }

@@ -55,6 +55,10 @@ const (
 	// NoRuleAllows: policies select the pod in the verdict's direction
 	// (the verdict's Keys) and none of their rules allows the traffic. Deny.
 	NoRuleAllows
+	// LinkLocal: an end of the connection is an IPv6 link-local address,
+	// which is no pod's and is dropped before any policy (see
+	// fixedChains). Deny.
+	LinkLocal
 )
 
 // actions is the Action of each Reason.
@@ -68,6 +72,7 @@ var actions = map[Reason]Action{
 	NotSelected:     Allow,
 	AllowedByRule:   Allow,
 	NoRuleAllows:    Deny,
+	LinkLocal:       Deny,
 }
 
 // Verdict is a decision with what decided it: the answer of Evaluate for one
@@ -116,6 +121,8 @@ func (v Verdict) String() string {
 		return "allowed by " + strings.Join(v.Keys, ", ")
 	case NoRuleAllows:
 		return "no rule of " + strings.Join(v.Keys, ", ") + " allows it"
+	case LinkLocal:
+		return "an IPv6 link-local address is no pod's: denied"
 	}
 	return "no verdict: denied"
 }

@@ -8,6 +8,7 @@ package policytest
 import (
 	"fmt"
 	"math/rand"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -23,9 +24,55 @@ import (
 // Namespaces are the namespaces every scenario uses.
 var Namespaces = []string{"x", "y", "z"}
 
-// PodRef names a pod of the scenario and its address.
+// PodRef names a pod of the scenario and its addresses: an IPv4 one, an
+// IPv6 one, or one of each (dual-stack).
 type PodRef struct {
-	Namespace, Name, IP string
+	Namespace, Name string
+	IPs             []string
+}
+
+// Family is the kind of world a scenario is drawn over.
+type Family string
+
+// The families of worlds: every pod IPv4-only, every pod IPv6-only, or a
+// mix of dual-stack, IPv4-only and IPv6-only pods.
+const (
+	IPv4 Family = "ipv4"
+	IPv6 Family = "ipv6"
+	Dual Family = "dual"
+)
+
+// Families lists every Family.
+var Families = []Family{IPv4, IPv6, Dual}
+
+// Addresses returns the addresses of the i-th pod of a world of family f
+// on the node numbered node: 10.244.node.(2+i) and/or fd00:10:244:node::(2+i)
+// (hex). In a dual world pods 0 and 3 are IPv4-only, 1 and 4 IPv6-only,
+// the others dual-stack.
+func Addresses(f Family, node, i int) []string {
+	v4 := fmt.Sprintf("10.244.%d.%d", node, 2+i)
+	v6 := fmt.Sprintf("fd00:10:244:%x::%x", node, 2+i)
+	switch {
+	case f == IPv4 || (f == Dual && i%3 == 0):
+		return []string{v4}
+	case f == IPv6 || (f == Dual && i%3 == 1):
+		return []string{v6}
+	}
+	return []string{v4, v6}
+}
+
+// Pairs returns the addresses from can send to to: those of each family
+// both have, as (source, destination) pairs.
+func Pairs(from, to PodRef) [][2]string {
+	var out [][2]string
+	for _, a := range from.IPs {
+		for _, b := range to.IPs {
+			if strings.Contains(a, ":") == strings.Contains(b, ":") {
+				out = append(out, [2]string{a, b})
+			}
+		}
+	}
+	return out
 }
 
 // Ports are the (protocol, port) pairs the scenarios are probed on.
@@ -156,17 +203,53 @@ func (g *gen) peers() []networkingv1.NetworkPolicyPeer {
 	return out
 }
 
-// block is a pod's /32, or the pods' /24 with one to two pods excepted.
+// block is an ipBlock over the address of a random pod: its host prefix
+// (/32 or /128); its /24 or /64 with one or two pods of that family
+// excepted; or all of its family (/0), with a /1 half or a pod excepted or
+// nothing.
 func (g *gen) block() *networkingv1.IPBlock {
-	ip := g.pods[g.r.Intn(len(g.pods))].IP
-	if g.r.Intn(2) == 0 {
-		return &networkingv1.IPBlock{CIDR: ip + "/32"}
+	p := g.pods[g.r.Intn(len(g.pods))]
+	addr := netip.MustParseAddr(p.IPs[g.r.Intn(len(p.IPs))])
+	host := netip.PrefixFrom(addr, addr.BitLen())
+	switch g.r.Intn(5) {
+	case 0, 1:
+		return &networkingv1.IPBlock{CIDR: host.String()}
+	case 2, 3:
+		bits := 24
+		if addr.Is6() {
+			bits = 64
+		}
+		sub := netip.PrefixFrom(addr, bits).Masked()
+		b := &networkingv1.IPBlock{CIDR: sub.String()}
+		for i, n := 0, 1+g.r.Intn(2); i < n; i++ {
+			b.Except = append(b.Except, g.hostIn(sub).String())
+		}
+		return b
 	}
-	b := &networkingv1.IPBlock{CIDR: ip[:strings.LastIndex(ip, ".")] + ".0/24"}
-	for i, n := 0, 1+g.r.Intn(2); i < n; i++ {
-		b.Except = append(b.Except, g.pods[g.r.Intn(len(g.pods))].IP+"/32")
+	all := netip.PrefixFrom(addr, 0).Masked()
+	b := &networkingv1.IPBlock{CIDR: all.String()}
+	switch g.r.Intn(3) {
+	case 0:
+		b.Except = []string{netip.PrefixFrom(addr, 1).Masked().String()}
+	case 1:
+		b.Except = []string{g.hostIn(all).String()}
 	}
 	return b
+}
+
+// hostIn returns the host prefix of a random pod address inside block;
+// there is at least one, the address the block was made from.
+func (g *gen) hostIn(block netip.Prefix) netip.Prefix {
+	var hosts []netip.Addr
+	for _, p := range g.pods {
+		for _, ip := range p.IPs {
+			if a := netip.MustParseAddr(ip); block.Contains(a) {
+				hosts = append(hosts, a)
+			}
+		}
+	}
+	a := hosts[g.r.Intn(len(hosts))]
+	return netip.PrefixFrom(a, a.BitLen())
 }
 
 func (g *gen) ports() []networkingv1.NetworkPolicyPort {

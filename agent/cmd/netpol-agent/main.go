@@ -41,8 +41,8 @@ func main() { os.Exit(run(os.Args[1:])) }
 func explain(args []string) int {
 	fs := flag.NewFlagSet("netpol-agent explain", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", conf.DefaultDataDir, "data directory shared with the CNI plugin")
-	from := fs.String("from", "", "source: namespace/name of a pod, or an IP address")
-	to := fs.String("to", "", "destination: namespace/name of a pod, or an IP address")
+	from := fs.String("from", "", "source: namespace/name of a pod (each of its families), or an IPv4 or IPv6 address")
+	to := fs.String("to", "", "destination: namespace/name of a pod (each of its families), or an IPv4 or IPv6 address")
 	proto := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	port := fs.Int("port", 0, "destination port")
 	if err := fs.Parse(args); err != nil {
