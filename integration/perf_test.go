@@ -84,7 +84,11 @@ func BenchmarkPerf(b *testing.B) {
 		t := time.Now()
 		got := f(b)
 		rows = append(rows, got...)
-		took = append(took, strings.Fields(got[0].name)[0]+" "+time.Since(t).Round(time.Second).String())
+		keys := strings.Fields(got[0].name)[0]
+		if len(got) > 1 {
+			keys += "-" + strings.Fields(got[len(got)-1].name)[0]
+		}
+		took = append(took, keys+" "+time.Since(t).Round(time.Second).String())
 	}
 	p.log.add("took %v: %s", time.Since(start).Round(time.Second), strings.Join(took, ", "))
 	pfPrint(b, p.log, rows)
@@ -293,20 +297,35 @@ func pfPercentile(v []float64, p float64) float64 {
 	return s[max(i, 0)]
 }
 
-// pfPrint logs the table and reports each row's median ratio and medians
-// as metrics of a sub-benchmark (benchstat-comparable).
+// pfNum formats a figure in 8 columns, without exponents.
+func pfNum(v float64) string {
+	if math.Abs(v) >= 1000 {
+		return fmt.Sprintf("%8.0f", v)
+	}
+	return fmt.Sprintf("%8.4g", v)
+}
+
+// ratios is side[i]/base[i] for each pair.
+func (r pfRow) ratios() []float64 {
+	out := make([]float64, len(r.side))
+	for i := range r.side {
+		out[i] = r.side[i] / r.base[i]
+	}
+	return out
+}
+
+// pfPrint prints the table to stdout (the testing package keeps only 10
+// lines of a benchmark's log) and reports each row's median ratio and
+// medians as metrics of a sub-benchmark, for benchstat.
 func pfPrint(b *testing.B, log bnLog, rows []pfRow) {
-	log.add("%-58s %-7s %-26s %-26s %-20s %s", "row", "unit", "netpol side min/med/max", "baseline min/med/max", "ratio min/med/max", "pairs")
+	log.add("%-58s %-7s %-26s  %-26s  %-20s  %s", "row", "unit", "netpol side min/med/max", "baseline min/med/max", "ratio min/med/max", "pairs")
 	for _, r := range rows {
-		ratios := make([]float64, len(r.side))
-		for i := range r.side {
-			ratios[i] = r.side[i] / r.base[i]
-		}
+		ratios := r.ratios()
 		s0, s1, s2 := pfStats(r.side)
 		b0, b1, b2 := pfStats(r.base)
 		r0, r1, r2 := pfStats(ratios)
-		log.add("%-58s %-7s %8.4g %8.4g %8.4g %8.4g %8.4g %8.4g %6.2f %6.2f %6.2f %d",
-			r.name, r.unit, s0, s1, s2, b0, b1, b2, r0, r1, r2, len(ratios))
+		log.add("%-58s %-7s %s %s %s  %s %s %s  %6.2f %6.2f %6.2f  %d", r.name, r.unit,
+			pfNum(s0), pfNum(s1), pfNum(s2), pfNum(b0), pfNum(b1), pfNum(b2), r0, r1, r2, len(ratios))
 		if r.percents {
 			q := func(v []float64) string {
 				return fmt.Sprintf("p50 %.4g p90 %.4g p99 %.4g max %.4g", pfPercentile(v, 50), pfPercentile(v, 90), pfPercentile(v, 99), slices.Max(v))
@@ -314,18 +333,12 @@ func pfPrint(b *testing.B, log bnLog, rows []pfRow) {
 			log.add("%-58s %-7s netpol side %s; baseline %s", "", r.unit, q(r.side), q(r.base))
 		}
 	}
-	for i, r := range rows {
-		if i > 0 {
-			log = nil
-		}
-		ratios := make([]float64, len(r.side))
-		for k := range r.side {
-			ratios[k] = r.side[k] / r.base[k]
-		}
-		_, med, _ := pfStats(ratios)
+	fmt.Printf("\n%s\n\n", strings.Join(log, "\n"))
+	for _, r := range rows {
+		_, med, _ := pfStats(r.ratios())
 		_, s, _ := pfStats(r.side)
 		_, bl, _ := pfStats(r.base)
-		bnReport(b, "row="+strings.Fields(r.name)[0], log,
+		bnReport(b, "row="+strings.Fields(r.name)[0], nil,
 			bnMetric{med, "x_baseline"}, bnMetric{s, r.unit}, bnMetric{bl, "base_" + r.unit})
 	}
 }
