@@ -73,7 +73,8 @@ bench: build deps
 # row a ratio of netpol's side to a baseline measured beside it, pair by
 # pair, in the same run. PAIRS (>= 5) sets the pairs of each ratio row.
 PAIRS ?= 7
-perf: build deps
+perf: build
+	@PERF_DEPS=1 hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)" "$(FLANNEL_CNI_VERSION)"
 	$(TEST_ENV) NETPOL_PERF_PAIRS=$(PAIRS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkPerf$$' -benchtime 1x -timeout 30m ./integration/
 
 demo: build deps

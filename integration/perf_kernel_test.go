@@ -7,7 +7,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -41,10 +43,9 @@ func pfFlushConntrack(n *node.Node) error {
 
 // pfNFTGen is the nftables ruleset generation of the calling thread's
 // network namespace: every committed transaction (one iptables-restore,
-// one iptables -A, of any family) increments it. ok is false where
-// nftables is unavailable.
-// Equivalent to: nft list ruleset | head -1 (with nft -a --echo), or the
-// "generation" line of `nft monitor`.
+// one iptables -A, of any family) increments it. It fails where nftables
+// is unavailable (iptables-legacy).
+// Equivalent to: the "# new generation N" lines of `nft monitor`.
 func pfNFTGen() (gen uint32, err error) {
 	const msgGetGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN
 	req := nl.NewNetlinkRequest(msgGetGen, unix.NLM_F_ACK)
@@ -198,11 +199,11 @@ func pfBuildTraffic(b *testing.B) string {
 	return bin
 }
 
-// pfServe starts `netpol-traffic serve` in pod p and waits until it
-// listens. It is killed when the benchmark ends.
-func pfServe(b *testing.B, bin string, p *node.Pod, port int) {
+// pfServe starts argv in pod p and waits until it prints a line starting
+// with ready. It is killed when the benchmark ends.
+func pfServe(b *testing.B, p *node.Pod, ready string, argv ...string) {
 	b.Helper()
-	cmd := exec.Command("ip", "netns", "exec", p.NetNS, bin, "serve", "-port", strconv.Itoa(port))
+	cmd := exec.Command("ip", append([]string{"netns", "exec", p.NetNS}, argv...)...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -212,19 +213,49 @@ func pfServe(b *testing.B, bin string, p *node.Pod, port int) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
+	lines := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- line
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if strings.HasPrefix(strings.TrimSpace(line), ready) || err != nil {
+				lines <- line
+				_, _ = io.Copy(io.Discard, r)
+				return
+			}
+		}
 	}()
 	select {
-	case line := <-ready:
-		if strings.TrimSpace(line) != "listening" {
-			b.Fatalf("netpol-traffic serve in %s: %q", p.Label(), line)
+	case line := <-lines:
+		if !strings.HasPrefix(strings.TrimSpace(line), ready) {
+			b.Fatalf("%v in %s: exited before %q", argv, p.Label(), ready)
 		}
 	case <-time.After(30 * time.Second):
-		b.Fatalf("netpol-traffic serve in %s: not listening after 30s", p.Label())
+		b.Fatalf("%v in %s: no %q after 30s", argv, p.Label(), ready)
 	}
+}
+
+// pfIperf runs `iperf3 -c to -p port -t d -J` in pod p (one TCP stream)
+// and returns the bits per second the receiver counted.
+func pfIperf(p *node.Pod, to string, port int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	secs := strconv.Itoa(max(1, int(d.Seconds())))
+	out, err := p.Exec(ctx, "iperf3", "-c", to, "-p", strconv.Itoa(port), "-t", secs, "-J")
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 in %s: %w\n%s", p.Label(), err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, fmt.Errorf("iperf3 in %s: unexpected output (%v):\n%s", p.Label(), err, out)
+	}
+	return res.End.SumReceived.BitsPerSecond, nil
 }
 
 // pfRun runs `netpol-traffic MODE -to ADDR:PORT -for D` in pod p and

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,8 @@ func pfPairs() int {
 }
 
 const (
-	pfPort      = 5201
+	pfPort      = 5200        // netpol-traffic serve
+	pfIperfPort = 5201        // iperf3 -s
 	pfTrafficOn = time.Second // one connect or send run
 )
 
@@ -67,6 +69,7 @@ type pfBench struct {
 	agent, smallN  *node.Node
 	agentM, smallM *pfManifests
 	client, server [2]*node.Pod // [netpol, bridge]
+	iperf          bool         // iperf3 is installed: row 2 uses it
 	log            bnLog
 }
 
@@ -133,8 +136,14 @@ func pfSetup(b *testing.B) *pfBench {
 	p.log.add("world: %d pods (%d here), %d policies in %d namespaces, %d manifest files; netpol node: %s",
 		len(p.large.Pods), len(p.large.LocalPods()), len(p.large.Policies), len(p.large.Namespaces), 3*len(p.large.Namespaces), synced)
 	p.log.add("traffic: %s -> %s (%s)", client.Name, server.Name, client.Namespace)
+	if _, err := exec.LookPath("iperf3"); err == nil {
+		p.iperf = true
+	}
 	for i := range p.server {
-		pfServe(b, p.traffic, p.server[i], pfPort)
+		pfServe(b, p.server[i], "listening", p.traffic, "serve", "-port", strconv.Itoa(pfPort))
+		if p.iperf {
+			pfServe(b, p.server[i], "Server listening", "iperf3", "-s", "--forceflush", "-p", strconv.Itoa(pfIperfPort))
+		}
 		// Allowed on both nodes, or the rows would measure drops.
 		if _, err := pfRun(p.client[i], p.traffic, "connect", p.server[i].IP, pfPort, 100*time.Millisecond); err != nil {
 			b.Fatal(err)
@@ -162,7 +171,13 @@ func (p *pfBench) pfRates(b *testing.B, mode string) (side, base []float64) {
 			if err := pfFlushConntrack(nodes[j]); err != nil {
 				b.Fatal(err)
 			}
-			r, err := pfRun(p.client[j], p.traffic, mode, p.server[j].IP, pfPort, pfTrafficOn)
+			var r float64
+			var err error
+			if mode == "send" && p.iperf {
+				r, err = pfIperf(p.client[j], p.server[j].IP, pfIperfPort, pfTrafficOn)
+			} else {
+				r, err = pfRun(p.client[j], p.traffic, mode, p.server[j].IP, pfPort, pfTrafficOn)
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -186,7 +201,11 @@ func (p *pfBench) throughput(b *testing.B) []pfRow {
 	for i := range side {
 		side[i], base[i] = side[i]/1e9, base[i]/1e9
 	}
-	return []pfRow{{name: "2 bulk throughput, same pair", unit: "Gbit/s", side: side, base: base}}
+	name := "2 bulk throughput, same pair (netpol-traffic send)"
+	if p.iperf {
+		name = "2 bulk throughput, same pair (iperf3)"
+	}
+	return []pfRow{{name: name, unit: "Gbit/s", side: side, base: base}}
 }
 
 // cniAdd is row 3: the whole chain's ADD through the real cnitool, a new
