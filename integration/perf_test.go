@@ -347,7 +347,8 @@ func pfPrint(b *testing.B, log bnLog, rows []pfRow) {
 			pfNum(s0), pfNum(s1), pfNum(s2), pfNum(b0), pfNum(b1), pfNum(b2), r0, r1, r2, len(ratios))
 		if r.percents {
 			q := func(v []float64) string {
-				return fmt.Sprintf("p50 %.4g p90 %.4g p99 %.4g max %.4g", pfPercentile(v, 50), pfPercentile(v, 90), pfPercentile(v, 99), slices.Max(v))
+				f := func(x float64) string { return strings.TrimSpace(pfNum(x)) }
+				return fmt.Sprintf("p50 %s p90 %s p99 %s max %s", f(pfPercentile(v, 50)), f(pfPercentile(v, 90)), f(pfPercentile(v, 99)), f(slices.Max(v)))
 			}
 			log.add("%-58s %-7s netpol side %s; baseline %s", "", r.unit, q(r.side), q(r.base))
 		}
