@@ -21,7 +21,7 @@ import (
 
 const (
 	pfChanges      = 20               // changes of each kind in row 6
-	pfChangeWait   = 30 * time.Second // a change not in the kernel by then fails the run
+	pfChangeWait   = 2 * time.Minute  // a change not in the kernel by then fails the run
 	pfLoadedAdds   = 100              // ADD pairs of row 7, at most
 	pfLoadedFor    = 45 * time.Second // ... or for at most this long
 	pfRepairEvery  = "1s"             // the running agents' --repair-interval
