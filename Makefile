@@ -1,6 +1,7 @@
 # netpol — see README.md.
 #   make          build bin/netpol and bin/netpol-agent
 #   make test     unit + integration tests (installs what it needs)
+#   make perf     the performance table of issue 10 (5-10 minutes)
 #   make demo     the seed policy on a demo node made of network namespaces
 #   make conformance FAMILY=ipv4|ipv6|dual NODES=1|3   one conformance mode
 #   make install  put the plugin in /opt/cni/bin and the conflist in /etc/cni/net.d
@@ -16,7 +17,7 @@ FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration differential demo deps bench install clean test-apiserver fuzz conformance
+.PHONY: all build test unit integration differential demo deps bench perf install clean test-apiserver fuzz conformance
 
 all: build
 
@@ -82,6 +83,14 @@ fuzz:
 
 bench: build deps
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+# perf prints the table of issue 10 (README: "Performance figures"): every
+# row a ratio of netpol's side to a baseline measured beside it, pair by
+# pair, in the same run. PAIRS (>= 5) sets the pairs of each ratio row.
+PAIRS ?= 7
+perf: build
+	@PERF_DEPS=1 hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)" "$(FLANNEL_CNI_VERSION)"
+	$(TEST_ENV) NETPOL_PERF_PAIRS=$(PAIRS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkPerf$$' -benchtime 1x -timeout 30m ./integration/
 
 demo: build deps
 	$(TEST_ENV) $(GO) run ./integration/cmd/netpol-demo

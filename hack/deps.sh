@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, only when missing:
-# iptables, ipset and iproute2 from Debian, and the reference CNI plugins
+# iptables, ipset and iproute2 from Debian (and iperf3 with PERF_DEPS=1,
+# for make perf), and the reference CNI plugins
 # (bridge, host-local, portmap, loopback) plus cnitool into a cache dir,
 # and the flannel CNI plugin (its own, older release line).
 set -euo pipefail
@@ -10,6 +11,10 @@ missing=()
 command -v iptables-restore >/dev/null || missing+=(iptables)
 command -v ipset >/dev/null || missing+=(ipset)
 command -v ip >/dev/null || missing+=(iproute2)
+# make perf measures bulk throughput with iperf3 (PERF_DEPS=1).
+if [ "${PERF_DEPS:-0}" = 1 ]; then
+  command -v iperf3 >/dev/null || missing+=(iperf3)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,279 @@
+package integration
+
+// What BenchmarkPerf reads back from a node's kernel to see a change land,
+// and the traffic generator it runs in pod namespaces.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/netpol/netpol/integration/node"
+)
+
+// pfPollEvery is how often a waiting benchmark reads the kernel back.
+const pfPollEvery = time.Millisecond
+
+// pfFlushConntrack empties the conntrack table of the node namespace, so
+// that no run finds the flows of the one before.
+// Equivalent to: ip netns exec NODE conntrack -F
+func pfFlushConntrack(n *node.Node) error {
+	return ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+		return netlink.ConntrackTableFlush(netlink.ConntrackTable)
+	})
+}
+
+// pfNFTGen is the nftables ruleset generation of the calling thread's
+// network namespace: every committed transaction (one iptables-restore,
+// one iptables -A, of any family) increments it. It fails where nftables
+// is unavailable (iptables-legacy).
+// Equivalent to: the "# new generation N" lines of `nft monitor`.
+func pfNFTGen() (gen uint32, err error) {
+	const msgGetGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN
+	req := nl.NewNetlinkRequest(msgGetGen, unix.NLM_F_ACK)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return 0, fmt.Errorf("nftables generation: %w", err)
+	}
+	for _, m := range msgs {
+		if len(m) < nl.SizeofNfgenmsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
+		if err != nil {
+			return 0, fmt.Errorf("nftables generation: %w", err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
+				return binary.BigEndian.Uint32(a.Value), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("nftables generation: no NFTA_GEN_ID in %d messages", len(msgs))
+}
+
+// pfGen is pfNFTGen of node n.
+func pfGen(n *node.Node) (gen uint32, err error) {
+	err = ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+		gen, err = pfNFTGen()
+		return err
+	})
+	return gen, err
+}
+
+// pfPortRule matches a rule allowing pfPolicyPort as iptables-save prints
+// it (--dport 9001, or 9001 in a --dports list).
+var pfPortRule = regexp.MustCompile(`--dports? (?:[0-9:]+,)*` + strconv.Itoa(pfPolicyPort) + `(?:[,: ]|$)`)
+
+// pfWaitRule waits until node n's IPv4 rules allow pfPolicyPort (want) or
+// no longer do, and returns how long after start that happened. It polls
+// the nftables generation every pfPollEvery and reads the rules
+// (iptables-save) only when a transaction has committed; the time
+// returned is when the generation the rules were read from was first
+// seen, so the figure is at most pfPollEvery late, never early. gen0 is
+// the generation read before the change was made.
+func pfWaitRule(n *node.Node, gen0 uint32, want bool, start time.Time, timeout time.Duration) (time.Duration, error) {
+	var took time.Duration
+	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+		cur, seen := gen0, start
+		for check := false; ; {
+			if time.Since(start) > timeout {
+				return fmt.Errorf("%s: after %v the rules still do not say port %d allowed=%v", n.Name, timeout, pfPolicyPort, want)
+			}
+			g, err := pfNFTGen()
+			if err != nil {
+				return err
+			}
+			if g != cur {
+				cur, seen, check = g, time.Now(), true
+			}
+			if !check {
+				time.Sleep(pfPollEvery)
+				continue
+			}
+			check = false
+			out, err := n.Exec(context.Background(), "iptables-save", "-t", "filter")
+			if err != nil {
+				return err
+			}
+			after, err := pfNFTGen()
+			if err != nil {
+				return err
+			}
+			if after != cur { // the rules read may be of a later generation
+				cur, seen, check = after, time.Now(), true
+				continue
+			}
+			if pfPortRule.MatchString(string(out)) == want {
+				took = seen.Sub(start)
+				return nil
+			}
+		}
+	})
+	return took, err
+}
+
+// pfSetsWith lists the sets of node n holding the plain address ip.
+// Equivalent to: ip netns exec NODE ipset save | grep " IP$"
+func pfSetsWith(n *node.Node, ip string) (map[string]bool, error) {
+	out, err := n.Exec(context.Background(), "ipset", "save")
+	if err != nil {
+		return nil, err
+	}
+	sets := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 3 && f[0] == "add" && f[2] == ip {
+			sets[f[1]] = true
+		}
+	}
+	return sets, sc.Err()
+}
+
+// pfWaitSets waits until, for every set named in want, the membership of
+// ip in it is want[set], testing each over netlink every pfPollEvery, and
+// returns how long after start that happened (at most pfPollEvery late).
+// A set that does not exist counts as not holding ip.
+// Equivalent to: ip netns exec NODE ipset test SET IP, in a loop.
+func pfWaitSets(n *node.Node, ip string, want map[string]bool, start time.Time, timeout time.Duration) (time.Duration, error) {
+	entry := &netlink.IPSetEntry{IP: net.ParseIP(ip).To4()}
+	var took time.Duration
+	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+		for {
+			now := time.Now()
+			done := true
+			for set, in := range want {
+				got, err := netlink.IpsetTest(set, entry)
+				if err != nil {
+					got = false // missing set (a swap in progress): not yet
+				}
+				if got != in {
+					done = false
+					break
+				}
+			}
+			if done {
+				took = now.Sub(start)
+				return nil
+			}
+			if time.Since(start) > timeout {
+				return fmt.Errorf("%s: after %v the sets of %s are still not %v", n.Name, timeout, ip, want)
+			}
+			time.Sleep(pfPollEvery)
+		}
+	})
+	return took, err
+}
+
+// pfBuildTraffic builds integration/cmd/netpol-traffic into a temporary
+// directory.
+func pfBuildTraffic(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "netpol-traffic")
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(goTool, "build", "-o", bin, "./cmd/netpol-traffic").CombinedOutput()
+	if err != nil {
+		b.Fatalf("build netpol-traffic: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// pfServe starts argv in pod p and waits until it prints a line starting
+// with ready. It is killed when the benchmark ends.
+func pfServe(b *testing.B, p *node.Pod, ready string, argv ...string) {
+	b.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", p.NetNS}, argv...)...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if strings.HasPrefix(strings.TrimSpace(line), ready) || err != nil {
+				lines <- line
+				_, _ = io.Copy(io.Discard, r)
+				return
+			}
+		}
+	}()
+	select {
+	case line := <-lines:
+		if !strings.HasPrefix(strings.TrimSpace(line), ready) {
+			b.Fatalf("%v in %s: exited before %q", argv, p.Label(), ready)
+		}
+	case <-time.After(30 * time.Second):
+		b.Fatalf("%v in %s: no %q after 30s", argv, p.Label(), ready)
+	}
+}
+
+// pfIperf runs `iperf3 -c to -p port -t d -J` in pod p (one TCP stream)
+// and returns the bits per second the receiver counted.
+func pfIperf(p *node.Pod, to string, port int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	secs := strconv.Itoa(max(1, int(d.Seconds())))
+	out, err := p.Exec(ctx, "iperf3", "-c", to, "-p", strconv.Itoa(port), "-t", secs, "-J")
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 in %s: %w\n%s", p.Label(), err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, fmt.Errorf("iperf3 in %s: unexpected output (%v):\n%s", p.Label(), err, out)
+	}
+	return res.End.SumReceived.BitsPerSecond, nil
+}
+
+// pfRun runs `netpol-traffic MODE -to ADDR:PORT -for D` in pod p and
+// returns the rate it reports (connections or bits per second).
+func pfRun(p *node.Pod, bin, mode, to string, port int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	out, err := p.Exec(ctx, bin, mode, "-to", net.JoinHostPort(to, strconv.Itoa(port)), "-for", d.String())
+	if err != nil {
+		return 0, fmt.Errorf("netpol-traffic %s in %s: %w\n%s", mode, p.Label(), err, out)
+	}
+	var what string
+	var count, secs float64
+	if _, err := fmt.Sscanf(string(out), "%s %g seconds %g", &what, &count, &secs); err != nil || secs <= 0 {
+		return 0, fmt.Errorf("netpol-traffic %s in %s: unexpected output %q", mode, p.Label(), out)
+	}
+	if what == "bytes" {
+		count *= 8
+	}
+	return count / secs, nil
+}

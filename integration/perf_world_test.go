@@ -1,0 +1,198 @@
+package integration
+
+// The world of BenchmarkPerf (make perf): the cluster of issue 10's table,
+// written as the manifests a user would keep (one YAML file per namespace
+// and kind), and the edits the benchmark makes to it: one pod label of
+// another node, one policy of this node. Helpers start with "pf".
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/netpol/netpol/policy/testsnap"
+)
+
+// pfLarge is the world of issue 10: 10,000 pods on 100 other nodes, 110
+// on this one, 1,000 NetworkPolicies in 50 namespaces. Every namespace
+// holds a default-deny-ingress, so every local pod is selected.
+func pfLarge() *testsnap.Cluster {
+	return testsnap.Generate(testsnap.Config{Seed: 1, Node: bnNodeName, Nodes: 101,
+		Namespaces: 50, Pods: 10110, LocalPods: 110, Policies: 1000})
+}
+
+// pfSmall is the baseline world of the agent rows: the same kinds of
+// objects, 1/100 of them.
+func pfSmall() *testsnap.Cluster {
+	return testsnap.Generate(testsnap.Config{Seed: 1, Node: bnNodeName, Nodes: 3,
+		Namespaces: 10, Pods: 110, LocalPods: 10, Policies: 100})
+}
+
+// pfPolicyPort is the port the policy edit allows and takes away again:
+// no generated policy or named port uses it.
+const pfPolicyPort = 9001
+
+// pfManifests is a cluster kept as manifests in a directory, with the
+// objects the benchmark edits.
+type pfManifests struct {
+	c   *testsnap.Cluster
+	dir string
+	tmp string // same file system, outside dir: edits are renamed in
+	// labelPod is a pod of another node in a namespace labelled
+	// monitoring=enabled; its edit gives it app=prometheus (a peer of every
+	// allow-monitoring policy) and back.
+	labelPod  int
+	origApp   string
+	labelled  bool
+	policyIdx int // the default-deny-ingress of a namespace with local pods
+	opened    bool
+}
+
+// pfWriteManifests writes c into a new directory and picks the edited
+// objects.
+func pfWriteManifests(b *testing.B, c *testsnap.Cluster) *pfManifests {
+	b.Helper()
+	m := &pfManifests{c: c, dir: b.TempDir(), tmp: b.TempDir(), labelPod: -1, policyIdx: -1}
+	monitored := map[string]bool{}
+	for _, ns := range c.Namespaces {
+		monitored[ns.Name] = ns.Labels["monitoring"] == "enabled"
+	}
+	localNS := map[string]bool{}
+	for _, p := range c.LocalPods() {
+		localNS[p.Namespace] = true
+	}
+	for i, p := range c.Pods {
+		if p.Spec.NodeName != c.Config.Node && monitored[p.Namespace] && len(p.Status.PodIPs) > 0 {
+			m.labelPod, m.origApp = i, p.Labels["app"]
+			break
+		}
+	}
+	for i, np := range c.Policies {
+		if np.Name == "default-deny-ingress" && localNS[np.Namespace] {
+			m.policyIdx = i
+			break
+		}
+	}
+	if m.labelPod < 0 || m.policyIdx < 0 {
+		b.Fatalf("world %+v has no pod of another node in a monitored namespace (%d) or no default-deny-ingress with local pods (%d)",
+			c.Config, m.labelPod, m.policyIdx)
+	}
+	for _, ns := range c.Namespaces {
+		if err := m.write(ns.Name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return m
+}
+
+// labelIP is the address of the pod whose label the benchmark edits.
+func (m *pfManifests) labelIP() string { return m.c.Pods[m.labelPod].Status.PodIPs[0].IP }
+
+// toggleLabel flips the edited pod between app=prometheus and its own app.
+func (m *pfManifests) toggleLabel() error {
+	p := &m.c.Pods[m.labelPod]
+	m.labelled = !m.labelled
+	p.Labels["app"] = m.origApp
+	if m.labelled {
+		p.Labels["app"] = "prometheus"
+	}
+	return m.writeKind(p.Namespace, "pods")
+}
+
+// togglePolicy flips the edited default-deny-ingress between denying all
+// ingress and allowing TCP pfPolicyPort from anywhere.
+func (m *pfManifests) togglePolicy() error {
+	np := &m.c.Policies[m.policyIdx]
+	m.opened = !m.opened
+	np.Spec.Ingress = nil
+	if m.opened {
+		tcp, port := corev1.ProtocolTCP, intstr.FromInt32(pfPolicyPort)
+		np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
+			Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}}}
+	}
+	return m.writeKind(np.Namespace, "policies")
+}
+
+// write writes the three files of namespace ns.
+func (m *pfManifests) write(ns string) error {
+	for _, kind := range []string{"namespace", "pods", "policies"} {
+		if err := m.writeKind(ns, kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeKind replaces <ns>-<kind>.yaml atomically (a temporary file outside
+// the directory, renamed in), so an agent polling the directory sees one
+// change, never half a file.
+func (m *pfManifests) writeKind(ns, kind string) error {
+	var docs []any
+	switch kind {
+	case "namespace":
+		i := slices.IndexFunc(m.c.Namespaces, func(n corev1.Namespace) bool { return n.Name == ns })
+		docs = append(docs, m.c.Namespaces[i])
+	case "pods":
+		for _, p := range m.c.Pods {
+			if p.Namespace == ns {
+				docs = append(docs, p)
+			}
+		}
+	case "policies":
+		for _, np := range m.c.Policies {
+			if np.Namespace == ns {
+				docs = append(docs, np)
+			}
+		}
+	}
+	var sb strings.Builder
+	for _, d := range docs {
+		y, err := yaml.Marshal(d)
+		if err != nil {
+			return err
+		}
+		sb.WriteString("---\n")
+		sb.Write(y)
+	}
+	name := fmt.Sprintf("%s-%s.yaml", ns, kind)
+	tmp := filepath.Join(m.tmp, name)
+	if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(m.dir, name))
+}
+
+// pfPair picks the two local pods of the traffic rows: a connector the
+// policies let out (tier=backend in a prod namespace: backend-egress allows
+// all ports to its team's prod namespaces) and a server in the same
+// namespace (allow-same-namespace lets it in), so a new connection walks
+// the whole egress and ingress dispatch to its group chains before it is
+// allowed. The benchmark checks on real traffic that it is allowed.
+func pfPair(b *testing.B, c *testsnap.Cluster) (client, server corev1.Pod) {
+	b.Helper()
+	env := map[string]string{}
+	for _, ns := range c.Namespaces {
+		env[ns.Name] = ns.Labels["env"]
+	}
+	local := c.LocalPods()
+	for _, cl := range local {
+		if cl.Labels["tier"] != "backend" || env[cl.Namespace] != "prod" {
+			continue
+		}
+		for _, sv := range local {
+			if sv.Namespace == cl.Namespace && sv.Name != cl.Name {
+				return cl, sv
+			}
+		}
+	}
+	b.Fatalf("world %+v: no backend pod with a neighbour in a prod namespace on this node", c.Config)
+	return
+}
