@@ -94,6 +94,9 @@ func diffSets(prev, next []Set, fam Family) (*setChange, error) {
 		if p.Type != s.Type {
 			return nil, ErrNoChange
 		}
+		if slices.Equal(p.Members, s.Members) {
+			continue
+		}
 		adds, dels, ok := diffMembers(s.Name, p.Members, s.Members)
 		if !ok {
 			return nil, ErrNoChange
@@ -145,11 +148,23 @@ func diffChains(prev, next []Chain) (changed []Chain, stale []string) {
 	for _, c := range next {
 		p := before[c.Name]
 		delete(before, c.Name)
-		if p == nil || !reflect.DeepEqual(p.Rules, c.Rules) {
+		if p == nil || !sameRules(p.Rules, c.Rules) {
 			changed = append(changed, c)
 		}
 	}
 	return changed, slices.Sorted(maps.Keys(before))
+}
+
+// sameRules reports whether two chains' rules are equal; rules that are
+// the same slice (a caller that kept what did not change) are not compared.
+func sameRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // changeFamily is ApplyChange for one family; it records in mem what it

@@ -74,12 +74,19 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	if err != nil {
 		return nil, false, err
 	}
+	// With the same policies and this node's pods and records, the rules
+	// are prev's: keep its chains, so that a caller can tell them unchanged
+	// without comparing them.
+	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changesLocal(last, next, changed)
 	var fill *Compiled // the new peer and named-port sets, whole
 	for i := range out.Rulesets {
 		rs := &out.Rulesets[i]
 		old := prev.Ruleset(rs.Family)
 		if old == nil {
 			return nil, false, nil
+		}
+		if sameRules {
+			rs.Chains, rs.Hooks = old.Chains, old.Hooks
 		}
 		for j := range rs.Sets {
 			s := &rs.Sets[j]
@@ -103,6 +110,45 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 		}
 	}
 	return out, true, nil
+}
+
+// sameAttachmentsOrder reports whether a and b are the same records in
+// the same order.
+func sameAttachmentsOrder(a, b []Attachment) bool {
+	return slices.EqualFunc(a, b, func(x, y Attachment) bool {
+		return x.ContainerID == y.ContainerID && x.IfName == y.IfName && x.Namespace == y.Namespace &&
+			x.Name == y.Name && slices.Equal(x.IPs, y.IPs) && x.Created.Equal(y.Created)
+	})
+}
+
+// samePolicies reports whether last and next have the same policies in the
+// same order (the same slice elements, or equal ones).
+func samePolicies(last, next *Snapshot) bool {
+	if len(last.Policies) != len(next.Policies) {
+		return false
+	}
+	if len(last.Policies) == 0 || &last.Policies[0] == &next.Policies[0] {
+		return true
+	}
+	for i := range last.Policies {
+		a, b := &last.Policies[i], &next.Policies[i]
+		if a.Namespace != b.Namespace || a.Name != b.Name || !reflect.DeepEqual(a.Spec, b.Spec) {
+			return false
+		}
+	}
+	return true
+}
+
+// changesLocal reports whether a changed pod is this node's in last or next.
+func changesLocal(last, next *Snapshot, changed map[string]bool) bool {
+	for _, s := range []*Snapshot{last, next} {
+		for i := range s.Pods {
+			if p := &s.Pods[i]; s.IsLocal(p) && changed[p.Key()] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sameNamespaces reports whether a and b list the same namespaces with the
