@@ -1,8 +1,10 @@
 // Package agent is the node sidecar `netpol-agent`. It keeps the cluster
 // snapshot (from a directory of manifests or the Kubernetes API), writes it where the plugin reads
-// it, and makes the kernel match policy.Compile(snapshot, recorded pods) in
-// one transaction per family, holding the data directory lock so that a
-// concurrent CNI ADD or DEL is never lost.
+// it, and makes the kernel match policy.Compile(snapshot, recorded pods),
+// changing only what differs from its last sync. It compiles without the
+// data directory lock and holds it only to commit (records read again, the
+// kernel, the index), so that a concurrent CNI ADD or DEL is never lost and
+// waits only for the commit.
 package agent
 
 import (
