@@ -1,14 +1,15 @@
 // Package agent is the node sidecar `netpol-agent`. It keeps the cluster
 // snapshot (from a directory of manifests or the Kubernetes API), writes it where the plugin reads
-// it, and makes the kernel match policy.Compile(snapshot, recorded pods) in
-// one transaction per family, holding the data directory lock so that a
-// concurrent CNI ADD or DEL is never lost.
+// it, and makes the kernel match policy.Compile(snapshot, recorded pods),
+// changing only what differs from its last sync. It compiles without the
+// data directory lock and holds it only to commit (records read again, the
+// kernel, the index), so that a concurrent CNI ADD or DEL is never lost and
+// waits only for the commit.
 package agent
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -25,6 +26,12 @@ type Kernel interface {
 	// Apply makes the kernel hold rulesets; it removes the chains and sets
 	// of ours that they no longer have.
 	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
+	// ApplyChange makes the kernel go from prev, what the last Apply or
+	// ApplyChange installed (with the plugin's changes since), to next,
+	// touching only what differs; ipt.ErrNoChange when it cannot (nothing
+	// changed), any other error after a partial attempt. Either way the
+	// next Apply rewrites everything.
+	ApplyChange(ctx context.Context, prev, next []ipt.Ruleset) error
 	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
 	// Usable reports why the family's tables cannot be used (nil if they
 	// can): ip6tables missing, or the kernel without IPv6 tables.
@@ -58,6 +65,19 @@ type Agent struct {
 	// network namespace path exists (tests).
 	Now         func() time.Time
 	NetnsExists func(path string) bool
+	// FullSync makes every sync compile the whole snapshot and apply every
+	// ruleset (through the Runner's memory), as the agent did before it
+	// patched changes: the baseline of benchmarks and tests.
+	FullSync bool
+	// BeforeCommit, when set, runs after a sync compiled and before it
+	// takes the lock to commit (tests: an ADD in between).
+	BeforeCommit func()
+
+	// last is what the last successful sync committed (live.go); nil after
+	// a failure, a repair or at start; written, the snapshot last stored.
+	// Only the goroutine that syncs uses them.
+	last    *applied
+	written *policy.Snapshot
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -82,46 +102,109 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 	return res, err
 }
 
+// syncLocked prepares the sync without the data directory lock (records
+// read, snapshot compiled), so that ADD and DEL are not kept waiting while
+// it compiles, then takes the lock to commit: it reads the records again,
+// and when ADD or DEL changed them meanwhile, patches the result with
+// them, so that no pod recorded before the commit is left out of it, and a
+// pod ADDed after it finds the new index. The snapshot is written after
+// the lock is released: the plugin does not read it on ADD or DEL.
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
+	var res health.SyncResult
+	stamp, atts, err := a.records()
+	if err != nil {
+		return res, err
+	}
+	compiled, err := a.compile(snap, atts)
+	if err != nil {
+		a.last = nil
+		return res, err
+	}
+	res.Compile = time.Since(start)
+	if a.BeforeCommit != nil {
+		a.BeforeCommit()
+	}
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
-		return health.SyncResult{}, err
+		return res, err
 	}
-	defer unlock()
-	// Under the lock, a temp file is what a killed agent or plugin left.
-	if err := a.Store.RemoveTemps(); err != nil {
-		a.Log.Warn("remove leftover temp files", "err", err)
-	}
-	atts, err := a.attachments()
+	locked := time.Now()
+	res.Wait = locked.Sub(start) - res.Compile
+	compiled, err = a.commit(ctx, snap, reconcile, compiled, records{stamp, atts}, &res)
+	unlock()
+	res.Held = time.Since(locked)
 	if err != nil {
+		a.Kernel.Forget()
+		a.last = nil
 		return health.SyncResult{}, err
 	}
-	if reconcile {
-		atts = a.removeStale(snap, atts)
-	}
-	var res health.SyncResult
 	phase := time.Now()
-	compiled, err := policy.Compile(snap, atts)
-	if err != nil {
-		return health.SyncResult{}, err
+	if a.written != snap {
+		if err := a.Store.WriteSnapshot(snap); err != nil {
+			return health.SyncResult{}, err
+		}
+		a.written = snap
 	}
-	res.Compile, phase = time.Since(phase), time.Now()
-	if err := a.writeTransitionIndex(&compiled.Index); err != nil {
-		return health.SyncResult{}, err
-	}
-	if res.Disabled, err = a.apply(ctx, compiled.Rulesets, atts); err != nil {
-		return health.SyncResult{}, fmt.Errorf("apply: %w", err)
-	}
-	res.Apply, phase = time.Since(phase), time.Now()
-	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index)); err != nil {
-		return health.SyncResult{}, err
-	}
-	res.Write = time.Since(phase)
+	res.Write += time.Since(phase)
 	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// commit is the part of a sync under the lock: the records read again
+// (stale ones removed), the result patched when they changed since
+// compiled was made of before, the transition index, the kernel, the
+// index. It returns what it committed.
+func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile bool, compiled *policy.Compiled,
+	prepared records, res *health.SyncResult) (*policy.Compiled, error) {
+	// Under the lock, a temp file is what a killed agent or plugin left.
+	if err := a.Store.RemoveTemps(); err != nil {
+		a.Log.Warn("remove leftover temp files", "err", err)
+	}
+	before := prepared.atts
+	stamp, err := a.Store.RecordsStamp()
+	if err != nil {
+		return nil, fmt.Errorf("read pod records: %w", err)
+	}
+	atts := before
+	if stamp != prepared.stamp {
+		if atts, err = a.attachments(); err != nil {
+			return nil, err
+		}
+	}
+	if reconcile {
+		if kept := a.removeStale(snap, atts); len(kept) != len(atts) {
+			atts, stamp = kept, [32]byte{} // read them again next time
+		}
+	}
+	if !sameAttachments(before, atts) {
+		phase := time.Now()
+		if compiled, err = a.recompile(compiled, snap, before, atts); err != nil {
+			return nil, err
+		}
+		res.Compile += time.Since(phase)
+	}
+	phase := time.Now()
+	indexChanged := a.last == nil || !bytes.Equal(state.EncodeIndex(&a.last.compiled.Index), state.EncodeIndex(&compiled.Index))
+	if indexChanged {
+		if err := a.writeTransitionIndex(&compiled.Index); err != nil {
+			return nil, err
+		}
+	}
+	if res.Disabled, res.Fast, err = a.program(ctx, compiled, atts); err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	res.Apply, phase = time.Since(phase), time.Now()
+	if indexChanged {
+		if err := a.Store.WriteIndex(&compiled.Index); err != nil {
+			return nil, err
+		}
+	}
+	res.Write = time.Since(phase)
+	a.last = &applied{snap: snap, atts: atts, stamp: stamp, compiled: compiled}
+	return compiled, nil
 }
 
 // writeTransitionIndex stores transitionIndex(stored index, next) before
@@ -164,18 +247,17 @@ func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
 // Drift compares the kernel with what snap (the snapshot last synced, held
 // by the run loop: no need to decode snapshot.json again) and the pod
 // records call for, and returns the differences (empty when the kernel is
-// as desired).
+// as desired). It takes no lock: ADD and DEL go on while it compiles (or
+// reuses the last committed state) and reads the kernel back. A record
+// added or removed meanwhile can make a difference that is none; so when
+// the records changed during the read-back it reports nothing, and the
+// next check looks again.
 func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
-	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
+	stamp, atts, err := a.records()
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	atts, err := a.attachments()
-	if err != nil {
-		return nil, err
-	}
-	compiled, err := policy.Compile(snap, atts)
+	compiled, err := a.compile(snap, atts)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +271,11 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 			return nil, err
 		}
 		out = append(out, d...)
+	}
+	if len(out) > 0 {
+		if now, err := a.Store.RecordsStamp(); err != nil || now != stamp {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -157,6 +157,7 @@ func (l *loop) repair(ctx context.Context) {
 	if len(drift) > 0 {
 		l.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
 		l.a.Kernel.Forget()
+		l.a.last = nil // rewrite everything, as compiled whole
 		_ = l.a.sync(ctx, l.last, "repair", l.live)
 	}
 }
@@ -171,7 +172,8 @@ func (a *Agent) sync(ctx context.Context, snap *policy.Snapshot, why string, liv
 	}
 	a.Log.Info("synced", "why", why, "chains", res.Chains, "rules", res.Rules,
 		"sets", res.Sets, "members", res.Members, "took", res.Took,
-		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
+		"compile", res.Compile, "apply", res.Apply, "write", res.Write,
+		"wait", res.Wait, "held", res.Held, "fast", res.Fast)
 	return nil
 }
 

@@ -152,3 +152,8 @@ func TestRunNoStoredSnapshot(t *testing.T) {
 	src.set(true, snapshot("live"))
 	waitUntil(t, "source's snapshot synced", func() bool { return k.count() == 1 })
 }
+
+// ApplyChange of the fake declines: syncs go through Apply.
+func (k *fakeKernel) ApplyChange(context.Context, []ipt.Ruleset, []ipt.Ruleset) error {
+	return ipt.ErrNoChange
+}

@@ -47,29 +47,39 @@ func fingerprint(rulesets []Ruleset) prints {
 		p.hooks[rs.Family] = sum(h.Sum(nil))
 		chains := make(map[string][32]byte, len(rs.Chains))
 		for _, c := range rs.Chains {
-			h := sha256.New()
-			for _, r := range c.Rules {
-				h.Write([]byte(RenderRule(c.Name, r)))
-				h.Write([]byte{'\n'})
-			}
-			chains[c.Name] = sum(h.Sum(nil))
+			chains[c.Name] = chainPrint(c)
 		}
 		p.chains[rs.Family] = chains
 		for _, s := range rs.Sets {
-			h := sha256.New()
-			h.Write([]byte(string(s.Type) + "\x00" + rs.Family.SetFamily() + "\x00"))
-			for _, m := range s.Members {
-				h.Write([]byte(m.Entry))
-				if m.NoMatch {
-					h.Write([]byte(" nomatch"))
-				}
-				h.Write([]byte{0})
-			}
-			p.sets[s.Name] = sum(h.Sum(nil))
+			p.sets[s.Name] = setPrint(s, rs.Family)
 			p.setInfo[s.Name] = SetInfo{Type: s.Type, Family: rs.Family}
 		}
 	}
 	return p
+}
+
+// chainPrint is the fingerprint of a chain: its rendered rules.
+func chainPrint(c Chain) [32]byte {
+	h := sha256.New()
+	for _, r := range c.Rules {
+		h.Write([]byte(RenderRule(c.Name, r)))
+		h.Write([]byte{'\n'})
+	}
+	return sum(h.Sum(nil))
+}
+
+// setPrint is the fingerprint of set s of family f: type, family, members.
+func setPrint(s Set, f Family) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(string(s.Type) + "\x00" + f.SetFamily() + "\x00"))
+	for _, m := range s.Members {
+		h.Write([]byte(m.Entry))
+		if m.NoMatch {
+			h.Write([]byte(" nomatch"))
+		}
+		h.Write([]byte{0})
+	}
+	return sum(h.Sum(nil))
 }
 
 func sum(b []byte) (out [32]byte) {

@@ -29,6 +29,9 @@ type Runner struct {
 	NetNS string
 	// Timeout bounds each command; DefaultTimeout when zero.
 	Timeout time.Duration
+	// Trace, when set, hears of every command the Runner started (its
+	// binary and first argument) and how long it ran (benchmarks).
+	Trace func(command string, took time.Duration)
 
 	mu     sync.Mutex
 	mode   Mode   // resolved Mode, set once
@@ -84,7 +87,12 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	start := time.Now()
+	err := cmd.Run()
+	if r.Trace != nil {
+		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), time.Since(start))
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}

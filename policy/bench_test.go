@@ -1,7 +1,11 @@
 package policy_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/policy/testsnap"
@@ -64,4 +68,50 @@ func BenchmarkCompilePod(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(chains), "chains")
+}
+
+// BenchmarkPatch is what a running agent pays to recompute the large
+// cluster after one change, with policy.Patch, next to policy.Compile of
+// the same input (the baseline), alternating: a label of a pod of another
+// node, and a port added to one policy.
+func BenchmarkPatch(b *testing.B) {
+	c := testsnap.Generate(testsnap.Large("node-000"))
+	snap, atts := c.Snapshot(), c.Attachments(100)
+	prev, err := policy.Compile(snap, atts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	label := *snap
+	label.Pods = slices.Clone(snap.Pods)
+	for i := range label.Pods {
+		if p := &label.Pods[i]; !snap.IsLocal(p) {
+			p.Labels = maps.Clone(p.Labels)
+			p.Labels["version"] = "v9"
+			break
+		}
+	}
+	pol := *snap
+	pol.Policies = slices.Clone(snap.Policies)
+	np := pol.Policies[8].DeepCopy()
+	np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+	pol.Policies[8] = *np
+	for _, next := range []struct {
+		name string
+		snap *policy.Snapshot
+	}{{"label", &label}, {"policy", &pol}} {
+		b.Run("change="+next.name+"/patch", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := policy.Patch(prev, snap, atts, next.snap, atts); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+		b.Run("change="+next.name+"/compile", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := policy.Compile(next.snap, atts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -58,7 +58,7 @@ func (s *Store) WriteAttachment(a *policy.Attachment) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeJSON(filepath.Join(podsDir, name), a); err != nil {
+	if err := s.writeRecord(name, a); err != nil {
 		return err
 	}
 	return s.removeLegacy(a.ContainerID, a.IfName)

@@ -147,3 +147,38 @@ func TestUnusableRecordsAreQuarantined(t *testing.T) {
 		t.Errorf("RemoveAll left %v", entries)
 	}
 }
+
+// TestRecordsStamp: the stamp changes when a record is added, rewritten
+// (even with the same content) or removed, and only then.
+func TestRecordsStamp(t *testing.T) {
+	s := New(t.TempDir())
+	stamp := func() [32]byte {
+		t.Helper()
+		st, err := s.RecordsStamp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	empty := stamp()
+	a := policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "ns", Name: "p", IPs: []string{"10.0.0.1"}}
+	if err := s.WriteAttachment(&a); err != nil {
+		t.Fatal(err)
+	}
+	one := stamp()
+	if one == empty || stamp() != one {
+		t.Fatal("stamp did not change with a new record, or changed without one")
+	}
+	if err := s.WriteAttachment(&a); err != nil {
+		t.Fatal(err)
+	}
+	if stamp() == one {
+		t.Error("stamp unchanged after the record was written again")
+	}
+	if err := s.RemoveAttachment("c1", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := stamp(); got == one {
+		t.Error("stamp unchanged after the record was removed")
+	}
+}

@@ -13,6 +13,11 @@ type SyncResult struct {
 	// The phases of Took: policy.Compile, the kernel transaction, and
 	// writing the snapshot and index.
 	Compile, Apply, Write time.Duration
+	// Wait is how long the sync waited for the data directory lock, Held
+	// how long it held it (the commit: records read again, kernel, index).
+	Wait, Held time.Duration
+	// Fast says the kernel was changed incrementally (only what differs).
+	Fast bool
 	// Disabled are the families left out because their tables are
 	// unusable and no local pod has an address of theirs.
 	Disabled []ipt.Family

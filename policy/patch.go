@@ -1,0 +1,270 @@
+package policy
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/netpol/netpol/ipt"
+)
+
+// patchMaxPods is the most changed pods Patch handles; more is a resync.
+const patchMaxPods = 256
+
+// Patch returns Compile(next, atts), computed from prev = Compile(last,
+// lastAtts) in time that grows with this node's pods and the policies, not
+// with the pods of the cluster, or ok false when the change is not one it
+// can patch (a namespace's labels changed, many pods changed, an address
+// shared with a pod that did not change, a new peer set of a policy that
+// did not change): the caller then compiles.
+//
+// It rests on what Compile's output depends on. The rules, the group and
+// DENY sets and the index depend only on the policies, the namespaces and
+// this node's pods and attachments; they come from a compile of the
+// reduced snapshot that holds just those pods and the changed ones (a few
+// milliseconds). A peer or named-port set member is an address of one pod
+// (plus a port): the members of the addresses of changed pods and of
+// attachments come from that reduced compile, every other member from prev.
+// A peer or named-port set prev lacks is filled by a compile of the whole
+// snapshot restricted to the changed policies. The result is the same value
+// Compile returns (TestPatchIsCompile).
+func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot, atts []Attachment) (_ *Compiled, ok bool, err error) {
+	if prev == nil || last == nil || last.Node != next.Node || !sameNamespaces(last.Namespaces, next.Namespaces) {
+		return nil, false, nil
+	}
+	changed, ok := changedPods(last, next)
+	if !ok {
+		return nil, false, nil
+	}
+	touched := map[string]bool{}
+	for _, list := range [][]Attachment{lastAtts, atts} {
+		for _, a := range list {
+			for _, ip := range a.IPs {
+				touched[ip] = true
+			}
+		}
+	}
+	for _, s := range []*Snapshot{last, next} {
+		for i := range s.Pods {
+			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[p.Key()] {
+				for _, ip := range p.IPs {
+					touched[ip] = true
+				}
+			}
+		}
+	}
+	// A touched address held by a pod that did not change: its members
+	// cannot be told apart from the changed pod's.
+	for i := range next.Pods {
+		p := &next.Pods[i]
+		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[p.Key()] {
+			return nil, false, nil
+		}
+	}
+	reduced := &Snapshot{Version: next.Version, Node: next.Node, Namespaces: next.Namespaces, Policies: next.Policies}
+	for i := range next.Pods {
+		if p := &next.Pods[i]; next.IsLocal(p) || changed[p.Key()] {
+			reduced.Pods = append(reduced.Pods, *p)
+		}
+	}
+	out, err := Compile(reduced, atts)
+	if err != nil {
+		return nil, false, err
+	}
+	// With the same policies and this node's pods and records, the rules
+	// are prev's: keep its chains, so that a caller can tell them unchanged
+	// without comparing them.
+	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changesLocal(last, next, changed)
+	var fill *Compiled // the new peer and named-port sets, whole
+	for i := range out.Rulesets {
+		rs := &out.Rulesets[i]
+		old := prev.Ruleset(rs.Family)
+		if old == nil {
+			return nil, false, nil
+		}
+		if sameRules {
+			rs.Chains, rs.Hooks = old.Chains, old.Hooks
+		}
+		for j := range rs.Sets {
+			s := &rs.Sets[j]
+			if was := findSet(old.Sets, s.Name); was != nil {
+				s.Members = mergeMembers(was.Members, s.Members, touched)
+				continue
+			}
+			if !podSet(rs.Family, s.Name) {
+				continue
+			}
+			if fill == nil {
+				if fill, err = compileChanged(last, next, atts); err != nil || fill == nil {
+					return nil, false, err
+				}
+			}
+			whole := findSet(fill.Ruleset(rs.Family).Sets, s.Name)
+			if whole == nil {
+				return nil, false, nil
+			}
+			s.Members = whole.Members
+		}
+	}
+	return out, true, nil
+}
+
+// sameAttachmentsOrder reports whether a and b are the same records in
+// the same order.
+func sameAttachmentsOrder(a, b []Attachment) bool {
+	return slices.EqualFunc(a, b, func(x, y Attachment) bool {
+		return x.ContainerID == y.ContainerID && x.IfName == y.IfName && x.Namespace == y.Namespace &&
+			x.Name == y.Name && slices.Equal(x.IPs, y.IPs) && x.Created.Equal(y.Created)
+	})
+}
+
+// samePolicies reports whether last and next have the same policies in the
+// same order (the same slice elements, or equal ones).
+func samePolicies(last, next *Snapshot) bool {
+	if len(last.Policies) != len(next.Policies) {
+		return false
+	}
+	if len(last.Policies) == 0 || &last.Policies[0] == &next.Policies[0] {
+		return true
+	}
+	for i := range last.Policies {
+		a, b := &last.Policies[i], &next.Policies[i]
+		if a.Namespace != b.Namespace || a.Name != b.Name || !reflect.DeepEqual(a.Spec, b.Spec) {
+			return false
+		}
+	}
+	return true
+}
+
+// changesLocal reports whether a changed pod is this node's in last or next.
+func changesLocal(last, next *Snapshot, changed map[string]bool) bool {
+	for _, s := range []*Snapshot{last, next} {
+		for i := range s.Pods {
+			if p := &s.Pods[i]; s.IsLocal(p) && changed[p.Key()] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameNamespaces reports whether a and b list the same namespaces with the
+// same labels, in the same order.
+func sameNamespaces(a, b []Namespace) bool {
+	return slices.EqualFunc(a, b, func(x, y Namespace) bool { return x.Name == y.Name && maps.Equal(x.Labels, y.Labels) })
+}
+
+// changedPods returns the keys of the pods added, removed or changed
+// between last and next; ok false when there are more than patchMaxPods.
+// Snapshots list their pods in the same order when few changed: those are
+// compared side by side, without building a map of either.
+func changedPods(last, next *Snapshot) (map[string]bool, bool) {
+	out := map[string]bool{}
+	if len(last.Pods) == len(next.Pods) {
+		for i := range next.Pods {
+			a, b := &last.Pods[i], &next.Pods[i]
+			if a.Namespace != b.Namespace || a.Name != b.Name {
+				out = nil
+				break
+			}
+			if !samePod(a, b) {
+				if out[b.Key()] = true; len(out) > patchMaxPods {
+					return nil, false
+				}
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+		out = map[string]bool{}
+	}
+	before := make(map[string]*Pod, len(last.Pods))
+	for i := range last.Pods {
+		before[last.Pods[i].Key()] = &last.Pods[i]
+	}
+	for i := range next.Pods {
+		p := &next.Pods[i]
+		key := p.Key()
+		if was, found := before[key]; !found || !samePod(was, p) {
+			out[key] = true
+		}
+		delete(before, key)
+	}
+	for key := range before {
+		out[key] = true
+	}
+	return out, len(out) <= patchMaxPods
+}
+
+// samePod reports whether a and b are the same to Compile. Labels that are
+// the same map (a source that reuses what did not change) are not compared.
+func samePod(a, b *Pod) bool {
+	if a.Node != b.Node || !slices.Equal(a.IPs, b.IPs) || !slices.Equal(a.Ports, b.Ports) || len(a.Labels) != len(b.Labels) {
+		return false
+	}
+	return reflect.ValueOf(a.Labels).UnsafePointer() == reflect.ValueOf(b.Labels).UnsafePointer() || maps.Equal(a.Labels, b.Labels)
+}
+
+// compileChanged compiles next with only the policies that differ from
+// last's (added or changed): it yields the whole members of their peer and
+// named-port sets. nil when no policy changed.
+func compileChanged(last, next *Snapshot, atts []Attachment) (*Compiled, error) {
+	before := make(map[string]*networkingv1.NetworkPolicy, len(last.Policies))
+	for i := range last.Policies {
+		before[policyKey(&last.Policies[i])] = &last.Policies[i]
+	}
+	var changed []networkingv1.NetworkPolicy
+	for i := range next.Policies {
+		np := &next.Policies[i]
+		if was := before[policyKey(np)]; was == nil || !reflect.DeepEqual(was.Spec, np.Spec) {
+			changed = append(changed, *np)
+		}
+	}
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	s := *next
+	s.Policies = changed
+	return Compile(&s, atts)
+}
+
+// podSet reports whether a set of family f holds pod addresses of every
+// node (a peer or named-port set), not only this node's.
+func podSet(f ipt.Family, name string) bool {
+	p := familyPrefix(f)
+	return strings.HasPrefix(name, p+"-P-") || strings.HasPrefix(name, p+"-N-")
+}
+
+func findSet(sets []ipt.Set, name string) *ipt.Set {
+	i, found := slices.BinarySearchFunc(sets, name, func(s ipt.Set, n string) int { return strings.Compare(s.Name, n) })
+	if !found {
+		return nil
+	}
+	return &sets[i]
+}
+
+// mergeMembers returns, sorted by entry, the members of old whose address
+// is not touched and the members of fresh whose address is.
+func mergeMembers(old, fresh []ipt.Member, touched map[string]bool) []ipt.Member {
+	addr := func(m ipt.Member) string { a, _, _ := strings.Cut(m.Entry, ","); return a }
+	var out []ipt.Member
+	i, j := 0, 0
+	for i < len(old) || j < len(fresh) {
+		switch {
+		case i < len(old) && touched[addr(old[i])]:
+			i++
+		case j < len(fresh) && !touched[addr(fresh[j])]:
+			j++
+		case j == len(fresh) || (i < len(old) && old[i].Entry <= fresh[j].Entry):
+			out = append(out, old[i])
+			i++
+		default:
+			out = append(out, fresh[j])
+			j++
+		}
+	}
+	return out
+}

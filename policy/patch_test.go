@@ -1,0 +1,192 @@
+package policy_test
+
+import (
+	"fmt"
+	"maps"
+	"math/rand"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/testsnap"
+)
+
+// patchCluster is a cluster big enough for every kind of policy and peer,
+// small enough to compile in a few milliseconds.
+func patchCluster() (*policy.Snapshot, []policy.Attachment) {
+	c := testsnap.Generate(testsnap.Config{Seed: 7, Node: "node-000", Nodes: 10, Namespaces: 20,
+		Pods: 1500, LocalPods: 40, Policies: 200})
+	return c.Snapshot(), c.Attachments(36)
+}
+
+// patchChange is one change of the kind a running agent sees, applied to
+// a copy of the snapshot (or of the attachments).
+type patchChange struct {
+	name    string
+	patched bool // Patch must handle it (else it may decline)
+	apply   func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment)
+}
+
+func clonePod(s *policy.Snapshot, i int) *policy.Pod {
+	s.Pods = slices.Clone(s.Pods)
+	p := &s.Pods[i]
+	p.Labels = maps.Clone(p.Labels)
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	return p
+}
+
+func pickPod(r *rand.Rand, s *policy.Snapshot, local bool) int {
+	for {
+		i := r.Intn(len(s.Pods))
+		if s.IsLocal(&s.Pods[i]) == local {
+			return i
+		}
+	}
+}
+
+func flipLabel(p *policy.Pod, r *rand.Rand) {
+	keys := []string{"version", "tier", "app", "canary"}
+	vals := []string{"v1", "v2", "frontend", "backend", "data", "web", "api", "gateway", "true", ""}
+	k, v := keys[r.Intn(len(keys))], vals[r.Intn(len(vals))]
+	if v == "" {
+		delete(p.Labels, k)
+	} else {
+		p.Labels[k] = v
+	}
+}
+
+func clonePolicy(s *policy.Snapshot, i int) *networkingv1.NetworkPolicy {
+	s.Policies = slices.Clone(s.Policies)
+	s.Policies[i] = *s.Policies[i].DeepCopy()
+	return &s.Policies[i]
+}
+
+var patchChanges = []patchChange{
+	{"remote pod labels", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		flipLabel(clonePod(s, pickPod(r, s, false)), r)
+		return s, atts
+	}},
+	{"local pod labels", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		flipLabel(clonePod(s, pickPod(r, s, true)), r)
+		return s, atts
+	}},
+	{"remote pod address", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		p := clonePod(s, pickPod(r, s, false))
+		p.IPs = []string{fmt.Sprintf("10.250.%d.%d", r.Intn(200), 1+r.Intn(250))}
+		return s, atts
+	}},
+	{"remote pod deleted", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		i := pickPod(r, s, false)
+		s.Pods = slices.Delete(slices.Clone(s.Pods), i, i+1)
+		return s, atts
+	}},
+	{"remote pod added", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		p := s.Pods[pickPod(r, s, false)]
+		p.Name += "-new"
+		p.IPs = []string{fmt.Sprintf("10.251.%d.%d", r.Intn(200), 1+r.Intn(250))}
+		p.Labels = maps.Clone(p.Labels)
+		s.Pods = append(slices.Clone(s.Pods), p)
+		return s, atts
+	}},
+	{"attachment removed", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		i := r.Intn(len(atts))
+		return s, slices.Delete(slices.Clone(atts), i, i+1)
+	}},
+	{"attachment of an unknown pod", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		a := atts[r.Intn(len(atts))]
+		a.ContainerID, a.Name, a.IPs = "ffff"+a.ContainerID, a.Name+"-unknown", []string{fmt.Sprintf("10.244.1.%d", 200+r.Intn(50))}
+		return s, append(slices.Clone(atts), a)
+	}},
+	{"policy ports", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		np := clonePolicy(s, r.Intn(len(s.Policies)))
+		port := intstr.FromInt32(int32(7000 + r.Intn(100)))
+		if r.Intn(2) == 0 {
+			port = intstr.FromString("metrics")
+		}
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{
+			Ports: []networkingv1.NetworkPolicyPort{{Port: &port}}})
+		return s, atts
+	}},
+	{"policy peer", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		np := clonePolicy(s, r.Intn(len(s.Policies)))
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{
+			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"version": fmt.Sprintf("v%d", 1+r.Intn(3)), "tier": "backend"}}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromString([]string{"http", "grpc", "nope"}[r.Intn(3)]))}}})
+		return s, atts
+	}},
+	{"policy selector", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		np := clonePolicy(s, r.Intn(len(s.Policies)))
+		np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": []string{"web", "api", "db"}[r.Intn(3)]}}
+		return s, atts
+	}},
+	{"policy deleted", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		i := r.Intn(len(s.Policies))
+		s.Policies = slices.Delete(slices.Clone(s.Policies), i, i+1)
+		return s, atts
+	}},
+	{"namespace labels", false, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		s.Namespaces = slices.Clone(s.Namespaces)
+		ns := &s.Namespaces[r.Intn(len(s.Namespaces))]
+		ns.Labels = maps.Clone(ns.Labels)
+		ns.Labels["monitoring"] = "enabled-" + fmt.Sprint(r.Intn(2))
+		return s, atts
+	}},
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestPatchIsCompile drives Patch through a chain of random changes of
+// every kind, each from the last result, and requires each result to be
+// exactly what Compile makes of the same input (rules, sets, members,
+// index); a change it declines is compiled, as the agent does.
+func TestPatchIsCompile(t *testing.T) {
+	snap, atts := patchCluster()
+	prev, err := policy.Compile(snap, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(1))
+	patched := map[string]int{}
+	for step := range 72 {
+		ch := patchChanges[step%len(patchChanges)]
+		cp := *snap
+		next, nextAtts := ch.apply(r, &cp, atts)
+		want, err := policy.Compile(next, nextAtts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := policy.Patch(prev, snap, atts, next, nextAtts)
+		if err != nil {
+			t.Fatalf("step %d (%s): %v", step, ch.name, err)
+		}
+		switch {
+		case ok:
+			patched[ch.name]++
+			if reflect.DeepEqual(want, got) {
+				break
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("step %d (%s): Patch differs from Compile (-want +got):\n%s", step, ch.name, d)
+			}
+		case ch.patched:
+			t.Errorf("step %d (%s): Patch declined", step, ch.name)
+		}
+		prev, snap, atts = want, next, nextAtts
+	}
+	for _, ch := range patchChanges {
+		if ch.patched && patched[ch.name] == 0 {
+			t.Errorf("%s: never patched", ch.name)
+		}
+	}
+	_ = corev1.ProtocolTCP
+}
