@@ -43,11 +43,11 @@ type Connection struct {
 // defaults.go and that admission.
 func Evaluate(s *Snapshot, atts []Attachment, c Connection) Evaluation {
 	e := newEvaluator(s, atts)
-	if isLinkLocal(c.From) || isLinkLocal(c.To) {
+	if noPodIPv6(c.From) || noPodIPv6(c.To) {
 		// Dropped in NETPOL-FORWARD before the hairpin rule and any policy.
 		return Evaluation{
-			Egress:  Side{Verdict: Verdict{Reason: LinkLocal, Direction: Egress}},
-			Ingress: Side{Verdict: Verdict{Reason: LinkLocal, Direction: Ingress}}}
+			Egress:  Side{Verdict: Verdict{Reason: LinkLocalOrMulticast, Direction: Egress}},
+			Ingress: Side{Verdict: Verdict{Reason: LinkLocalOrMulticast, Direction: Ingress}}}
 	}
 	if c.From == c.To {
 		// Sent to its own address it stays in the pod; through a Service it
@@ -285,8 +285,9 @@ func canonicalIP(s string) string {
 	return s
 }
 
-// isLinkLocal reports whether addr is an IPv6 link-local unicast address.
-func isLinkLocal(addr string) bool {
+// noPodIPv6 reports whether addr is an IPv6 link-local unicast or a
+// multicast address: no pod's (see fixedChains).
+func noPodIPv6(addr string) bool {
 	ip := net.ParseIP(addr)
-	return ip != nil && ip.To4() == nil && ip.IsLinkLocalUnicast()
+	return ip != nil && ip.To4() == nil && (ip.IsLinkLocalUnicast() || ip.IsMulticast())
 }

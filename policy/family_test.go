@@ -167,8 +167,8 @@ func compileDualStack(t *testing.T) *Compiled {
 
 // TestDualStack probes the dual-stack world: each family's peers, named
 // ports and ranges in both families' sets, a pod's family without peers
-// denied, and IPv6 link-local addresses (in no set) denied, on both packet
-// paths, with the evaluator agreeing.
+// denied, and IPv6 link-local and multicast addresses (in no set) denied,
+// on both packet paths, with the evaluator agreeing.
 func TestDualStack(t *testing.T) {
 	s, atts := dualStackWorld(t)
 	c := compileDualStack(t)
@@ -189,6 +189,7 @@ func TestDualStack(t *testing.T) {
 		{"v6 pod to db's link-local address", tcp("fe80::6", "fe80::2", 6379), false},
 		{"client (not isolated) over link-local to a non-pod", tcp("fe80::4", "fe80::99", 80), false},
 		{"link-local source to db's global address", tcp("fe80::6", "fd00::2", 6379), false},
+		{"v6 pod (egress not isolated) to an IPv6 multicast group", udp("fd00::6", "ff02::1", 80), false},
 	}
 	runProbes(t, c, probes)
 	for _, pr := range probes {

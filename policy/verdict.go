@@ -55,24 +55,24 @@ const (
 	// NoRuleAllows: policies select the pod in the verdict's direction
 	// (the verdict's Keys) and none of their rules allows the traffic. Deny.
 	NoRuleAllows
-	// LinkLocal: an end of the connection is an IPv6 link-local address,
-	// which is no pod's and is dropped before any policy (see
-	// fixedChains). Deny.
-	LinkLocal
+	// LinkLocalOrMulticast: an end of the connection is an IPv6
+	// link-local or multicast address, which is no pod's and is dropped
+	// before any policy (see fixedChains). Deny.
+	LinkLocalOrMulticast
 )
 
 // actions is the Action of each Reason.
 var actions = map[Reason]Action{
-	OwnAddress:      Allow,
-	NoIndex:         Deny,
-	KnownPod:        Next,
-	UnknownIsolated: Deny,
-	UnknownOpen:     Allow,
-	NotAPod:         Allow,
-	NotSelected:     Allow,
-	AllowedByRule:   Allow,
-	NoRuleAllows:    Deny,
-	LinkLocal:       Deny,
+	OwnAddress:           Allow,
+	NoIndex:              Deny,
+	KnownPod:             Next,
+	UnknownIsolated:      Deny,
+	UnknownOpen:          Allow,
+	NotAPod:              Allow,
+	NotSelected:          Allow,
+	AllowedByRule:        Allow,
+	NoRuleAllows:         Deny,
+	LinkLocalOrMulticast: Deny,
 }
 
 // Verdict is a decision with what decided it: the answer of Evaluate for one
@@ -121,8 +121,8 @@ func (v Verdict) String() string {
 		return "allowed by " + strings.Join(v.Keys, ", ")
 	case NoRuleAllows:
 		return "no rule of " + strings.Join(v.Keys, ", ") + " allows it"
-	case LinkLocal:
-		return "an IPv6 link-local address is no pod's: denied"
+	case LinkLocalOrMulticast:
+		return "an IPv6 link-local or multicast address is no pod's: denied"
 	}
 	return "no verdict: denied"
 }
