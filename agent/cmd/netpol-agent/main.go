@@ -207,15 +207,9 @@ func run(args []string) int {
 	case o.api():
 		return runAPI(ctx, a, o, log)
 	case o.once:
-		src := &source.DirSource{Dir: o.manifests, Node: o.node}
-		snap, err := src.Load(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
-			return 1
-		}
-		return syncOnce(ctx, a, snap, log)
+		return manifestsOnce(ctx, a, o, log)
 	default:
-		src := &source.DirSource{Dir: o.manifests, Node: o.node}
+		src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
 		if o.metricsAddr != "" {
 			if err := serveOps(ctx, a, o.metricsAddr, nil, log); err != nil {
 				fmt.Fprintln(os.Stderr, "netpol-agent:", err)
