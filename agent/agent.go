@@ -107,6 +107,10 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return health.SyncResult{}, err
 	}
 	res.Compile, phase = time.Since(phase), time.Now()
+	if a.inForce(ctx, snap, compiled) {
+		res.InForce, res.Apply = true, time.Since(phase)
+		return a.finish(res, compiled, start), nil
+	}
 	if err := a.writeTransitionIndex(&compiled.Index); err != nil {
 		return health.SyncResult{}, err
 	}
@@ -118,10 +122,15 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return health.SyncResult{}, err
 	}
 	res.Write = time.Since(phase)
+	return a.finish(res, compiled, start), nil
+}
+
+// finish completes res with the sizes of compiled and the time since start.
+func (a *Agent) finish(res health.SyncResult, compiled *policy.Compiled, start time.Time) health.SyncResult {
 	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
-	return res, nil
+	return res
 }
 
 // writeTransitionIndex stores transitionIndex(stored index, next) before

@@ -233,6 +233,6 @@ func syncOnce(ctx context.Context, a *agent.Agent, snap *policy.Snapshot, log *s
 		return 1
 	}
 	log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took,
-		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
+		"compile", res.Compile, "apply", res.Apply, "write", res.Write, "in_force", res.InForce)
 	return 0
 }
