@@ -50,6 +50,9 @@ type Agent struct {
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
 	ipv6Off bool
+	// readBack: the first sync has looked for its result in force
+	// (inforce.go); later ones apply incrementally instead.
+	readBack bool
 	// StaleGrace: Sync removes a pod record once it is this old if its pod
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.

@@ -20,11 +20,18 @@ type holder interface {
 // removed behind the agent's back, or one of ours left over, makes it
 // false and the sync rewrites as usual (fail closed). With IPv6 turned off,
 // or a kernel that cannot read itself back, it is false too.
+//
+// Only the first sync of an Agent looks (a --once run, a restarted agent):
+// later syncs of a running agent cost less applied incrementally (the
+// Runner remembers what it applied, and after a Holds with no difference
+// it remembers that) than read back, and a repair follows a read-back that
+// found drift.
 func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *policy.Compiled) bool {
 	k, ok := a.Kernel.(holder)
-	if !ok || a.ipv6Off {
+	if !ok || a.ipv6Off || a.readBack {
 		return false
 	}
+	a.readBack = true
 	if !a.Store.HasIndex(&compiled.Index) || !a.Store.HasSnapshot(snap) {
 		return false
 	}
