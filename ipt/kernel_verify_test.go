@@ -144,3 +144,26 @@ add other-net 10.0.0.0/8,eth0
 		t.Errorf("the dump has %d sets, ipset save %d", len(got), len(saved))
 	}
 }
+
+// TestKernelFreshApplyKeepsHeldChains: a Runner that remembers nothing (a
+// new process) rewrites the chains the kernel does not hold rule for rule,
+// and leaves the others alone (their rule counters survive).
+func TestKernelFreshApplyKeepsHeldChains(t *testing.T) {
+	ns := newTestNS(t)
+	ctx := context.Background()
+	rs := testRuleset()
+	if err := ns.runner(ModeNFT).Apply(ctx, []Ruleset{*rs}); err != nil {
+		t.Fatal(err)
+	}
+	ns.must("iptables", "-w", "-R", "NETPOL-FWD", "1", "-c", "5", "7", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN")
+	ns.must("iptables", "-w", "-D", "NETPOL-TAIL", "1")
+	if err := ns.runner(ModeNFT).Apply(ctx, []Ruleset{*rs}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := ns.runner(ModeNFT).Diff(ctx, rs); err != nil || len(d) != 0 {
+		t.Errorf("Diff after a fresh Apply = %q, %v", d, err)
+	}
+	if save := ns.must("iptables-save", "-c", "-t", "filter"); !strings.Contains(save, "[5:7] -A NETPOL-FWD -m conntrack") {
+		t.Errorf("a fresh Apply rewrote NETPOL-FWD, which the kernel held:\n%s", save)
+	}
+}
