@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -27,6 +28,10 @@ import (
 //   - label: one label of one pod of another node changed in its file;
 //   - start: `netpol-agent --help`, the process start alone (baseline).
 //
+// With NETPOL_BENCH_BASELINE_BIN set to a directory holding the
+// netpol-agent of another commit, each round also runs cold, warm and
+// label with it (named base-cold, ...), interleaved with this commit's.
+//
 // Targets (issue 10): cold ≤ 1.0 s, warm ≤ 0.5 s, label ≤ 0.5 s.
 func BenchmarkAgentOnce(b *testing.B) {
 	bnRequireRoot(b)
@@ -47,19 +52,24 @@ func BenchmarkAgentOnce(b *testing.B) {
 		}
 	}
 	kinds := []string{"cold", "warm", "label", "start"}
+	ours, base := n.BinDir, os.Getenv("NETPOL_BENCH_BASELINE_BIN")
+	if base != "" {
+		kinds = append(kinds, "base-cold", "base-warm", "base-label")
+	}
 	times := map[string][]time.Duration{}
 	spans := map[string]string{} // the agent's own timings, last round
 	var last bnSync
 	for round := range rounds {
 		for _, kind := range kinds {
-			switch kind {
+			n.BinDir = ours
+			switch strings.TrimPrefix(kind, "base-") {
 			case "cold":
 				if out, err := n.RunAgent("--uninstall"); err != nil {
 					b.Fatalf("uninstall: %v\n%s", err, out)
 				}
 				records()
 			case "label":
-				cluster.Pods[remote].Labels["bench-round"] = fmt.Sprint(round)
+				cluster.Pods[remote].Labels["bench-round"] = fmt.Sprint(kind, round)
 				if _, err := cluster.WriteYAMLManifests(dir); err != nil {
 					b.Fatal(err)
 				}
@@ -67,22 +77,23 @@ func BenchmarkAgentOnce(b *testing.B) {
 				times[kind] = append(times[kind], bnAgentStart(b, n))
 				continue
 			}
+			if strings.HasPrefix(kind, "base-") {
+				n.BinDir = base
+			}
 			var phases string
 			last, phases = bnRunAgentPhases(b, n, dir)
 			times[kind] = append(times[kind], last.wall)
 			spans[kind] = phases
 		}
 	}
+	n.BinDir = ours
 	var log bnLog
 	log.add("netpol-agent --manifests (150 YAML files) --once, %d rounds interleaved, ms (min median max); synced %d rules, %d sets, %d members",
 		rounds, last.rules, last.sets, last.members)
 	for _, kind := range kinds {
-		log.add("%-6s %s", kind, bnSpread(times[kind]))
+		log.add("%-10s %s   %s", kind, bnSpread(times[kind]), spans[kind])
 	}
-	log.add("targets: cold ≤ 1000, warm ≤ 500, label ≤ 500; the agent's own spans in the last round:")
-	for _, kind := range kinds[:3] {
-		log.add("%-6s %s", kind, spans[kind])
-	}
+	log.add("targets: cold ≤ 1000, warm ≤ 500, label ≤ 500; after the times, the agent's own spans in the last round")
 	for i, kind := range kinds {
 		if i > 0 {
 			log = nil
