@@ -57,6 +57,9 @@ type Agent struct {
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
 	ipv6Off bool
+	// readBack: the first sync has looked for its result in force
+	// (inforce.go); later ones apply incrementally instead.
+	readBack bool
 	// StaleGrace: Sync removes a pod record once it is this old if its pod
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
@@ -140,6 +143,9 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return health.SyncResult{}, err
 	}
 	phase := time.Now()
+	if res.InForce {
+		a.written = snap // the stored snapshot is snap already (inForce)
+	}
 	if a.written != snap {
 		if err := a.Store.WriteSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
@@ -187,6 +193,13 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 		res.Compile += time.Since(phase)
 	}
 	phase := time.Now()
+	if a.inForce(ctx, snap, compiled) {
+		// The first sync of this Agent found its result in the kernel and
+		// the data directory already: nothing to write (see inForce).
+		res.InForce, res.Apply = true, time.Since(phase)
+		a.last = &applied{snap: snap, atts: atts, stamp: stamp, compiled: compiled}
+		return compiled, nil
+	}
 	indexChanged := a.last == nil || !bytes.Equal(state.EncodeIndex(&a.last.compiled.Index), state.EncodeIndex(&compiled.Index))
 	if indexChanged {
 		if err := a.writeTransitionIndex(&compiled.Index); err != nil {

@@ -54,8 +54,9 @@ type plan struct {
 // listing (`iptables-save -t filter`) names them, so that any chain of ours
 // left by a sync that was killed or failed half-way is removed. The first
 // Apply of a Runner, the first after a failure and the first after Forget
-// also rewrite everything. A family absent from rulesets is not touched at
-// all: its chains and sets stay.
+// also rewrite every set and chain that the kernel, read back, does not
+// hold exactly. A family absent from rulesets is not touched at all: its
+// chains and sets stay.
 func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	p, err := newPlan(rulesets)
 	if err != nil {
@@ -285,9 +286,10 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 	}
 	known, ok := mem.chainNames(rs.Family)
 	current := make(map[BuiltinChain][]string)
+	var t *savedTable
 	if !ok {
-		t, err := r.saveFilter(ctx, rs.Family)
-		if err != nil {
+		var err error
+		if t, err = r.saveFilter(ctx, rs.Family); err != nil {
 			return err
 		}
 		known = t.ownedChains()
@@ -325,6 +327,11 @@ func (r *Runner) applyRules(ctx context.Context, rs *Ruleset, mem *memory, now p
 		hooks = planHooks(nil, current, drop) // only unhook stale chains
 	}
 	changed := mem.changedChains(rs, now)
+	if t != nil {
+		// Memory knows nothing: leave alone the chains the kernel holds
+		// rule for rule, as read back.
+		changed = slices.DeleteFunc(changed, func(c Chain) bool { return len(diffChain(c, t)) == 0 })
+	}
 	if len(changed) == 0 && len(drop) == 0 && len(hooks) == 0 {
 		return nil
 	}

@@ -45,17 +45,7 @@ func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff %s: %w", rs.Family, err)
 	}
-	var diffs []string
-	for _, h := range rs.Hooks {
-		line := RenderRule(string(h.Chain), h.Rule)
-		have := t.Rules[string(h.Chain)]
-		switch at := slices.Index(have, line); {
-		case at < 0:
-			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
-		case at != hookIndex(h, len(have)-1):
-			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, line))
-		}
-	}
+	diffs := diffHooks(rs.Hooks, t)
 	for _, c := range rs.Chains {
 		diffs = append(diffs, diffChain(c, t)...)
 	}

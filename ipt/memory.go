@@ -12,8 +12,9 @@ import (
 // hook list, per family. With it, a sync rewrites only the sets and chains
 // that changed since: a pod label or one policy changes a few sets and
 // chains, not the whole node's. Memory is per process; a new Runner (a fresh
-// agent, `--once`) applies everything. After any failed Apply, and when the
-// caller saw the kernel drift (Forget), the next Apply is whole again.
+// agent, `--once`) reads the kernel back and applies every set and chain it
+// does not hold exactly. After any failed Apply, and when the caller saw the
+// kernel drift (Forget), the next Apply does so again.
 //
 // While memory is valid, Apply also trusts it for what exists: it lists no
 // sets and no chains (the stale chains are those it installed and no longer

@@ -6,6 +6,8 @@
 //	snapshot.json   the agent's cached cluster view (policy.Snapshot)
 //	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
 //	                stored as lines of text: index.go)
+//	manifests.cache what --manifests made of each file, by content hash
+//	                (manifests.go), so that unchanged files are not decoded again
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
@@ -271,7 +273,7 @@ func (s *Store) RemoveAll() error {
 	if err != nil {
 		return err
 	}
-	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
+	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
 		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
 	var errs []error
 	for _, e := range entries {

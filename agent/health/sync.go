@@ -21,6 +21,10 @@ type SyncResult struct {
 	// Disabled are the families left out because their tables are
 	// unusable and no local pod has an address of theirs.
 	Disabled []ipt.Family
+	// InForce: the kernel, read back, already held exactly the compiled
+	// rules and the stored snapshot and index were already this sync's, so
+	// nothing was written (Apply is the time the read-back took).
+	InForce bool
 }
 
 // SyncObserver hears of every Agent.Sync (metrics).

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -27,33 +29,25 @@ var extensions = []string{".yaml", ".yml", ".json"}
 // Load reads every *.yaml, *.yml and *.json file directly in dir (sorted by
 // name, not recursive, dotfiles skipped), converts the objects to a snapshot
 // for node and validates it with policy.ValidateSnapshot. A pod without
-// spec.nodeName is taken as node's.
-func Load(dir string, node string) (*policy.Snapshot, error) {
-	files, err := manifestFiles(dir)
-	if err != nil {
-		return nil, err
-	}
-	b := NewBuilder(node)
-	for _, file := range files {
-		if err := b.addFile(file); err != nil {
-			return nil, err
-		}
-	}
-	s := b.Snapshot()
-	if err := policy.ValidateSnapshot(s); err != nil {
-		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
-	}
-	return s, nil
+// spec.nodeName is taken as node's. The files are decoded in parallel; an
+// error names the first failing file in name order. Cache.Load loads a
+// directory again decoding only what changed.
+func Load(dir string, node string) (*policy.Snapshot, error) { return NewCache(node).Load(dir) }
+
+// manifestFile is a file Load reads.
+type manifestFile struct {
+	path string
+	info os.FileInfo
 }
 
 // manifestFiles lists the files Load reads, in name order. Symbolic links are
 // followed (a ConfigMap volume is made of them); directories are skipped.
-func manifestFiles(dir string) ([]string, error) {
+func manifestFiles(dir string) ([]manifestFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("manifests: %w", err)
 	}
-	var files []string
+	var files []manifestFile
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !hasManifestExtension(name) {
@@ -65,11 +59,14 @@ func manifestFiles(dir string) ([]string, error) {
 			return nil, fmt.Errorf("manifests: %w", err)
 		}
 		if info.Mode().IsRegular() {
-			files = append(files, path)
+			files = append(files, manifestFile{path: path, info: info})
 		}
 	}
 	return files, nil
 }
+
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // hasManifestExtension reports whether name ends in one of extensions.
 func hasManifestExtension(name string) bool {
@@ -81,12 +78,9 @@ func hasManifestExtension(name string) bool {
 	return false
 }
 
-// addFile decodes every document of one file and adds its objects.
-func (b *Builder) addFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("manifests: %w", err)
-	}
+// addData decodes every document of one file, its content data, and adds
+// its objects.
+func (b *Builder) addData(path string, data []byte) error {
 	docs, err := splitDocuments(data, filepath.Ext(path) == ".json")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

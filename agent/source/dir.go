@@ -7,27 +7,63 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // DirSource is a directory of manifests (see manifest.Load). A change is
-// noticed by a fingerprint of the file names, sizes and modification times.
+// noticed by a fingerprint of the file names, sizes and modification times;
+// each Load decodes only the files whose content changed since the last one
+// (manifest.Cache).
 type DirSource struct {
 	Dir  string
 	Node string
-	last [32]byte
+	// Store, when set, is where the decoded files of an earlier process
+	// are found (read at the first Load; see Persist).
+	Store *state.Store
+
+	once  sync.Once
+	cache *manifest.Cache
+	last  [32]byte
 }
 
 // Load reads every manifest in the directory.
 func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
+	d.once.Do(func() {
+		d.cache = manifest.NewCache(d.Node)
+		if d.Store != nil {
+			if stored, err := d.Store.ReadManifestCache(); err == nil {
+				d.cache.Seed(stored)
+			}
+		}
+	})
 	fp, err := d.fingerprint()
 	if err != nil {
 		return nil, err
 	}
 	d.last = fp
-	return manifest.Load(d.Dir, d.Node)
+	return d.cache.Load(d.Dir)
+}
+
+// Stats says what the last Load decoded and what it reused.
+func (d *DirSource) Stats() manifest.Stats {
+	if d.cache == nil {
+		return manifest.Stats{}
+	}
+	return d.cache.Stats()
+}
+
+// Persist stores the decoded files of the last Load in Store, for the next
+// process to reuse, unless the last Load decoded nothing new. The caller
+// holds the data directory lock.
+func (d *DirSource) Persist() error {
+	if d.Store == nil || d.cache == nil || d.cache.Stats().Decoded == 0 {
+		return nil
+	}
+	return d.Store.WriteManifestCache(d.cache.Stored())
 }
 
 // Changed reports whether any manifest was added, removed or modified.

@@ -207,15 +207,9 @@ func run(args []string) int {
 	case o.api():
 		return runAPI(ctx, a, o, log)
 	case o.once:
-		src := &source.DirSource{Dir: o.manifests, Node: o.node}
-		snap, err := src.Load(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
-			return 1
-		}
-		return syncOnce(ctx, a, snap, log)
+		return manifestsOnce(ctx, a, o, log)
 	default:
-		src := &source.DirSource{Dir: o.manifests, Node: o.node}
+		src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
 		if o.metricsAddr != "" {
 			if err := serveOps(ctx, a, o.metricsAddr, nil, log); err != nil {
 				fmt.Fprintln(os.Stderr, "netpol-agent:", err)
@@ -239,6 +233,6 @@ func syncOnce(ctx context.Context, a *agent.Agent, snap *policy.Snapshot, log *s
 		return 1
 	}
 	log.Info("synced", "chains", res.Chains, "rules", res.Rules, "sets", res.Sets, "members", res.Members, "took", res.Took,
-		"compile", res.Compile, "apply", res.Apply, "write", res.Write)
+		"compile", res.Compile, "apply", res.Apply, "write", res.Write, "in_force", res.InForce)
 	return 0
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/netpol/netpol/agent"
+	"github.com/netpol/netpol/agent/source"
+)
+
+// manifestsOnce is `--manifests DIR --once`: load (decoding only the files
+// whose content differs from what the last run stored in the data
+// directory), sync, and store the decoded files for the next run.
+func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) int {
+	start := time.Now()
+	src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
+	snap, err := src.Load(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
+		return 1
+	}
+	st := src.Stats()
+	log.Info("loaded manifests", "files", st.Files, "read", st.Read, "decoded", st.Decoded, "took", time.Since(start))
+	if rc := syncOnce(ctx, a, snap, log); rc != 0 {
+		return rc
+	}
+	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
+	if err == nil {
+		err = src.Persist()
+		unlock()
+	}
+	if err != nil {
+		log.Warn("store the decoded manifests for the next run", "err", err)
+	}
+	return 0
+}

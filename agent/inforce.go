@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy"
+)
+
+// holder is a Kernel that can tell whether it holds rulesets exactly
+// (ipt.Runner.Holds).
+type holder interface {
+	Holds(ctx context.Context, rulesets []ipt.Ruleset) ([]string, error)
+}
+
+// inForce reports whether a sync of compiled (made of snap) would
+// change nothing: the stored index and snapshot are already its own, and
+// the kernel, read back now, holds exactly its rulesets, no more and no
+// less. No record of what was applied is trusted: a set member or chain
+// removed behind the agent's back, or one of ours left over, makes it
+// false and the sync rewrites as usual (fail closed). With IPv6 turned off,
+// or a kernel that cannot read itself back, it is false too.
+//
+// Only the first sync of an Agent looks (a --once run, a restarted agent):
+// later syncs of a running agent cost less applied incrementally (the
+// Runner remembers what it applied, and after a Holds with no difference
+// it remembers that) than read back, and a repair follows a read-back that
+// found drift.
+func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *policy.Compiled) bool {
+	k, ok := a.Kernel.(holder)
+	if !ok || a.ipv6Off || a.readBack {
+		return false
+	}
+	a.readBack = true
+	if !a.Store.HasIndex(&compiled.Index) || !a.Store.HasSnapshot(snap) {
+		return false
+	}
+	diffs, err := k.Holds(ctx, compiled.Rulesets)
+	if err != nil {
+		a.Log.Debug("read back before sync", "err", err)
+		return false
+	}
+	if len(diffs) > 0 {
+		a.Log.Info("kernel differs from the stored state; rewriting", "differences", len(diffs), "first", diffs[0])
+		return false
+	}
+	return true
+}

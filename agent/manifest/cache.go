@@ -1,0 +1,189 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
+)
+
+// racyWindow: a file whose modification time is this close to the moment it
+// was read may have changed again within the same tick of the clock, with
+// the same size; such a file is hashed again rather than trusted by stat.
+const racyWindow = 2 * time.Second
+
+// Cache loads a manifest directory again and again, decoding only the files
+// that changed since the last Load. A file is unchanged when its size,
+// modification time and inode are those of the last Load (and it was read
+// well after it was last modified), or else when its content has the same
+// SHA-256 as the file of that name last decoded (or seeded). The files that
+// did change are decoded in parallel. The snapshot is made of every file's
+// objects in name order and validated whole on every Load, as by Load.
+type Cache struct {
+	node  string
+	files map[string]*cached // by file name, as of the last successful Load
+	stats Stats
+}
+
+// Stats says what the last Load of a Cache did.
+type Stats struct {
+	Files   int // manifest files in the directory
+	Decoded int // of them, decoded (new or changed content)
+	Read    int // of them, read and hashed (stat could not prove them unchanged)
+}
+
+// cached is one file as last loaded.
+type cached struct {
+	size   int64
+	mtime  time.Time
+	ino    uint64
+	readAt time.Time // zero for a seeded file: trusted by hash only
+	file   state.ManifestFile
+}
+
+// NewCache returns an empty cache for node (a pod without spec.nodeName is
+// node's).
+func NewCache(node string) *Cache { return &Cache{node: node, files: map[string]*cached{}} }
+
+// Seed makes the files of c (stored by an earlier process) reusable by
+// content hash. A cache of another node is ignored.
+func (c *Cache) Seed(stored *state.ManifestCache) {
+	if stored == nil || stored.Node != c.node {
+		return
+	}
+	for _, f := range stored.Files {
+		if _, ok := c.files[f.Name]; !ok {
+			c.files[f.Name] = &cached{file: f}
+		}
+	}
+}
+
+// Stored returns the files of the last successful Load, to be persisted
+// (state.Store.WriteManifestCache) and seeded into a later process's Cache.
+func (c *Cache) Stored() *state.ManifestCache {
+	out := &state.ManifestCache{Version: state.ManifestCacheVersion, Node: c.node}
+	for _, name := range sortedKeys(c.files) {
+		if e := c.files[name]; !e.readAt.IsZero() {
+			out.Files = append(out.Files, e.file)
+		}
+	}
+	return out
+}
+
+// Stats reports what the last Load did.
+func (c *Cache) Stats() Stats { return c.stats }
+
+// Load reads dir as the package-level Load does, reusing what it can. On
+// error the cache is left as it was.
+func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
+	files, err := manifestFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	stats := Stats{Files: len(files)}
+	next := make(map[string]*cached, len(files))
+	var todo []*pending
+	for _, f := range files {
+		name := filepath.Base(f.path)
+		if e := c.files[name]; e != nil && e.sameStat(f.info) {
+			next[name] = e
+			continue
+		}
+		stats.Read++
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("manifests: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		e := &cached{size: f.info.Size(), mtime: f.info.ModTime(), ino: inode(f.info), readAt: time.Now()}
+		e.file.Name, e.file.Sum = name, hex.EncodeToString(sum[:])
+		if old := c.files[name]; old != nil && old.file.Sum == e.file.Sum {
+			e.file = old.file
+		} else {
+			todo = append(todo, &pending{path: f.path, data: data, into: e})
+		}
+		next[name] = e
+	}
+	stats.Decoded = len(todo)
+	if err := c.decode(todo); err != nil {
+		return nil, err
+	}
+	b := NewBuilder(c.node)
+	for _, name := range sortedKeys(next) {
+		f := &next[name].file
+		b.namespaces = append(b.namespaces, f.Namespaces...)
+		b.pods = append(b.pods, f.Pods...)
+		b.policies = append(b.policies, f.Policies...)
+	}
+	s := b.Snapshot()
+	if err := policy.ValidateSnapshot(s); err != nil {
+		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	}
+	c.files, c.stats = next, stats
+	return s, nil
+}
+
+// pending is a file to decode.
+type pending struct {
+	path string
+	data []byte
+	into *cached
+	err  error
+}
+
+// decode decodes the pending files on a bounded pool of workers (one per
+// CPU the process may use) and returns the error of the first failing file
+// in name order, the error a sequential Load would have returned.
+func (c *Cache) decode(todo []*pending) error {
+	work := make(chan *pending)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				b := NewBuilder(c.node)
+				if p.err = b.addData(p.path, p.data); p.err == nil {
+					f := &p.into.file
+					f.Namespaces, f.Pods, f.Policies = b.namespaces, b.pods, b.policies
+				}
+				p.data = nil
+			}
+		}()
+	}
+	for _, p := range todo {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	for _, p := range todo {
+		if p.err != nil {
+			return p.err
+		}
+	}
+	return nil
+}
+
+// sameStat reports whether info shows the file as it was when e was read,
+// and e was read long enough after its last modification for that to prove
+// its content unchanged.
+func (e *cached) sameStat(info os.FileInfo) bool {
+	return !e.readAt.IsZero() && e.size == info.Size() && e.mtime.Equal(info.ModTime()) &&
+		e.ino == inode(info) && e.readAt.Sub(e.mtime) > racyWindow
+}
+
+// inode returns the inode number of info's file (0 when unknown).
+func inode(info os.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}

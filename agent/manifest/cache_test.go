@@ -1,0 +1,181 @@
+package manifest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netpol/netpol/policy/testsnap"
+)
+
+// copyDir copies the regular files of src into a new directory, dated an
+// hour ago (so that a Load right after can trust their stat).
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeOld(t, filepath.Join(dst, e.Name()), string(data))
+	}
+	return dst
+}
+
+// writeOld writes a file dated an hour ago.
+func writeOld(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadStats loads dir with c, checks the snapshot against a fresh Load and
+// the stats against want.
+func loadStats(t *testing.T, c *Cache, dir string, want Stats) {
+	t.Helper()
+	got, err := c.Load(dir)
+	if err != nil {
+		t.Fatalf("Cache.Load: %v", err)
+	}
+	fresh, err := Load(dir, "node-1")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if d := cmp.Diff(fresh, got); d != "" {
+		t.Errorf("Cache.Load differs from a fresh Load (-fresh +cache):\n%s", d)
+	}
+	if c.Stats() != want {
+		t.Errorf("stats %+v, want %+v", c.Stats(), want)
+	}
+}
+
+// A file is decoded again only when its content changed; one whose stat is
+// unchanged is not even read.
+func TestCacheDecodesOnlyChangedFiles(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	c := NewCache("node-1")
+	loadStats(t, c, dir, Stats{Files: 3, Read: 3, Decoded: 3})
+	loadStats(t, c, dir, Stats{Files: 3})
+
+	pods := filepath.Join(dir, "20-pods.json")
+	data, err := os.ReadFile(pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), `"role": "db"`, `"role": "db2"`, 1)
+	if changed == string(data) {
+		t.Fatal("testdata/mixed/20-pods.json has no role=db label to change")
+	}
+	writeOld(t, pods, changed)
+	loadStats(t, c, dir, Stats{Files: 3, Read: 1, Decoded: 1})
+	if s, _ := c.Load(dir); s.Pods[1].Labels["role"] != "db2" {
+		t.Errorf("changed label not loaded: %v", s.Pods[1].Labels)
+	}
+
+	// Rewritten with the same content: read and hashed, not decoded.
+	writeOld(t, pods, changed)
+	loadStats(t, c, dir, Stats{Files: 3, Read: 1})
+	// Written just now: its stat cannot prove it unchanged at the next Load.
+	if err := os.WriteFile(pods, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadStats(t, c, dir, Stats{Files: 3, Read: 1})
+	loadStats(t, c, dir, Stats{Files: 3, Read: 1})
+
+	if err := os.Remove(pods); err != nil {
+		t.Fatal(err)
+	}
+	loadStats(t, c, dir, Stats{Files: 2})
+}
+
+// The files stored by one process are reused by the next by content hash;
+// those of another node are not.
+func TestCacheSeed(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	first := NewCache("node-1")
+	if _, err := first.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	stored := first.Stored()
+	if len(stored.Files) != 3 {
+		t.Fatalf("stored %d files, want 3", len(stored.Files))
+	}
+	next := NewCache("node-1")
+	next.Seed(stored)
+	loadStats(t, next, dir, Stats{Files: 3, Read: 3})
+
+	writeOld(t, filepath.Join(dir, "10-namespaces.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n")
+	next = NewCache("node-1")
+	next.Seed(stored)
+	loadStats(t, next, dir, Stats{Files: 3, Read: 3, Decoded: 1})
+
+	other := NewCache("node-2")
+	other.Seed(stored)
+	if _, err := other.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := other.Stats(); got.Decoded != 3 {
+		t.Errorf("a cache of node-1 seeded node-2's: %+v", got)
+	}
+}
+
+// Decoding in parallel still reports the first failing file in name order,
+// and a failed Load leaves the cache as it was.
+func TestCacheErrorsInNameOrder(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	c := NewCache("node-1")
+	loadStats(t, c, dir, Stats{Files: 3, Read: 3, Decoded: 3})
+	for _, name := range []string{"05-bad.yaml", "25-bad.yaml", "40-bad.yaml"} {
+		writeOld(t, filepath.Join(dir, name), "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {nodeNmae: n}\n")
+	}
+	for range 5 {
+		_, err := c.Load(dir)
+		if err == nil || !strings.Contains(err.Error(), "05-bad.yaml: document 1: kind Pod: ") {
+			t.Fatalf("error %v, want one naming 05-bad.yaml", err)
+		}
+	}
+	for _, name := range []string{"05-bad.yaml", "25-bad.yaml", "40-bad.yaml"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loadStats(t, c, dir, Stats{Files: 3})
+}
+
+// The YAML the agent benchmarks write loads to the snapshot testsnap says.
+func TestCacheLoadsGeneratedYAML(t *testing.T) {
+	cfg := testsnap.Config{Seed: 3, Node: "node-1", Nodes: 4, Namespaces: 6, Pods: 200, LocalPods: 10, Policies: 40}
+	cluster := testsnap.Generate(cfg)
+	dir := t.TempDir()
+	names, err := cluster.WriteYAMLManifests(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 3*cfg.Namespaces {
+		t.Errorf("%d files, want %d", len(names), 3*cfg.Namespaces)
+	}
+	got, err := NewCache("node-1").Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(cluster.Snapshot(), got); d != "" {
+		t.Errorf("loaded YAML differs from the cluster's snapshot (-want +got):\n%s", d)
+	}
+}

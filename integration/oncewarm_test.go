@@ -1,0 +1,112 @@
+package integration
+
+// A warm `netpol-agent --manifests DIR --once` skips the kernel transaction
+// and the state writes only when the kernel, read back, holds exactly what
+// it would write: whatever is removed or added behind its back is repaired
+// by the next run, as by a cold one.
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netpol/netpol/integration/node"
+)
+
+// onceInForce runs --once and reports whether it found everything in force
+// (its sync line says in_force=true).
+func onceInForce(t *testing.T, n *node.Node, dir string) bool {
+	t.Helper()
+	out, err := n.RunAgent("--once", "--manifests", dir, "--node-name", n.Name)
+	if err != nil {
+		t.Fatalf("agent --once: %v\n%s", err, out)
+	}
+	switch {
+	case strings.Contains(string(out), "in_force=true"):
+		return true
+	case strings.Contains(string(out), "in_force=false"):
+		return false
+	}
+	t.Fatalf("agent --once logged no in_force:\n%s", out)
+	return false
+}
+
+func TestAgentOnceWarmRepairsDrift(t *testing.T) {
+	n := newNode(t, node.Options{})
+	dir := t.TempDir()
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(map[string]string{
+		"default/web": "app=web", "default/db": "app=db", "default/other": "",
+	}))
+	writeManifest(t, dir, "20-policy.yaml", dbPolicyYAML("default"))
+	pods := addServingPods(t, n, "default/web", "default/db", "default/other")
+	web, db, other := pods[0], pods[1], pods[2]
+	allowed := []string{"default/web>default/db", "default/web>default/other", "default/db>default/web",
+		"default/db>default/other", "default/other>default/web"}
+
+	if onceInForce(t, n, dir) {
+		t.Fatal("the first --once found its rules in force")
+	}
+	good, goodSets, goodFiles := enforcedRules(t, n), nodeSets(t, n), dataFiles(t, n)
+	if !onceInForce(t, n, dir) {
+		t.Fatal("a second --once with nothing changed did not find its rules in force")
+	}
+	if got := enforcedRules(t, n); got != good {
+		t.Errorf("a warm --once changed the rules:\n%s\nwant:\n%s", got, good)
+	}
+	expectMatrix(t, "warm", pods, pods, allowed...)
+
+	group4 := wantSets(t, goodSets, "db", db.IP, "NETPOL4-GI-")[0]
+	peer4 := wantSets(t, goodSets, "web", web.IP, "NETPOL4-P-")[0]
+	tamper := []struct {
+		name string
+		do   func()
+	}{
+		{"a peer set member deleted", func() { execIn(t, n, "ipset", "del", peer4, web.IP) }},
+		{"a group set member deleted", func() { execIn(t, n, "ipset", "del", group4, db.IP) }},
+		{"a member added", func() { execIn(t, n, "ipset", "add", peer4, other.IP) }},
+		{"NETPOL-INGRESS flushed", func() { execIn(t, n, "iptables", "-w", "-F", "NETPOL-INGRESS") }},
+		{"the IPv6 NETPOL-INGRESS flushed", func() { execIn(t, n, "ip6tables", "-w", "-F", "NETPOL-INGRESS") }},
+		{"the hook deleted", func() { execIn(t, n, "iptables", "-w", "-D", "FORWARD", "1") }},
+		{"a stray chain of ours", func() { execIn(t, n, "iptables", "-w", "-N", "NETPOL-STRAY") }},
+		{"a stray set of ours", func() { execIn(t, n, "ipset", "create", "NETPOL4-STRAY", "hash:ip") }},
+		{"a set destroyed", func() {
+			execIn(t, n, "iptables", "-w", "-F", "NETPOL-INGRESS") // the set is in use by its rules
+			execIn(t, n, "ipset", "destroy", group4)
+		}},
+		{"the index removed", func() {
+			if err := os.Remove(filepath.Join(n.DataDir, "index")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tamper {
+		tc.do()
+		if onceInForce(t, n, dir) {
+			t.Errorf("%s: --once found its rules in force", tc.name)
+		}
+		if got := enforcedRules(t, n); got != good {
+			t.Errorf("%s: rules not repaired:\n%s\nwant:\n%s", tc.name, got, good)
+		}
+		sets := nodeSets(t, n)
+		for name, members := range goodSets {
+			if !slices.Equal(sets[name], members) {
+				t.Errorf("%s: set %s holds %v, want %v", tc.name, name, sets[name], members)
+			}
+		}
+		for name := range sets {
+			if _, ok := goodSets[name]; !ok {
+				t.Errorf("%s: set %s left behind", tc.name, name)
+			}
+		}
+		if got := dataFiles(t, n); !maps.Equal(got, goodFiles) {
+			t.Errorf("%s: state files differ after the repair", tc.name)
+		}
+		if !onceInForce(t, n, dir) {
+			t.Errorf("%s: after the repair, --once did not find its rules in force", tc.name)
+		}
+	}
+	expectMatrix(t, "after every repair", pods, pods, allowed...)
+}

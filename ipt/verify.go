@@ -1,0 +1,171 @@
+package ipt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// Holds reads the kernel back and describes, one line each, everything that
+// keeps it from holding exactly rulesets (at most one per family): what
+// Diff reports for each of them, and every chain of ours (Owned) in the
+// filter table of their families, and every set of ours of their families
+// (temporaries included), that they do not name. No lines means an Apply of
+// rulesets would change nothing; the Runner then remembers rulesets as
+// applied, so that its next Apply rewrites only what differs from them.
+//
+// It costs one `iptables-save -t filter` per family and one dump of the
+// sets (over netlink, see readAllSets), whatever the number of rulesets: what a skipped Apply must still pay to
+// be sure that the kernel holds the rules, rather than trusting a record
+// of what was applied.
+func (r *Runner) Holds(ctx context.Context, rulesets []Ruleset) ([]string, error) {
+	p, err := newPlan(rulesets)
+	if err != nil {
+		return nil, fmt.Errorf("read back: %w", err)
+	}
+	var diffs []string
+	for _, fam := range Families {
+		rs := p.byFamily[fam]
+		if rs == nil {
+			continue
+		}
+		t, err := r.saveFilter(ctx, fam)
+		if err != nil {
+			return nil, fmt.Errorf("read back %s: %w", fam, err)
+		}
+		diffs = append(diffs, diffHooks(rs.Hooks, t)...)
+		for _, c := range rs.Chains {
+			diffs = append(diffs, diffChain(c, t)...)
+		}
+		want := make(map[string]bool, len(rs.Chains))
+		for _, c := range rs.Chains {
+			want[c.Name] = true
+		}
+		for _, name := range t.ownedChains() {
+			if !want[name] {
+				diffs = append(diffs, fmt.Sprintf("chain %s not wanted", name))
+			}
+		}
+	}
+	saved, err := r.readAllSets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read back sets: %w", err)
+	}
+	for _, s := range p.sets {
+		diffs = append(diffs, diffSet(s, s.Family, saved[s.Name])...)
+	}
+	var extra []string
+	for name, s := range saved {
+		if Owned(name) && !p.wanted[name] && p.byFamily[s.Family] != nil {
+			extra = append(extra, fmt.Sprintf("set %s not wanted", name))
+		}
+	}
+	sort.Strings(extra)
+	diffs = append(diffs, extra...)
+	if len(diffs) == 0 {
+		r.mu.Lock()
+		r.memory = memory{valid: true, prints: fingerprint(rulesets)}
+		r.mu.Unlock()
+	}
+	return diffs, nil
+}
+
+// diffHooks describes each hook missing from the saved table t, or not at
+// its position.
+func diffHooks(hooks []Hook, t *savedTable) []string {
+	var diffs []string
+	for _, h := range hooks {
+		line := RenderRule(string(h.Chain), h.Rule)
+		have := t.Rules[string(h.Chain)]
+		switch at := slices.Index(have, line); {
+		case at < 0:
+			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
+		case at != hookIndex(h, len(have)-1):
+			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, line))
+		}
+	}
+	return diffs
+}
+
+// readAllSets returns every set of the kernel with its members in
+// memberKey form (`ipset save`, parsed). In the process's own network
+// namespace (NetNS empty) one netlink dump reads them, from the calling
+// thread; otherwise, or when the dump fails or holds an entry of ours it
+// cannot render, one `ipset save` does.
+func (r *Runner) readAllSets(ctx context.Context) (map[string]*savedSet, error) {
+	if r.NetNS == "" {
+		if sets, ok := netlinkAllSets(); ok {
+			return sets, nil
+		}
+	}
+	out, err := r.run(ctx, nil, "ipset", "save")
+	if err != nil {
+		return nil, err
+	}
+	return parseIPSetSave(string(out)), nil
+}
+
+// netlinkAllSets dumps every set over the ipset netlink interface
+// (`ipset list`): the type and family of each, and the members of ours
+// (Owned) in memberKey form; another tool's sets are listed without their
+// members. False when the kernel refused or an entry of ours cannot be
+// rendered.
+func netlinkAllSets() (map[string]*savedSet, bool) {
+	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|unix.NFNL_SUBSYS_IPSET<<8, nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_NETLINK, Version: nl.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return nil, false
+	}
+	families := map[byte]Family{unix.NFPROTO_IPV4: IPv4, unix.NFPROTO_IPV6: IPv6}
+	sets := make(map[string]*savedSet)
+	for _, msg := range msgs {
+		if len(msg) < 4 {
+			return nil, false
+		}
+		var name, typ string
+		var fam Family
+		var adt []byte
+		eachAttr(msg[4:], func(t uint16, v []byte) {
+			switch t {
+			case nl.IPSET_ATTR_SETNAME:
+				name = strings.TrimRight(string(v), "\x00")
+			case nl.IPSET_ATTR_TYPENAME:
+				typ = strings.TrimRight(string(v), "\x00")
+			case nl.IPSET_ATTR_FAMILY:
+				if len(v) == 1 {
+					fam = families[v[0]]
+				}
+			case nl.IPSET_ATTR_ADT:
+				adt = v
+			}
+		})
+		s := sets[name]
+		if s == nil {
+			if name == "" || typ == "" {
+				return nil, false
+			}
+			s = &savedSet{SetInfo: SetInfo{Type: SetType(typ), Family: fam}, Members: make(map[string]bool)}
+			sets[name] = s
+		}
+		if adt == nil || !Owned(name) {
+			continue
+		}
+		ok := true
+		eachAttr(adt, func(t uint16, entry []byte) {
+			key, valid := entryKey(s.Type, entry)
+			ok = ok && t == nl.IPSET_ATTR_DATA && valid
+			s.Members[key] = true
+		})
+		if !ok {
+			return nil, false
+		}
+	}
+	return sets, true
+}

@@ -1,0 +1,66 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/netpol/netpol/policy"
+)
+
+// manifestsFile caches what `--manifests` made of each file, so that a
+// later run decodes only the files whose content changed.
+const manifestsFile = "manifests.cache"
+
+// ManifestCacheVersion is the version of the manifests.cache format; a
+// cache of another version is ignored.
+const ManifestCacheVersion = 1
+
+// ManifestFile is what the manifest loader made of one file: the SHA-256
+// of its content (hex) and the objects converted from it, in file order.
+type ManifestFile struct {
+	Name       string                       `json:"name"`
+	Sum        string                       `json:"sum"`
+	Namespaces []policy.Namespace           `json:"namespaces,omitempty"`
+	Pods       []policy.Pod                 `json:"pods,omitempty"`
+	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+}
+
+// ManifestCache is the decoded content of a manifest directory for one
+// node (a pod without spec.nodeName is that node's).
+type ManifestCache struct {
+	Version int            `json:"version"`
+	Node    string         `json:"node"`
+	Files   []ManifestFile `json:"files"`
+}
+
+// WriteManifestCache stores c (atomically, like every file here).
+func (s *Store) WriteManifestCache(c *ManifestCache) error {
+	c.Version = ManifestCacheVersion
+	return s.writeJSON(manifestsFile, c)
+}
+
+// ReadManifestCache loads the cache; an error (os.ErrNotExist when there is
+// none) means there is nothing to reuse. A cache is only ever a shortcut:
+// its files are reused by content hash, and the snapshot made of them is
+// validated as any other.
+func (s *Store) ReadManifestCache() (*ManifestCache, error) {
+	data, err := os.ReadFile(filepath.Join(s.Dir, manifestsFile))
+	if err != nil {
+		return nil, err
+	}
+	var c ManifestCache
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(s.Dir, manifestsFile), err)
+	}
+	if c.Version != ManifestCacheVersion {
+		return nil, fmt.Errorf("%s: version %d, want %d", filepath.Join(s.Dir, manifestsFile), c.Version, ManifestCacheVersion)
+	}
+	return &c, nil
+}
