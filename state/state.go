@@ -8,6 +8,7 @@
 //	                stored as lines of text: index.go)
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
+//	realized.json   the NetworkPolicy versions in force and when (Realized)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //
 // Every file is written atomically (temp file + rename in the same
@@ -272,7 +273,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, realizedFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

@@ -16,6 +16,10 @@ type SyncResult struct {
 	// Disabled are the families left out because their tables are
 	// unusable and no local pod has an address of theirs.
 	Disabled []ipt.Family
+	// Realized is, per change received since the last sync (an object of
+	// the API, a manifest file), the time from its receipt to this sync's
+	// kernel commit.
+	Realized []time.Duration
 }
 
 // SyncObserver hears of every Agent.Sync (metrics).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
@@ -18,6 +19,10 @@ type DirSource struct {
 	Dir  string
 	Node string
 	last [32]byte
+
+	noticed  time.Time         // when Changed first saw the fingerprint move
+	hashes   map[string]string // file name -> content hash, at the last Load
+	received []Change          // not taken yet (TakeReceived)
 }
 
 // Load reads every manifest in the directory.
@@ -27,6 +32,12 @@ func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
 		return nil, err
 	}
 	d.last = fp
+	when := d.noticed
+	if when.IsZero() {
+		when = time.Now()
+	}
+	d.noticed = time.Time{}
+	d.noteChanges(fileHashes(d.Dir), when)
 	return manifest.Load(d.Dir, d.Node)
 }
 
@@ -35,6 +46,9 @@ func (d *DirSource) Changed(context.Context) (bool, error) {
 	fp, err := d.fingerprint()
 	if err != nil {
 		return false, err
+	}
+	if fp != d.last && d.noticed.IsZero() {
+		d.noticed = time.Now()
 	}
 	return fp != d.last, nil
 }

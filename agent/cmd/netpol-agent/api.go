@@ -44,6 +44,7 @@ func runAPI(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) i
 			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
 			return 1
 		}
+		a.NoteReceived(src)
 		return syncOnce(ctx, a, snap, log)
 	}
 	if o.metricsAddr != "" {
