@@ -54,6 +54,11 @@ type Agent struct {
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
 	StaleGrace time.Duration
+	// Audit, node-wide: every policy is evaluated, nothing it would deny
+	// is dropped (policy.Snapshot.Audit).
+	Audit bool
+	// rz: the changes not committed yet, the policy versions in force.
+	rz realizer
 	// Now and NetnsExists, when set, replace the clock and the check that a
 	// network namespace path exists (tests).
 	Now         func() time.Time
@@ -84,6 +89,7 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
+	snap = a.nodeWide(snap)
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return health.SyncResult{}, err
@@ -114,9 +120,11 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return health.SyncResult{}, fmt.Errorf("apply: %w", err)
 	}
 	res.Apply, phase = time.Since(phase), time.Now()
+	committed := phase
 	if err := errors.Join(a.Store.WriteSnapshot(snap), a.Store.WriteIndex(&compiled.Index)); err != nil {
 		return health.SyncResult{}, err
 	}
+	res.Realized = a.realize(snap, start, committed)
 	res.Write = time.Since(phase)
 	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
@@ -166,6 +174,7 @@ func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
 // records call for, and returns the differences (empty when the kernel is
 // as desired).
 func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
+	snap = a.nodeWide(snap)
 	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
 	if err != nil {
 		return nil, err

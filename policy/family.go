@@ -23,7 +23,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	var byDir [2][]*group
 	for _, g := range c.groups {
 		byDir[g.dir] = append(byDir[g.dir], g)
-		chains = append(chains, groupRules(groupChain(g.dir, g.key), g))
+		chains = append(chains, groupRules(groupChain(g.dir, g.key), g, c.snap.Audited(g.policies[0].np.Namespace)))
 	}
 	chains = append(chains, c.dispatch(f, Ingress, ChainIngress, deny.Name, byDir[Ingress])...)
 	chains = append(chains, c.dispatch(f, Egress, ChainEgress, deny.Name, byDir[Egress])...)
@@ -110,8 +110,10 @@ func peerDir(d Direction) ipt.Dir {
 }
 
 // groupRules is the chain of a group: the union of its policies. Each policy
-// chain marks the packet when one of its rules allows it.
-func groupRules(name string, g *group) ipt.Chain {
+// chain marks the packet when one of its rules allows it. Policies are
+// namespaced, so a group's pods share one namespace, and audit (audit) is
+// decided per group.
+func groupRules(name string, g *group, audit bool) ipt.Chain {
 	ch := ipt.Chain{Name: name}
 	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
 	for _, cp := range g.policies {
@@ -123,7 +125,7 @@ func groupRules(name string, g *group) ipt.Chain {
 			Comment: "allowed by a policy",
 			Verdict: ipt.Goto(ChainPass),
 		},
-		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump(ipt.Drop)},
+		verdictRule(g.dir, audit),
 	)
 	return ch
 }

@@ -55,6 +55,10 @@ const (
 	// NoRuleAllows: policies select the pod in the verdict's direction
 	// (the verdict's Keys) and none of their rules allows the traffic. Deny.
 	NoRuleAllows
+	// WouldDeny: as NoRuleAllows, but the pod's namespace (or the node) is
+	// in audit (Snapshot.Audited), so the traffic passes and is logged as
+	// would-deny. Allow.
+	WouldDeny
 )
 
 // actions is the Action of each Reason.
@@ -68,6 +72,7 @@ var actions = map[Reason]Action{
 	NotSelected:     Allow,
 	AllowedByRule:   Allow,
 	NoRuleAllows:    Deny,
+	WouldDeny:       Allow,
 }
 
 // Verdict is a decision with what decided it: the answer of Evaluate for one
@@ -80,7 +85,7 @@ type Verdict struct {
 	Direction Direction
 	// Keys are the rules that allow the traffic ("namespace/name
 	// ingress[0]") for AllowedByRule, or the policies that select the pod
-	// ("namespace/name") for NoRuleAllows; empty otherwise.
+	// ("namespace/name") for NoRuleAllows and WouldDeny; empty otherwise.
 	Keys []string
 }
 
@@ -116,6 +121,8 @@ func (v Verdict) String() string {
 		return "allowed by " + strings.Join(v.Keys, ", ")
 	case NoRuleAllows:
 		return "no rule of " + strings.Join(v.Keys, ", ") + " allows it"
+	case WouldDeny:
+		return "would-deny (audit): no rule of " + strings.Join(v.Keys, ", ") + " allows it; passed"
 	}
 	return "no verdict: denied"
 }

@@ -4,6 +4,9 @@
 //	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR] [--stale-record-grace 2m]
 //	netpol-agent --uninstall --data-dir D
 //	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
+//	netpol-agent explain --live ... (the rules and sets in the kernel now)
+//	netpol-agent status --data-dir D
+//	netpol-agent wait --data-dir D --policy NS/NAME [--version V] --timeout T
 //	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
 //	netpol-agent uninstall-cni --cni-conf-dir D
 //
@@ -69,7 +72,7 @@ type options struct {
 	manifests, dataDir, node, mode string
 	kubeconfig, metricsAddr        string
 	cniConfDir                     string
-	once, uninstall                bool
+	once, uninstall, audit         bool
 	poll, repair, debounce         time.Duration
 	staleGrace                     time.Duration
 	apiTimeout                     time.Duration
@@ -94,6 +97,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.mode, "iptables-mode", "auto", "iptables backend: auto, nft or legacy")
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
+	fs.BoolVar(&o.audit, "audit", false, "audit every policy of this node: evaluate as enforcement would, but let what it would drop pass (logged as would-deny)")
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
 	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
@@ -160,7 +164,7 @@ func subcommand(args []string) (name string, rest []string) {
 			return "", args
 		case a == "-" || !strings.HasPrefix(a, "-"):
 			switch a {
-			case "explain", "install-cni", "uninstall-cni":
+			case "explain", "install-cni", "uninstall-cni", "status", "wait":
 				return a, append(append([]string{}, args[:i]...), args[i+1:]...)
 			}
 			return "", args
@@ -181,6 +185,10 @@ func run(args []string) int {
 		return installCNI(rest)
 	case "uninstall-cni":
 		return uninstallCNI(rest)
+	case "status":
+		return status(rest, os.Stdout, os.Stderr)
+	case "wait":
+		return wait(rest, os.Stdout, os.Stderr)
 	}
 	o, err := parseFlags(args)
 	if err != nil {
@@ -194,7 +202,7 @@ func run(args []string) int {
 		return 1
 	}
 	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &health.Status{},
-		StaleGrace: o.staleGrace}
+		StaleGrace: o.staleGrace, Audit: o.audit}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
@@ -213,6 +221,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
 			return 1
 		}
+		a.NoteReceived(src)
 		return syncOnce(ctx, a, snap, log)
 	default:
 		src := &source.DirSource{Dir: o.manifests, Node: o.node}
