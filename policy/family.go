@@ -23,7 +23,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	var byDir [2][]*group
 	for _, g := range c.groups {
 		byDir[g.dir] = append(byDir[g.dir], g)
-		chains = append(chains, groupRules(groupChain(g.dir, g.key), g))
+		chains = append(chains, c.groupRules(groupChain(g.dir, g.key), g))
 	}
 	chains = append(chains, c.dispatch(f, Ingress, ChainIngress, deny.Name, byDir[Ingress])...)
 	chains = append(chains, c.dispatch(f, Egress, ChainEgress, deny.Name, byDir[Egress])...)
@@ -111,20 +111,19 @@ func peerDir(d Direction) ipt.Dir {
 
 // groupRules is the chain of a group: the union of its policies. Each policy
 // chain marks the packet when one of its rules allows it.
-func groupRules(name string, g *group) ipt.Chain {
+func (c *compiler) groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
 	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
 	for _, cp := range g.policies {
 		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))})
 	}
-	ch.Rules = append(ch.Rules,
-		ipt.Rule{
-			Matches: []ipt.Match{ipt.Mark(AllowMark)},
-			Comment: "allowed by a policy",
-			Verdict: ipt.Goto(ChainPass),
-		},
-		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump(ipt.Drop)},
-	)
+	ch.Rules = append(ch.Rules, ipt.Rule{
+		Matches: []ipt.Match{ipt.Mark(AllowMark)},
+		Comment: "allowed by a policy",
+		Verdict: ipt.Goto(ChainPass),
+	})
+	cause := DropCause{Direction: g.dir, Verdict: VerdictDrop, Reason: ReasonNoPolicy, Group: hash(g.key)}
+	ch.Rules = append(ch.Rules, c.dropRules(nil, cause, g.dir.String()+" denied: no policy allows it")...)
 	return ch
 }
 

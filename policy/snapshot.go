@@ -26,6 +26,9 @@ type Snapshot struct {
 	Namespaces []Namespace                  `json:"namespaces"`
 	Pods       []Pod                        `json:"pods"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies"`
+	// DropLog is how the agent that wrote the snapshot has drops logged
+	// (nil: DefaultDropLog); CHECK compiles with it, as the agent did.
+	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
 // Namespace is a namespace and its labels.
