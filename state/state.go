@@ -9,8 +9,9 @@
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
+//	drops/          the agent's drop records, JSON lines, rotated (drops.go)
 //
-// Every file is written atomically (temp file + rename in the same
+// Every file but the drop log is written atomically (temp file + rename in the same
 // directory), so a reader sees the old or the new version, never half.
 // The plugin and the agent both import this package; it imports only policy
 // (the types it stores) and conf (the configured defaults).
@@ -272,7 +273,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()
