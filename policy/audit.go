@@ -28,13 +28,40 @@ func (s *Snapshot) Audited(ns string) bool {
 // other value leaves the namespace enforced).
 func AuditOn(annotations map[string]string) bool { return annotations[AuditAnnotation] == "true" }
 
-// verdictRule is the last rule of a group chain, reached when no policy of
-// the group allowed the packet: DROP, or in audit RETURN (the packet goes
-// on to the other direction's check, or back to FORWARD), with a comment
-// saying which. The verdict of a group is decided here and only here.
-func verdictRule(d Direction, audit bool) ipt.Rule {
-	if audit {
-		return ipt.Rule{Comment: d.String() + " would be denied (audit): no policy allows it", Verdict: ipt.Jump(ipt.Return)}
+// VerdictWouldDeny is the verdict of a packet that a policy in audit would
+// have dropped and that passed; its NFLOG prefix carries the token "audit".
+const VerdictWouldDeny = "would-deny"
+
+// verdictTokens are the NFLOG prefix tokens of the verdicts (the prefix
+// is split at "-", so a token has none).
+var verdictTokens = map[string]string{VerdictDrop: "drop", VerdictWouldDeny: "audit"}
+
+// verdictToken is the prefix token of verdict v.
+func verdictToken(v string) string { return verdictTokens[v] }
+
+// tokenVerdict is the verdict of a prefix token, "" when it is none.
+func tokenVerdict(tok string) string {
+	for v, t := range verdictTokens {
+		if t == tok {
+			return v
+		}
 	}
-	return ipt.Rule{Comment: d.String() + " denied: no policy allows it", Verdict: ipt.Jump(ipt.Drop)}
+	return ""
+}
+
+// groupVerdict ends a group chain, reached when no policy of the group
+// allowed the packet: the drop rules (logged, then DROP), or in audit the
+// same log rule with the would-deny verdict and RETURN instead of DROP, so
+// that the packet goes on to the other direction's check, or back to
+// FORWARD. Policies are namespaced, so a group's pods share one namespace:
+// audit is decided per group, here and only here.
+func (c *compiler) groupVerdict(g *group) []ipt.Rule {
+	cause := DropCause{Direction: g.dir, Verdict: VerdictDrop, Reason: ReasonNoPolicy, Group: hash(g.key)}
+	if !c.snap.Audited(g.policies[0].np.Namespace) {
+		return c.dropRules(nil, cause, g.dir.String()+" denied: no policy allows it")
+	}
+	cause.Verdict = VerdictWouldDeny
+	rules := c.dropRules(nil, cause, g.dir.String()+" would be denied (audit): no policy allows it")
+	rules[len(rules)-1].Verdict = ipt.Jump(ipt.Return)
+	return rules
 }

@@ -46,6 +46,13 @@ func TestAudit(t *testing.T) {
 		if want := "ingress would be denied (audit)"; strings.Contains(last, want) != tt.audit {
 			t.Errorf("%s: deciding rule %q, want it to say %q: %v", tt.name, last, want, tt.audit)
 		}
+		walked := strings.Join(res.Rules, "\n")
+		if want := "netpol-I-audit-nopolicy-"; strings.Contains(walked, want) != tt.audit {
+			t.Errorf("%s: the packet met an NFLOG prefix %q: %v, want %v:\n%s", tt.name, want, !tt.audit, tt.audit, walked)
+		}
+		if c, err := ParseDropPrefix("netpol-I-audit-nopolicy-ABCDEFGHIJKLMNOP"); err != nil || c.Verdict != VerdictWouldDeny {
+			t.Errorf("ParseDropPrefix of an audit prefix: %+v, %v", c, err)
+		}
 		v := Evaluate(s, atts, Connection{From: client, To: db, Protocol: corev1.ProtocolTCP, Port: 6379})
 		want := NoRuleAllows
 		if tt.audit {

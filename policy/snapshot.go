@@ -28,6 +28,9 @@ type Snapshot struct {
 	Policies   []networkingv1.NetworkPolicy `json:"policies"`
 	// Audit puts every policy of the node in audit (see Audited).
 	Audit bool `json:"audit,omitempty"`
+	// DropLog is how the agent that wrote the snapshot has drops logged
+	// (nil: DefaultDropLog); CHECK compiles with it, as the agent did.
+	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
 // Namespace is a namespace and its labels.

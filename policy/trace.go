@@ -26,6 +26,8 @@ type TraceResult struct {
 	// Walked lists every rule the packet was tested against, matched or
 	// not, in order: what the packet paid for.
 	Walked []RuleRef
+	// Logged lists the NFLOG prefixes of the log rules the packet met.
+	Logged []string
 }
 
 // RuleRef names one rule of a ruleset that a packet was tested against:
@@ -37,7 +39,7 @@ type RuleRef struct {
 }
 
 // Trace walks p through the compiled ruleset of its family the way netfilter
-// does (jump, goto, RETURN, DROP, MARK, set lookups): it answers from the
+// does (jump, goto, RETURN, DROP, MARK, NFLOG, limit, set lookups): it answers from the
 // same ruleset that is applied to the kernel. It knows exactly the matches
 // the compiler emits and reports any other as an error.
 func Trace(c *Compiled, p Packet) (TraceResult, error) {
@@ -95,6 +97,8 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 			stack = stack[:len(stack)-1]
 		case ipt.MarkTarget:
 			mark = v.SetMark == AllowMark
+		case ipt.NFLOGTarget:
+			res.Logged = append(res.Logged, v.Log.Prefix) // and on to the next rule
 		default:
 			if v.Goto {
 				stack = stack[:len(stack)-1]
@@ -118,6 +122,8 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool)
 			ok = canonicalIP(p.Src) == canonicalIP(p.Dst)
 		case ipt.Mark:
 			ok = mark
+		case ipt.Limit:
+			ok = true // a trace is one packet: the bucket has a token
 		case ipt.Protocol:
 			ok = strings.EqualFold(string(m), p.Protocol)
 		case ipt.DPorts:

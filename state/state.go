@@ -10,8 +10,9 @@
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	realized.json   the NetworkPolicy versions in force and when (Realized)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
+//	drops/          the agent's drop records, JSON lines, rotated (drops.go)
 //
-// Every file is written atomically (temp file + rename in the same
+// Every file but the drop log is written atomically (temp file + rename in the same
 // directory), so a reader sees the old or the new version, never half.
 // The plugin and the agent both import this package; it imports only policy
 // (the types it stores) and conf (the configured defaults).
@@ -273,7 +274,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, realizedFile: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()
