@@ -17,6 +17,10 @@ type ExplainQuery struct {
 	From, To string
 	Protocol corev1.Protocol
 	Port     int32
+	// Live, when set, also traces through what the kernel holds now
+	// (explain --live): the verdict is then the kernel's, and a kernel
+	// that disagrees with the snapshot is an error.
+	Live LiveReader
 }
 
 // Explain answers q from the stored snapshot and pod records twice: by the
@@ -57,8 +61,11 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	live := &liveRulesets{read: q.Live}
+	verdict := v.Allowed
 	for _, bridged := range []bool{true, false} {
-		tr, err := policy.Trace(compiled, policy.Packet{Src: from, Dst: to, Protocol: strings.ToLower(string(q.Protocol)), DPort: q.Port, Bridged: bridged})
+		pk := policy.Packet{Src: from, Dst: to, Protocol: strings.ToLower(string(q.Protocol)), DPort: q.Port, Bridged: bridged}
+		tr, err := policy.Trace(compiled, pk)
 		if err != nil {
 			return false, err
 		}
@@ -73,8 +80,13 @@ func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
 		if tr.Allowed != v.Allowed {
 			return v.Allowed, fmt.Errorf("the compiled rules (%s) disagree with the specification (%s) on the %s", word(tr.Allowed), word(v.Allowed), path)
 		}
+		if q.Live != nil {
+			if verdict, err = live.explainLive(w, pk, tr, path); err != nil {
+				return verdict, err
+			}
+		}
 	}
-	return v.Allowed, nil
+	return verdict, nil
 }
 
 func explainSide(w io.Writer, title string, s policy.Side) {

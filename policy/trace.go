@@ -47,7 +47,15 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 	if !ok {
 		return TraceResult{}, fmt.Errorf("source %q is not an IP address", p.Src)
 	}
-	rs := c.Ruleset(fam)
+	return TraceRuleset(c.Ruleset(fam), p)
+}
+
+// TraceRuleset is Trace through rs, a ruleset of p's family: compiled, or
+// read back from the kernel (ipt.Runner.ReadLive, explain --live).
+func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
+	if rs == nil {
+		return TraceResult{}, fmt.Errorf("no ruleset for %s", p.Src)
+	}
 	chains := map[string]ipt.Chain{}
 	for _, ch := range rs.Chains {
 		chains[ch.Name] = ch

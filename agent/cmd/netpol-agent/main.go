@@ -40,7 +40,8 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 // explain implements `netpol-agent explain --data-dir D --from A --to B
-// [--protocol TCP] --port P`. Exit status: 0 allowed, 1 denied, 2 error.
+// [--protocol TCP] --port P [--live]`. Exit status: 0 allowed, 1 denied, 2
+// error (with --live, also: the kernel disagrees with the snapshot).
 func explain(args []string) int {
 	fs := flag.NewFlagSet("netpol-agent explain", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", conf.DefaultDataDir, "data directory shared with the CNI plugin")
@@ -48,6 +49,8 @@ func explain(args []string) int {
 	to := fs.String("to", "", "destination: namespace/name of a pod, or an IP address")
 	proto := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	port := fs.Int("port", 0, "destination port")
+	live := fs.Bool("live", false, "also trace through the rules and sets in the kernel now (read back), and fail when they disagree with the snapshot")
+	mode := fs.String("iptables-mode", "auto", "with --live: iptables backend, auto, nft or legacy")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +60,14 @@ func explain(args []string) int {
 	}
 	a := &agent.Agent{Store: state.New(*dataDir)}
 	q := agent.ExplainQuery{From: *from, To: *to, Protocol: corev1.Protocol(strings.ToUpper(*proto)), Port: int32(*port)}
+	if *live {
+		runner, err := ipt.NewRunner(ipt.Mode(*mode))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "netpol-agent explain:", err)
+			return 2
+		}
+		q.Live = func(f ipt.Family) (*ipt.Ruleset, error) { return runner.ReadLive(context.Background(), f) }
+	}
 	allowed, err := a.Explain(q, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netpol-agent explain:", err)
