@@ -47,14 +47,36 @@ func (l *liveRulesets) explainLive(w io.Writer, pk policy.Packet, compiled polic
 	for _, r := range tr.Rules {
 		fmt.Fprintf(w, "    %s\n", r)
 	}
-	if n := len(tr.Rules); n > 0 {
-		fmt.Fprintf(w, "    decided by: %s\n", tr.Rules[n-1])
-	} else {
-		fmt.Fprintf(w, "    decided by: no rule of netpol matched (FORWARD goes on)\n")
-	}
+	fmt.Fprintf(w, "    decided by: %s\n", decidingRule(rs, tr))
 	if tr.Allowed != compiled.Allowed {
 		fmt.Fprintf(w, "  DISAGREE on the %s: the kernel %s, the snapshot's compiled rules %s\n", path, word(tr.Allowed), word(compiled.Allowed))
 		return tr.Allowed, fmt.Errorf("the kernel (%s) and the snapshot (%s) disagree on the %s", word(tr.Allowed), word(compiled.Allowed), path)
 	}
 	return tr.Allowed, nil
+}
+
+// decidingRule is the rule that decided tr: for an allowed packet the
+// last policy rule that allowed it (its -g NETPOL-ALLOW), else the last rule it
+// matched (a DROP, a RETURN, the would-deny rule of audit).
+func decidingRule(rs *ipt.Ruleset, tr policy.TraceResult) string {
+	chains := map[string][]ipt.Rule{}
+	for _, c := range rs.Chains {
+		chains[c.Name] = c.Rules
+	}
+	last, allow := "no rule of netpol matched (FORWARD goes on)", ""
+	for _, ref := range tr.Walked {
+		if !ref.Matched {
+			continue
+		}
+		r := chains[ref.Chain][ref.Index]
+		line := ipt.RenderRule(ref.Chain, r)
+		if r.Verdict.Target == policy.ChainAllow {
+			allow = line
+		}
+		last = line
+	}
+	if tr.Allowed && allow != "" {
+		return allow // of the last direction that a policy isolates
+	}
+	return last
 }
