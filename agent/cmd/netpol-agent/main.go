@@ -4,6 +4,7 @@
 //	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR] [--stale-record-grace 2m]
 //	netpol-agent --uninstall --data-dir D
 //	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
+//	netpol-agent drops --data-dir D [--follow] [--pod NS/POD]
 //	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
 //	netpol-agent uninstall-cni --cni-conf-dir D
 //
@@ -74,6 +75,7 @@ type options struct {
 	staleGrace                     time.Duration
 	apiTimeout                     time.Duration
 	inCluster                      bool // the API source with the in-cluster config
+	drops                          dropOptions
 }
 
 // api reports whether the source is the Kubernetes API.
@@ -106,6 +108,7 @@ func flagSet(o *options) *flag.FlagSet {
 		`serve /metrics, /healthz and /readyz on this host:port (default `+defaultMetricsAddr+` for the long-running agent on the API source; "off" disables)`)
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
 		"API source: keep netpol chained into the runtime's CNI configuration in this directory (see install-cni), re-chaining it within --repair-interval when its owner rewrites it")
+	addDropFlags(fs, &o.drops)
 	return fs
 }
 
@@ -160,7 +163,7 @@ func subcommand(args []string) (name string, rest []string) {
 			return "", args
 		case a == "-" || !strings.HasPrefix(a, "-"):
 			switch a {
-			case "explain", "install-cni", "uninstall-cni":
+			case "explain", "install-cni", "uninstall-cni", "drops":
 				return a, append(append([]string{}, args[:i]...), args[i+1:]...)
 			}
 			return "", args
@@ -181,6 +184,8 @@ func run(args []string) int {
 		return installCNI(rest)
 	case "uninstall-cni":
 		return uninstallCNI(rest)
+	case "drops":
+		return drops(rest)
 	}
 	o, err := parseFlags(args)
 	if err != nil {
@@ -193,8 +198,13 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
+	dropLog, err := o.drops.policy()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
+		return 2
+	}
 	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &health.Status{},
-		StaleGrace: o.staleGrace}
+		StaleGrace: o.staleGrace, DropLog: dropLog}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
@@ -222,6 +232,7 @@ func run(args []string) int {
 				return 1
 			}
 		}
+		startDropLog(ctx, a, &o.drops, log)
 		if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair, Debounce: o.debounce}); err != nil {
 			fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 			return 1
