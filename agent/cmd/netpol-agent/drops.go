@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -71,12 +73,14 @@ func startDropLog(ctx context.Context, a *agent.Agent, d *dropOptions, log *slog
 
 // drops implements `netpol-agent drops --data-dir D [--follow] [--pod
 // ns/name]`: the drop records, oldest first, one JSON line each.
-func drops(args []string) int {
+func drops(args []string, stdout io.Writer) int {
 	fs := flag.NewFlagSet("netpol-agent drops", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", conf.DefaultDataDir, "data directory of the agent")
 	follow := fs.Bool("follow", false, "after the stored records, print new ones as the agent writes them, until interrupted")
 	pod := fs.String("pod", "", "only records with this pod (namespace/name) at either end")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -84,7 +88,7 @@ func drops(args []string) int {
 		return 2
 	}
 	st := state.New(*dataDir)
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(stdout)
 	show := func(r *state.DropRecord) {
 		if *pod == "" || r.Involves(*pod) {
 			_ = enc.Encode(r)

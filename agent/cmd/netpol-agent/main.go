@@ -185,7 +185,7 @@ func run(args []string) int {
 	case "uninstall-cni":
 		return uninstallCNI(rest)
 	case "drops":
-		return drops(rest)
+		return drops(rest, os.Stdout)
 	}
 	o, err := parseFlags(args)
 	if err != nil {
