@@ -46,6 +46,8 @@ type Agent struct {
 	Status *health.Status
 	// Observer, when set, hears of every Sync.
 	Observer health.SyncObserver
+	// DropObserver, when set, hears of every drop record RunDropLog writes.
+	DropObserver health.DropObserver
 
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
@@ -63,6 +65,12 @@ type Agent struct {
 	// network namespace path exists (tests).
 	Now         func() time.Time
 	NetnsExists func(path string) bool
+	// DropLog, when set, is how the rules log drops (stored in the
+	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
+	// policy.DefaultDropLog when it has none.
+	DropLog *policy.DropLog
+
+	drops dropViews // for RunDropLog: the last sync's pods and groups
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -108,6 +116,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	}
 	var res health.SyncResult
 	phase := time.Now()
+	snap = a.withDropLog(snap)
 	compiled, err := policy.Compile(snap, atts)
 	if err != nil {
 		return health.SyncResult{}, err
@@ -126,6 +135,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	}
 	res.Realized = a.realize(snap, start, committed)
 	res.Write = time.Since(phase)
+	a.drops.update(snap, atts, compiled.Groups)
 	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
@@ -184,7 +194,7 @@ func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := policy.Compile(snap, atts)
+	compiled, err := policy.Compile(a.withDropLog(snap), atts)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +242,18 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	return a.Store.RemoveAll()
+}
+
+// withDropLog returns snap with the agent's DropLog (a copy; snap is the
+// source's).
+func (a *Agent) withDropLog(snap *policy.Snapshot) *policy.Snapshot {
+	if a.DropLog == nil {
+		return snap
+	}
+	s := *snap
+	dl := *a.DropLog
+	s.DropLog = &dl
+	return &s
 }
 
 // status returns the agent's Status, creating it when the caller set none.

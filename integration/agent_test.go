@@ -121,7 +121,11 @@ func (r *longRun) repairsTampering() {
 	execIn(t, n, "iptables", "-w", "-F", "NETPOL-INGRESS")
 	execIn(t, n, "ipset", "flush", group4)
 	execIn(t, n, "ipset", "flush", peer4)
-	execIn(t, n, "ip6tables", "-w", "-F", "NETPOL-INGRESS")
+	// Unreference group6 (the dispatch tree's leaf and the scan chain use
+	// it too) so that it can be destroyed.
+	for _, ch := range []string{"NETPOL-INGRESS", "NETPOL-TI-0-1", "NETPOL-SCAN-I"} {
+		execIn(t, n, "ip6tables", "-w", "-F", ch)
+	}
 	execIn(t, n, "ipset", "destroy", group6)
 	if err := node.ProbeOnce(other, db.IP, "tcp", servePort, denyTimeout); err != nil {
 		t.Errorf("with NETPOL-INGRESS flushed, other still cannot reach db: %v", err)

@@ -121,12 +121,18 @@ func TestCheck(t *testing.T) {
 
 	save := iptablesSave(t, n)
 	ingress := chainRules(save, "NETPOL-INGRESS")
-	if len(ingress) != 2 || !strings.Contains(ingress[0], "NETPOL4-DENY dst") || !strings.Contains(ingress[1], "-g NETPOL-GI-") {
-		t.Fatalf("NETPOL-INGRESS is not [DENY drop, db's group]:\n%s", strings.Join(ingress, "\n"))
+	if len(ingress) != 2 || !strings.Contains(ingress[0], "NETPOL4-DENY dst") ||
+		!strings.Contains(ingress[1], "NETPOL4-ISO-I dst") || !strings.Contains(ingress[1], "-g NETPOL-TI-") {
+		t.Fatalf("NETPOL-INGRESS is not [DENY drop, isolated -> tree]:\n%s", strings.Join(ingress, "\n"))
 	}
-	groupChain := ingress[1][strings.Index(ingress[1], "-g ")+3:]
-	if got := chainRules(save, groupChain); len(got) != 4 || !strings.Contains(got[1], "-j NETPOL-I-") {
-		t.Fatalf("group chain %s is not [clear mark, policy, pass, drop]:\n%s", groupChain, strings.Join(got, "\n"))
+	root := ingress[1][strings.Index(ingress[1], "-g ")+3:]
+	leaf := chainRules(save, root) // one group: the root is a leaf
+	if len(leaf) != 2 || !strings.Contains(leaf[0], "-g NETPOL-GI-") || !strings.Contains(leaf[1], "-g NETPOL-SCAN-I") {
+		t.Fatalf("tree root %s is not [db's group, scan]:\n%s", root, strings.Join(leaf, "\n"))
+	}
+	groupChain := leaf[0][strings.Index(leaf[0], "-g ")+3:]
+	if got := chainRules(save, groupChain); len(got) != 5 || !strings.Contains(got[1], "-j NETPOL-I-") || !strings.Contains(got[3], "-j NFLOG") {
+		t.Fatalf("group chain %s is not [clear mark, policy, pass, log, drop]:\n%s", groupChain, strings.Join(got, "\n"))
 	}
 	dbSet := wantSets(t, nodeSets(t, n), "db", db.IP, "NETPOL4-GI-")
 
@@ -137,8 +143,13 @@ func TestCheck(t *testing.T) {
 		allowed []string // traffic to db while it is broken
 	}{
 		{"dispatch rule", []string{"iptables", "-w", "-D", "NETPOL-INGRESS", "2"},
-			[]string{"NETPOL-INGRESS", "missing rule", groupChain},
+			[]string{"NETPOL-INGRESS", "missing rule", root},
 			[]string{"default/web>default/db", "default/other>default/db"}},
+		// Without the tree's rule the leaf misses and the scan chain
+		// still finds db's group: policy holds.
+		{"tree leaf rule", []string{"iptables", "-w", "-D", root, "1"},
+			[]string{root, "missing rule", groupChain},
+			[]string{"default/web>default/db"}},
 		{"group chain rule", []string{"iptables", "-w", "-D", groupChain, "2"},
 			[]string{groupChain, "missing rule", "NETPOL-I-"},
 			nil},
@@ -394,8 +405,12 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 			t.Errorf("iptables-save before any agent lacks %q", want)
 		}
 	}
-	if got := chainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-j DROP") {
-		t.Errorf("NETPOL-INGRESS = %v, want the one DENY drop rule", got)
+	if got := chainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-g NETPOL-DENY-I") {
+		t.Errorf("NETPOL-INGRESS = %v, want the one DENY rule, to NETPOL-DENY-I", got)
+	}
+	if got := chainRules(save, "NETPOL-DENY-I"); len(got) != 2 || !strings.Contains(got[0], "-j NFLOG --nflog-prefix netpol-I-drop-unknown") ||
+		!strings.HasSuffix(got[1], "-j DROP") {
+		t.Errorf("NETPOL-DENY-I = %v, want [log, drop]", got)
 	}
 	sets := nodeSets(t, n)
 	if got, want := sets["NETPOL4-DENY"], sortedCopy([]string{a.IP, b.IP}); !slices.Equal(got, want) {
@@ -507,7 +522,7 @@ func TestUninstallLeavesNoTrace(t *testing.T) {
 	if !node.Probe(web, db.IP6, "tcp", servePort, denyTimeout) || node.Probe(other, db.IP6, "tcp", servePort, denyTimeout) {
 		t.Errorf("over IPv6, want web -> db allowed and other -> db denied")
 	}
-	if got := wantSets(t, nodeSets(t, n), "db over IPv6", db.IP6, "NETPOL6-GI-"); len(got) != 1 {
+	if got := wantSets(t, nodeSets(t, n), "db over IPv6", db.IP6, "NETPOL6-GI-"); len(got) != 2 { // its group and NETPOL6-ISO-I
 		t.Errorf("db's IPv6 address is in %v", got)
 	}
 	if s := iptablesSave(t, n); !strings.Contains(s, "-j NETPOL-I-") {

@@ -34,7 +34,7 @@ func testPodMove(t *testing.T, agentsFirst bool) {
 	n1, n2, n3 := m.c.Nodes[0], m.c.Nodes[1], m.c.Nodes[2]
 	pods := m.list(moveKeys...)
 	expect(t, "prod/m on node-1", pods, pods, "tcp", 80, moveTable...)
-	m.holds("before the move", map[*node.Node][]string{n1: {"NETPOL4-GE", "NETPOL4-GI"}, n2: nil, n3: {"NETPOL4-P"}})
+	m.holds("before the move", map[*node.Node][]string{n1: {"NETPOL4-GE", "NETPOL4-GI", "NETPOL4-ISO", "NETPOL4-ISO"}, n2: nil, n3: {"NETPOL4-P"}})
 	m.rulesOn("before the move", n1)
 	before := m.path()
 	t.Logf("ops/b -> prod/m on node-1: node-1 %s; node-2 %s", before[n1], before[n2])
@@ -46,7 +46,7 @@ func testPodMove(t *testing.T, agentsFirst bool) {
 
 	pods = m.list(moveKeys...)
 	expect(t, "prod/m moved to node-2", pods, pods, "tcp", 80, moveTable...)
-	m.holds("after the move", map[*node.Node][]string{n1: nil, n2: {"NETPOL4-GE", "NETPOL4-GI"}, n3: {"NETPOL4-P"}})
+	m.holds("after the move", map[*node.Node][]string{n1: nil, n2: {"NETPOL4-GE", "NETPOL4-GI", "NETPOL4-ISO", "NETPOL4-ISO"}, n3: {"NETPOL4-P"}})
 	m.rulesOn("after the move", n2)
 	after := m.path()
 	t.Logf("ops/b -> prod/m on node-2: node-1 %s; node-2 %s", after[n1], after[n2])

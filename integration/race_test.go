@@ -298,7 +298,7 @@ func (r *race) checkSets(res *monitorResult) error {
 		var want []string
 		switch {
 		case before[j] == stAdded && after[j] == stAdded:
-			want = []string{wantKind(j)}
+			want = withDispatch([]string{wantKind(j)})
 		case before[j] == stDeleted:
 			want = []string{}
 		default:

@@ -24,8 +24,7 @@ const (
 	attrTimestamp  = 3  // NFULA_TIMESTAMP
 	attrIfIn       = 4  // NFULA_IFINDEX_INDEV
 	attrIfOut      = 5  // NFULA_IFINDEX_OUTDEV
-	attrPhysIn     = 6  // NFULA_IFINDEX_PHYSINDEV: set when a bridge port received it
-	attrPhysOut    = 7  // NFULA_IFINDEX_PHYSOUTDEV
+	attrPhysOut    = 7  // NFULA_IFINDEX_PHYSOUTDEV: the bridge port it leaves by
 	attrPayload    = 9  // NFULA_PAYLOAD: the packet from its network header
 	attrPrefix     = 10 // NFULA_PREFIX, NUL-terminated
 	attrSeq        = 12 // NFULA_SEQ: the instance's own sequence number
@@ -46,8 +45,9 @@ type Packet struct {
 	Family  uint8  // unix.AF_INET or unix.AF_INET6
 	Prefix  string // the rule's --nflog-prefix
 	Payload []byte // the first bytes of the packet, from its network header
-	// Bridged: the kernel saw the packet on a bridge port (br_netfilter
-	// physdev information), not routed.
+	// Bridged: the packet is being bridged from port to port (br_netfilter
+	// knows its physical output port: what `--physdev-is-bridged` tests),
+	// not routed.
 	Bridged bool
 	InDev   uint32
 	OutDev  uint32
@@ -258,7 +258,7 @@ func parsePacket(data []byte) (Packet, error) {
 				v = v[:i]
 			}
 			p.Prefix = string(v)
-		case attrPhysIn, attrPhysOut:
+		case attrPhysOut:
 			p.Bridged = true
 		case attrIfIn:
 			p.InDev = be32(v)

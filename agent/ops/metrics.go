@@ -28,6 +28,7 @@ type Metrics struct {
 	sets         prometheus.Gauge
 	members      prometheus.Gauge
 	disabled     *prometheus.GaugeVec
+	drops        dropMetrics
 }
 
 // Sources of the metrics that are read when scraped.
@@ -79,6 +80,7 @@ func NewMetrics(src Sources) *Metrics {
 	m.syncs.WithLabelValues("error")
 	m.Registry.MustRegister(m.syncDuration, m.realization, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members, m.disabled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.drops = newDropMetrics(m.Registry)
 	m.registerStatus(src)
 	return m
 }

@@ -7,6 +7,7 @@
 //	netpol-agent explain --live ... (the rules and sets in the kernel now)
 //	netpol-agent status --data-dir D
 //	netpol-agent wait --data-dir D --policy NS/NAME [--version V] --timeout T
+//	netpol-agent drops --data-dir D [--follow] [--pod NS/POD]
 //	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
 //	netpol-agent uninstall-cni --cni-conf-dir D
 //
@@ -88,6 +89,7 @@ type options struct {
 	staleGrace                     time.Duration
 	apiTimeout                     time.Duration
 	inCluster                      bool // the API source with the in-cluster config
+	drops                          dropOptions
 }
 
 // api reports whether the source is the Kubernetes API.
@@ -121,6 +123,7 @@ func flagSet(o *options) *flag.FlagSet {
 		`serve /metrics, /healthz and /readyz on this host:port (default `+defaultMetricsAddr+` for the long-running agent on the API source; "off" disables)`)
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
 		"API source: keep netpol chained into the runtime's CNI configuration in this directory (see install-cni), re-chaining it within --repair-interval when its owner rewrites it")
+	addDropFlags(fs, &o.drops)
 	return fs
 }
 
@@ -175,7 +178,7 @@ func subcommand(args []string) (name string, rest []string) {
 			return "", args
 		case a == "-" || !strings.HasPrefix(a, "-"):
 			switch a {
-			case "explain", "install-cni", "uninstall-cni", "status", "wait":
+			case "explain", "install-cni", "uninstall-cni", "drops", "status", "wait":
 				return a, append(append([]string{}, args[:i]...), args[i+1:]...)
 			}
 			return "", args
@@ -200,6 +203,8 @@ func run(args []string) int {
 		return status(rest, os.Stdout, os.Stderr)
 	case "wait":
 		return wait(rest, os.Stdout, os.Stderr)
+	case "drops":
+		return drops(rest, os.Stdout)
 	}
 	o, err := parseFlags(args)
 	if err != nil {
@@ -212,8 +217,13 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
+	dropLog, err := o.drops.policy()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
+		return 2
+	}
 	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &health.Status{},
-		StaleGrace: o.staleGrace, Audit: o.audit}
+		StaleGrace: o.staleGrace, DropLog: dropLog, Audit: o.audit}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
@@ -242,6 +252,7 @@ func run(args []string) int {
 				return 1
 			}
 		}
+		startDropLog(ctx, a, &o.drops, log)
 		if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair, Debounce: o.debounce}); err != nil {
 			fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 			return 1

@@ -71,8 +71,18 @@ func demo() error {
 	if err := s.sync(); err != nil {
 		return err
 	}
+	agent, err := s.startDropLog()
+	if err != nil {
+		return err
+	}
 	s.matrices("Enforced: db accepts TCP 6379 only from frontend pods in default, pods of project=myproject\n" +
 		"namespaces and 172.17.0.0/16 except 172.17.1.0/24; it may only open TCP 5978 to 10.0.0.0/24")
+	if err := s.drops(); err != nil {
+		return err
+	}
+	if err := agent.Stop(); err != nil {
+		return fmt.Errorf("stop netpol-agent: %w", err)
+	}
 	s.kernel()
 	fmt.Println("Tearing down: CNI DEL of every pod, netpol-agent --uninstall, namespaces removed.")
 	for _, p := range s.pods {
