@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,22 @@ func TestAuditPassesWhatEnforcementDrops(t *testing.T) {
 	}
 	if strings.Contains(save, "ingress denied: no policy allows it") {
 		t.Errorf("a group DROP is left in audit:\n%s", save)
+	}
+	// The connections that passed are in the drop log as would-deny.
+	var wouldDeny []string
+	if _, ok := waitFor(10*time.Second, 200*time.Millisecond, func() bool {
+		wouldDeny = nil
+		for _, r := range dropRecords(t, n) {
+			if r.Verdict == "would-deny" && r.Dst.Pod == "default/db" && r.Direction == "ingress" {
+				wouldDeny = append(wouldDeny, r.Src.Pod)
+			}
+		}
+		return slices.Contains(wouldDeny, "default/other")
+	}); !ok {
+		t.Errorf("no would-deny record of default/other -> default/db (would-deny from: %v):\n%s", wouldDeny, a.Output())
+	}
+	if slices.Contains(wouldDeny, "default/web") {
+		t.Errorf("a would-deny record of web -> db, which the policy allows")
 	}
 
 	writeManifest(t, dir, "10-pods.yaml", yamlDocs(namespaceYAML("default"), podDocs))

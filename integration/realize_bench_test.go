@@ -38,7 +38,7 @@ spec:
 // histogram observes it). Prints min/p50/p99/max per world.
 func BenchmarkPolicyRealization(b *testing.B) {
 	bnRequireRoot(b)
-	const rounds = 25
+	const rounds = 12
 	cluster := bnLargeCluster()
 	local := cluster.LocalPods()[0]
 	ns := local.Namespace // the bench policy selects a pod of this node in both worlds
