@@ -53,6 +53,8 @@ type Agent struct {
 	Status *health.Status
 	// Observer, when set, hears of every Sync.
 	Observer health.SyncObserver
+	// DropObserver, when set, hears of every drop record RunDropLog writes.
+	DropObserver health.DropObserver
 
 	// ipv6Off: IPv6 rules are left out (apply, family.go). Read and
 	// written under the data directory lock.
@@ -64,6 +66,11 @@ type Agent struct {
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
 	StaleGrace time.Duration
+	// Audit, node-wide: every policy is evaluated, nothing it would deny
+	// is dropped (policy.Snapshot.Audit).
+	Audit bool
+	// rz: the changes not committed yet, the policy versions in force.
+	rz realizer
 	// Now and NetnsExists, when set, replace the clock and the check that a
 	// network namespace path exists (tests).
 	Now         func() time.Time
@@ -81,6 +88,13 @@ type Agent struct {
 	// Only the goroutine that syncs uses them.
 	last    *applied
 	written *policy.Snapshot
+
+	// DropLog, when set, is how the rules log drops (stored in the
+	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
+	// policy.DefaultDropLog when it has none.
+	DropLog *policy.DropLog
+
+	drops dropViews // for RunDropLog: the last sync's pods and groups
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -114,6 +128,7 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 // the lock is released: the plugin does not read it on ADD or DEL.
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
+	snap = a.withDropLog(a.nodeWide(snap))
 	var res health.SyncResult
 	stamp, atts, err := a.records()
 	if err != nil {
@@ -143,6 +158,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return health.SyncResult{}, err
 	}
 	phase := time.Now()
+	committed := phase
 	if res.InForce {
 		a.written = snap // the stored snapshot is snap already (inForce)
 	}
@@ -152,7 +168,11 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		}
 		a.written = snap
 	}
+	res.Realized = a.realize(snap, start, committed)
 	res.Write += time.Since(phase)
+	if a.last != nil {
+		a.drops.update(snap, a.last.atts, compiled.Groups)
+	}
 	sum := summarize(compiled, res.Disabled)
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
@@ -266,6 +286,7 @@ func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
 // the records changed during the read-back it reports nothing, and the
 // next check looks again.
 func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
+	snap = a.withDropLog(a.nodeWide(snap))
 	stamp, atts, err := a.records()
 	if err != nil {
 		return nil, err
@@ -323,6 +344,18 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	return a.Store.RemoveAll()
+}
+
+// withDropLog returns snap with the agent's DropLog (a copy; snap is the
+// source's).
+func (a *Agent) withDropLog(snap *policy.Snapshot) *policy.Snapshot {
+	if a.DropLog == nil {
+		return snap
+	}
+	s := *snap
+	dl := *a.DropLog
+	s.DropLog = &dl
+	return &s
 }
 
 // status returns the agent's Status, creating it when the caller set none.

@@ -17,6 +17,10 @@ type ExplainQuery struct {
 	From, To string
 	Protocol corev1.Protocol
 	Port     int32
+	// Live, when set, also traces through what the kernel holds now
+	// (explain --live): the verdict is then the kernel's, and a kernel
+	// that disagrees with the snapshot is an error.
+	Live LiveReader
 }
 
 // Explain answers q from the stored snapshot and pod records twice: by the
@@ -82,8 +86,11 @@ func explainPair(w io.Writer, q ExplainQuery, pair [2]string, snap *policy.Snaps
 	if from == to {
 		return v.Allowed, nil
 	}
+	live := &liveRulesets{read: q.Live}
+	verdict := v.Allowed
 	for _, bridged := range []bool{true, false} {
-		tr, err := policy.Trace(compiled, policy.Packet{Src: from, Dst: to, Protocol: strings.ToLower(string(q.Protocol)), DPort: q.Port, Bridged: bridged})
+		pk := policy.Packet{Src: from, Dst: to, Protocol: strings.ToLower(string(q.Protocol)), DPort: q.Port, Bridged: bridged}
+		tr, err := policy.Trace(compiled, pk)
 		if err != nil {
 			return false, err
 		}
@@ -98,8 +105,13 @@ func explainPair(w io.Writer, q ExplainQuery, pair [2]string, snap *policy.Snaps
 		if tr.Allowed != v.Allowed {
 			return v.Allowed, fmt.Errorf("the compiled rules (%s) disagree with the specification (%s) on the %s", word(tr.Allowed), word(v.Allowed), path)
 		}
+		if q.Live != nil {
+			if verdict, err = live.explainLive(w, pk, tr, path); err != nil {
+				return verdict, err
+			}
+		}
 	}
-	return v.Allowed, nil
+	return verdict, nil
 }
 
 // sameFamily pairs each address of from with each of to of the same

@@ -95,6 +95,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 		return
 	}
 	l.fresh()
+	l.a.NoteReceived(l.src)
 	l.last, l.live = snap, true
 	if l.a.sync(ctx, snap, "change", true) == nil {
 		l.a.status().SetReady()

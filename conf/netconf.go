@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -54,6 +55,10 @@ type NetConf struct {
 	IPTablesMode string `json:"iptablesMode"`
 	// LogFile is where the plugin logs; "-" means stderr.
 	LogFile string `json:"logFile"`
+	// DropLog is how the rules the plugin installs before the agent's first
+	// sync log the packets they drop; a field left out keeps its default.
+	// The agent's own flags decide from its first sync on.
+	DropLog DropLog `json:"dropLog"`
 
 	// PrevResult is the previous plugin's result converted to the current
 	// result version; nil when the config carried none.
@@ -118,6 +123,29 @@ func (c *NetConf) validate() error {
 	}
 	if c.LogFile != LogStderr && !filepath.IsAbs(c.LogFile) {
 		return fieldError("logFile", c.LogFile, `is neither an absolute path nor "-"`)
+	}
+	return c.DropLog.validate()
+}
+
+// DropLog is the "dropLog" field: {"group": G, "rate": R, "burst": B}, the
+// NFLOG group that dropped packets are copied to and how many a second
+// (0: none) and at once each drop rule logs. nil fields keep the defaults
+// (policy.DefaultDropLog).
+type DropLog struct {
+	Group *uint16 `json:"group,omitempty"`
+	Rate  *int    `json:"rate,omitempty"`
+	Burst *int    `json:"burst,omitempty"`
+}
+
+// maxLimit is the highest rate and burst the kernel's limit match accepts.
+const maxLimit = 10000
+
+func (d DropLog) validate() error {
+	if d.Rate != nil && (*d.Rate < 0 || *d.Rate > maxLimit) {
+		return fieldError("dropLog.rate", strconv.Itoa(*d.Rate), fmt.Sprintf("is not 0 (off) to %d per second", maxLimit))
+	}
+	if d.Burst != nil && (*d.Burst < 1 || *d.Burst > maxLimit) {
+		return fieldError("dropLog.burst", strconv.Itoa(*d.Burst), fmt.Sprintf("is not 1 to %d", maxLimit))
 	}
 	return nil
 }

@@ -131,8 +131,8 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("tree root %s is not [db's group, scan]:\n%s", root, strings.Join(leaf, "\n"))
 	}
 	groupChain := leaf[0][strings.Index(leaf[0], "-g ")+3:]
-	if got := chainRules(save, groupChain); len(got) != 4 || !strings.Contains(got[1], "-j NETPOL-I-") {
-		t.Fatalf("group chain %s is not [clear mark, policy, pass, drop]:\n%s", groupChain, strings.Join(got, "\n"))
+	if got := chainRules(save, groupChain); len(got) != 5 || !strings.Contains(got[1], "-j NETPOL-I-") || !strings.Contains(got[3], "-j NFLOG") {
+		t.Fatalf("group chain %s is not [clear mark, policy, pass, log, drop]:\n%s", groupChain, strings.Join(got, "\n"))
 	}
 	dbSet := wantSets(t, nodeSets(t, n), "db", db.IP, "NETPOL4-GI-")
 
@@ -405,8 +405,12 @@ func TestFailClosedBeforeAgent(t *testing.T) {
 			t.Errorf("iptables-save before any agent lacks %q", want)
 		}
 	}
-	if got := chainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-j DROP") {
-		t.Errorf("NETPOL-INGRESS = %v, want the one DENY drop rule", got)
+	if got := chainRules(save, "NETPOL-INGRESS"); len(got) != 1 || !strings.HasSuffix(got[0], "-g NETPOL-DENY-I") {
+		t.Errorf("NETPOL-INGRESS = %v, want the one DENY rule, to NETPOL-DENY-I", got)
+	}
+	if got := chainRules(save, "NETPOL-DENY-I"); len(got) != 2 || !strings.Contains(got[0], "-j NFLOG --nflog-prefix netpol-I-drop-unknown") ||
+		!strings.HasSuffix(got[1], "-j DROP") {
+		t.Errorf("NETPOL-DENY-I = %v, want [log, drop]", got)
 	}
 	sets := nodeSets(t, n)
 	if got, want := sets["NETPOL4-DENY"], sortedCopy([]string{a.IP, b.IP}); !slices.Equal(got, want) {

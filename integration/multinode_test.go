@@ -197,6 +197,15 @@ func (w *clusterWorld) manifests(withIPs bool) string {
 // sync writes the manifests and policies and runs one sync on every node.
 func (w *clusterWorld) sync(withIPs bool) {
 	w.t.Helper()
+	w.write(withIPs)
+	if err := w.c.RunAgents("--manifests", w.dir, "--once"); err != nil {
+		w.t.Fatalf("agent sync: %v", err)
+	}
+}
+
+// write writes the manifests and policies into the agents' directory.
+func (w *clusterWorld) write(withIPs bool) {
+	w.t.Helper()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(content), 0o644); err != nil {
 			w.t.Fatal(err)
@@ -204,9 +213,6 @@ func (w *clusterWorld) sync(withIPs bool) {
 	}
 	write("00-world.yaml", w.manifests(withIPs))
 	write("10-policies.yaml", w.policies)
-	if err := w.c.RunAgents("--manifests", w.dir, "--once"); err != nil {
-		w.t.Fatalf("agent sync: %v", err)
-	}
 }
 
 // list returns pods by key.

@@ -19,7 +19,8 @@ const MaxComment = 255
 //
 // A Protocol match is hoisted to the front because iptables-save always prints
 // `-p` first. The comment is sanitized and quoted like iptables-save does
-// (see Comment). MARK prints as `-j MARK --set-xmark VALUE/MASK`.
+// (see Comment). MARK prints as `-j MARK --set-xmark VALUE/MASK`, NFLOG as
+// `-j NFLOG --nflog-prefix P --nflog-group G`.
 func RenderRule(chain string, r Rule) string {
 	var b strings.Builder
 	b.WriteString("-A ")
@@ -67,6 +68,9 @@ func writeVerdict(b *strings.Builder, v Verdict) {
 	if v.Target == MarkTarget {
 		b.WriteString(" --set-xmark ")
 		b.WriteString(canonicalXMark(v.SetMark))
+	}
+	if v.Target == NFLOGTarget && v.Log != nil {
+		writeArgs(b, v.Log.args())
 	}
 }
 

@@ -84,12 +84,13 @@ const (
 	Drop       Target = "DROP"
 	Return     Target = "RETURN"
 	MarkTarget Target = "MARK" // with Verdict.SetMark
+	// NFLOGTarget (log.go), with Verdict.Log.
 )
 
 // Builtin reports whether t is one of the built-in targets.
 func (t Target) Builtin() bool {
 	switch t {
-	case Accept, Drop, Return, MarkTarget:
+	case Accept, Drop, Return, MarkTarget, NFLOGTarget:
 		return true
 	}
 	return false
@@ -101,6 +102,8 @@ type Verdict struct {
 	Goto   bool // -g instead of -j
 	// SetMark, with Target MarkTarget: the value/mask for --set-xmark.
 	SetMark string
+	// Log, with Target NFLOGTarget: the group and prefix.
+	Log *Log
 }
 
 // Jump returns a -j verdict.

@@ -45,8 +45,9 @@ func checkToken(what, s string) error {
 // Validate checks rs before anything reaches the kernel: owned, well-formed
 // names of legal length (chains at most MaxChainName, sets at most
 // MaxSetName), known set types, a Protocol before DPorts, well-formed ports,
-// marks and states, targets that are ours or ACCEPT/DROP/RETURN/MARK (the
-// ones RenderRule prints canonically), hooks in a built-in chain that jump
+// marks, states and limits, targets that are ours or
+// ACCEPT/DROP/RETURN/MARK/NFLOG (the ones RenderRule prints canonically; an
+// NFLOG prefix of at most MaxLogPrefix bytes of [A-Za-z0-9_-]), hooks in a built-in chain that jump
 // to a chain of ours (position 0 means 1), and no argument that
 // could break out of its word in restore text. The error names the offender.
 // References to chains or sets that do not exist are left to the kernel.
@@ -125,7 +126,12 @@ func validateRule(r Rule) error {
 		return fmt.Errorf("target: %w", err)
 	}
 	if !Owned(string(v.Target)) && !v.Target.Builtin() {
-		return fmt.Errorf("%w: target %q is neither ours nor ACCEPT, DROP, RETURN or MARK", ErrInvalid, v.Target)
+		return fmt.Errorf("%w: target %q is neither ours nor ACCEPT, DROP, RETURN, MARK or NFLOG", ErrInvalid, v.Target)
+	}
+	if v.Target == NFLOGTarget {
+		if err := validateLog(v.Log); err != nil {
+			return err
+		}
 	}
 	if v.Target == MarkTarget {
 		if _, _, ok := parseMark(v.SetMark); !ok {
@@ -160,6 +166,8 @@ func validateMatch(m Match, proto *Protocol) error {
 		if sameAddressBPF[m.Family] == "" {
 			return fmt.Errorf("%w: same-address match of family %d", ErrInvalid, int(m.Family))
 		}
+	case Limit:
+		return validateLimit(m)
 	case Mark:
 		if _, _, ok := parseMark(string(m)); !ok {
 			return fmt.Errorf("%w: mark %q is not VALUE[/MASK]", ErrInvalid, string(m))

@@ -67,6 +67,11 @@ func TestValidateRejects(t *testing.T) {
 			rs.Sets[0].Members[1].Entry = "::ffff:10.0.0.2,tcp:80"
 		}, "IPv4-mapped"},
 		{"member not an address", func(rs *Ruleset) { rs.Sets[0].Members[1].Entry = "host.example" }, `"host.example" is not an address`},
+		{"nflog prefix with a space", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = NFLOG(1, "a b") }, `"a b"`},
+		{"nflog prefix too long", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = NFLOG(1, strings.Repeat("p", 64)) }, "64 bytes"},
+		{"nflog without log", func(rs *Ruleset) { rs.Chains[1].Rules[0].Verdict = Jump(NFLOGTarget) }, "NFLOG"},
+		{"limit zero", func(rs *Ruleset) { rs.Chains[1].Rules[0].Matches = []Match{Limit{PerSecond: 0, Burst: 5}} }, "limit 0/sec"},
+		{"limit burst too big", func(rs *Ruleset) { rs.Chains[1].Rules[0].Matches = []Match{Limit{PerSecond: 1, Burst: 10001}} }, "burst 10001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,7 +106,7 @@ func (inv *invocation) bootstrap() error {
 	if err != nil {
 		return err
 	}
-	compiled, err := policy.CompileUnknown(atts)
+	compiled, err := policy.CompileUnknown(atts, dropLog(inv.conf))
 	if err != nil {
 		return kernelError("compile skeleton", err)
 	}
@@ -172,4 +172,19 @@ func notThePods(r *types100.Result, ipc *types100.IPConfig, ifName string) strin
 		return fmt.Sprintf("is on interface %d %q, not %q", i, r.Interfaces[i].Name, ifName)
 	}
 	return ""
+}
+
+// dropLog is the netconf's drop logging over the defaults.
+func dropLog(nc *conf.NetConf) policy.DropLog {
+	dl := policy.DefaultDropLog
+	if nc.DropLog.Group != nil {
+		dl.Group = *nc.DropLog.Group
+	}
+	if nc.DropLog.Rate != nil {
+		dl.Rate = *nc.DropLog.Rate
+	}
+	if nc.DropLog.Burst != nil {
+		dl.Burst = *nc.DropLog.Burst
+	}
+	return dl
 }

@@ -62,7 +62,7 @@ func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist) || idx == nil:
 		var skeleton *policy.Compiled
-		if skeleton, err = policy.CompileUnknown(nil); err == nil {
+		if skeleton, err = policy.CompileUnknown(nil, dropLog(inv.conf)); err == nil {
 			rulesets = skeleton.Rulesets
 		}
 	case err != nil:

@@ -16,6 +16,9 @@ import (
 type Compiled struct {
 	Rulesets []ipt.Ruleset // one per ipt.Families, in that order
 	Index    Index
+	// Groups names the policies behind each group hash that a drop's
+	// NFLOG prefix can carry.
+	Groups GroupPolicies
 }
 
 // Ruleset returns the ruleset of family f.
@@ -40,11 +43,11 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 //	           destination (a pod to itself, hairpin) RETURN, then
 //	           physdev-is-bridged -g NETPOL-BRIDGED, else -g NETPOL-ROUTED
 //	NETPOL-BRIDGED, NETPOL-ROUTED: -j NETPOL-EGRESS, -j NETPOL-INGRESS
-//	NETPOL-INGRESS/EGRESS: DENY set -> DROP; the destination (source) pod
+//	NETPOL-INGRESS/EGRESS: DENY set -> NETPOL-DENY-I/E (log, DROP); the destination (source) pod
 //	           isolated -> -g the dispatch tree, which finds its group chain
 //	           in O(log groups) set lookups (see dispatcher)
 //	group chain: clear mark, -j each policy chain, marked -> -g NETPOL-PASS,
-//	           else DROP
+//	           else log (NFLOG, rate-limited) and DROP
 //	policy chain: one rule per allowed (peer, ports) -> -g NETPOL-ALLOW
 //
 // A pod created or deleted changes set members only; rules change with
@@ -60,9 +63,10 @@ func Compile(s *Snapshot, atts []Attachment) (*Compiled, error) {
 // CompileUnknown is the desired state of a node whose agent has never
 // synced: the fixed chains, and every recorded attachment denied (nothing is
 // known, so nothing is trusted). The plugin installs it on ADD when there is
-// no index yet; each ADD installs it whole, so it must name every pod.
-func CompileUnknown(atts []Attachment) (*Compiled, error) {
-	c, err := newCompiler(&Snapshot{Version: SnapshotVersion}, nil)
+// no index yet; each ADD installs it whole, so it must name every pod. dl
+// is how its drops are logged (the plugin's netconf).
+func CompileUnknown(atts []Attachment, dl DropLog) (*Compiled, error) {
+	c, err := newCompiler(&Snapshot{Version: SnapshotVersion, DropLog: &dl}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +81,7 @@ func CompileUnknown(atts []Attachment) (*Compiled, error) {
 }
 
 func (c *compiler) compile() (*Compiled, error) {
-	out := &Compiled{Index: c.index()}
+	out := &Compiled{Index: c.index(), Groups: c.groupPolicies()}
 	for _, f := range ipt.Families {
 		rs, err := c.family(f)
 		if err != nil {
@@ -120,6 +124,7 @@ type compiler struct {
 	member    map[string]map[Membership]bool // pod key -> memberships, all families
 	peerCache map[string][]*Pod              // peer key -> the pods it selects
 	families  map[string]ipt.Family          // address -> its family
+	dropLog   DropLog
 
 	// rulesOnly leaves the peer and named-port sets empty: for CompilePod,
 	// whose caller compares rules only.
@@ -129,7 +134,10 @@ type compiler struct {
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
 	pods, local, unknown := mergePods(s, OwnAddresses(atts))
 	c := &compiler{snap: s, w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
-		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}}
+		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}, dropLog: s.dropLog()}
+	if err := c.dropLog.Validate(); err != nil {
+		return nil, err
+	}
 	for _, p := range pods {
 		for _, ip := range p.IPs {
 			if f, ok := ipFamily(ip); ok {

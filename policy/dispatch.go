@@ -49,17 +49,21 @@ type dispatcher struct {
 }
 
 // dispatch returns the direction's dispatch chain (named name, starting
-// with the fail-closed DENY rule), the tree and scan chains, and fills the
-// isolated, bit and group sets with the groups' pods.
+// with the fail-closed DENY rule, which goes to the chain that logs and
+// drops), that chain, the tree and scan chains, and fills the isolated, bit
+// and group sets with the groups' pods.
 func (c *compiler) dispatch(f ipt.Family, d Direction, name, deny string, groups []*group) []ipt.Chain {
 	dir := dispatchDir(d)
 	top := ipt.Chain{Name: name, Rules: []ipt.Rule{{
 		Matches: []ipt.Match{ipt.SetMatch{Set: deny, Dir: dir}},
 		Comment: "fail closed: pod not known to netpol yet",
-		Verdict: ipt.Jump(ipt.Drop),
+		Verdict: ipt.Goto(ipt.Target(denyChain(d))),
 	}}}
+	unknown := ipt.Chain{Name: denyChain(d), Rules: c.dropRules(nil,
+		DropCause{Direction: d, Verdict: VerdictDrop, Reason: ReasonUnknown},
+		"fail closed: pod not known to netpol yet")}
 	if len(groups) == 0 {
-		return []ipt.Chain{top}
+		return []ipt.Chain{top, unknown}
 	}
 	t := &dispatcher{c: c, f: f, d: d, groups: groups, levels: map[int]bool{}}
 	scan := ipt.Chain{Name: scanChain(d)}
@@ -87,7 +91,7 @@ func (c *compiler) dispatch(f ipt.Family, d Direction, name, deny string, groups
 	for level := range t.levels {
 		t.bitSet(level) // a tested level with no pod of its half still exists
 	}
-	return append(t.chains, top, scan)
+	return append(t.chains, top, unknown, scan)
 }
 
 // groupRule is the rule that sends a packet whose pod is in group g's set

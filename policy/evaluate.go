@@ -134,6 +134,8 @@ func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 		out.Verdict = Verdict{Reason: NotSelected, Direction: d}
 	case len(allowedBy) > 0:
 		out.Verdict = Verdict{Reason: AllowedByRule, Direction: d, Keys: allowedBy}
+	case e.s.Audited(pod.Namespace):
+		out.Verdict = Verdict{Reason: WouldDeny, Direction: d, Keys: out.Policies}
 	default:
 		out.Verdict = Verdict{Reason: NoRuleAllows, Direction: d, Keys: out.Policies}
 	}

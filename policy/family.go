@@ -29,7 +29,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	var byDir [2][]*group
 	for _, g := range c.groups {
 		byDir[g.dir] = append(byDir[g.dir], g)
-		chains = append(chains, groupRules(groupChain(g.dir, g.key), g))
+		chains = append(chains, c.groupRules(groupChain(g.dir, g.key), g))
 	}
 	chains = append(chains, c.dispatch(f, Ingress, ChainIngress, deny.Name, byDir[Ingress])...)
 	chains = append(chains, c.dispatch(f, Egress, ChainEgress, deny.Name, byDir[Egress])...)
@@ -146,21 +146,20 @@ func peerDir(d Direction) ipt.Dir {
 }
 
 // groupRules is the chain of a group: the union of its policies. Each policy
-// chain marks the packet when one of its rules allows it.
-func groupRules(name string, g *group) ipt.Chain {
+// chain marks the packet when one of its rules allows it; when none did,
+// groupVerdict ends the chain (a drop, or in audit a would-deny that passes).
+func (c *compiler) groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
 	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
 	for _, cp := range g.policies {
 		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))})
 	}
-	ch.Rules = append(ch.Rules,
-		ipt.Rule{
-			Matches: []ipt.Match{ipt.Mark(AllowMark)},
-			Comment: "allowed by a policy",
-			Verdict: ipt.Goto(ChainPass),
-		},
-		ipt.Rule{Comment: g.dir.String() + " denied: no policy allows it", Verdict: ipt.Jump(ipt.Drop)},
-	)
+	ch.Rules = append(ch.Rules, ipt.Rule{
+		Matches: []ipt.Match{ipt.Mark(AllowMark)},
+		Comment: "allowed by a policy",
+		Verdict: ipt.Goto(ChainPass),
+	})
+	ch.Rules = append(ch.Rules, c.groupVerdict(g)...)
 	return ch
 }
 

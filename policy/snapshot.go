@@ -26,12 +26,19 @@ type Snapshot struct {
 	Namespaces []Namespace                  `json:"namespaces"`
 	Pods       []Pod                        `json:"pods"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies"`
+	// Audit puts every policy of the node in audit (see Audited).
+	Audit bool `json:"audit,omitempty"`
+	// DropLog is how the agent that wrote the snapshot has drops logged
+	// (nil: DefaultDropLog); CHECK compiles with it, as the agent did.
+	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
 // Namespace is a namespace and its labels.
 type Namespace struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Audit: the namespace is annotated AuditAnnotation: "true".
+	Audit bool `json:"audit,omitempty"`
 }
 
 // Pod is what policy needs of a pod. Pods of this node get their IPs from

@@ -26,6 +26,8 @@ type TraceResult struct {
 	// Walked lists every rule the packet was tested against, matched or
 	// not, in order: what the packet paid for.
 	Walked []RuleRef
+	// Logged lists the NFLOG prefixes of the log rules the packet met.
+	Logged []string
 }
 
 // RuleRef names one rule of a ruleset that a packet was tested against:
@@ -37,7 +39,7 @@ type RuleRef struct {
 }
 
 // Trace walks p through the compiled ruleset of its family the way netfilter
-// does (jump, goto, RETURN, DROP, MARK, set lookups): it answers from the
+// does (jump, goto, RETURN, DROP, MARK, NFLOG, limit, set lookups): it answers from the
 // same ruleset that is applied to the kernel. It knows exactly the matches
 // the compiler emits and reports any other as an error.
 func Trace(c *Compiled, p Packet) (TraceResult, error) {
@@ -48,7 +50,15 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 	if dfam, ok := ipFamily(p.Dst); !ok || dfam != fam {
 		return TraceResult{}, fmt.Errorf("destination %q is not an %s address like source %q", p.Dst, fam, p.Src)
 	}
-	rs := c.Ruleset(fam)
+	return TraceRuleset(c.Ruleset(fam), p)
+}
+
+// TraceRuleset is Trace through rs, a ruleset of p's family: compiled, or
+// read back from the kernel (ipt.Runner.ReadLive, explain --live).
+func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
+	if rs == nil {
+		return TraceResult{}, fmt.Errorf("no ruleset for %s", p.Src)
+	}
 	chains := map[string]ipt.Chain{}
 	for _, ch := range rs.Chains {
 		chains[ch.Name] = ch
@@ -98,6 +108,8 @@ func Trace(c *Compiled, p Packet) (TraceResult, error) {
 			stack = stack[:len(stack)-1]
 		case ipt.MarkTarget:
 			mark = v.SetMark == AllowMark
+		case ipt.NFLOGTarget:
+			res.Logged = append(res.Logged, v.Log.Prefix) // and on to the next rule
 		default:
 			if v.Goto {
 				stack = stack[:len(stack)-1]
@@ -121,6 +133,8 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool)
 			ok = canonicalIP(p.Src) == canonicalIP(p.Dst)
 		case ipt.Mark:
 			ok = mark
+		case ipt.Limit:
+			ok = true // a trace is one packet: the bucket has a token
 		case ipt.Protocol:
 			ok = strings.EqualFold(string(m), p.Protocol)
 		case ipt.DPorts:

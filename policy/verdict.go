@@ -59,6 +59,10 @@ const (
 	// link-local or multicast address, which is no pod's and is dropped
 	// before any policy (see fixedChains). Deny.
 	LinkLocalOrMulticast
+	// WouldDeny: as NoRuleAllows, but the pod's namespace (or the node) is
+	// in audit (Snapshot.Audited), so the traffic passes and is logged as
+	// would-deny. Allow.
+	WouldDeny
 )
 
 // actions is the Action of each Reason.
@@ -73,6 +77,7 @@ var actions = map[Reason]Action{
 	AllowedByRule:        Allow,
 	NoRuleAllows:         Deny,
 	LinkLocalOrMulticast: Deny,
+	WouldDeny:            Allow,
 }
 
 // Verdict is a decision with what decided it: the answer of Evaluate for one
@@ -85,7 +90,7 @@ type Verdict struct {
 	Direction Direction
 	// Keys are the rules that allow the traffic ("namespace/name
 	// ingress[0]") for AllowedByRule, or the policies that select the pod
-	// ("namespace/name") for NoRuleAllows; empty otherwise.
+	// ("namespace/name") for NoRuleAllows and WouldDeny; empty otherwise.
 	Keys []string
 }
 
@@ -123,6 +128,8 @@ func (v Verdict) String() string {
 		return "no rule of " + strings.Join(v.Keys, ", ") + " allows it"
 	case LinkLocalOrMulticast:
 		return "an IPv6 link-local or multicast address is no pod's: denied"
+	case WouldDeny:
+		return "would-deny (audit): no rule of " + strings.Join(v.Keys, ", ") + " allows it; passed"
 	}
 	return "no verdict: denied"
 }

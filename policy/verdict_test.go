@@ -26,6 +26,7 @@ func TestVerdict(t *testing.T) {
 		{Verdict{Reason: AllowedByRule, Keys: []string{"a/p ingress[0]", "a/q ingress[2]"}}, Allow,
 			"allowed by a/p ingress[0], a/q ingress[2]"},
 		{Verdict{Reason: NoRuleAllows, Keys: []string{"a/p", "a/q"}}, Deny, "no rule of a/p, a/q allows it"},
+		{Verdict{Reason: WouldDeny, Keys: []string{"a/p"}}, Allow, "would-deny (audit): no rule of a/p allows it; passed"},
 		{Verdict{}, Deny, "no verdict: denied"},
 		{Verdict{Reason: 200}, Deny, "no verdict: denied"},
 	}

@@ -10,9 +10,11 @@
 //	                (manifests.go), so that unchanged files are not decoded again
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
+//	realized.json   the NetworkPolicy versions in force and when (Realized)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
+//	drops/          the agent's drop records, JSON lines, rotated (drops.go)
 //
-// Every file is written atomically (temp file + rename in the same
+// Every file but the drop log is written atomically (temp file + rename in the same
 // directory), so a reader sees the old or the new version, never half.
 // The plugin and the agent both import this package; it imports only policy
 // (the types it stores) and conf (the configured defaults).
@@ -274,7 +276,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

@@ -25,6 +25,10 @@ type SyncResult struct {
 	// rules and the stored snapshot and index were already this sync's, so
 	// nothing was written (Apply is the time the read-back took).
 	InForce bool
+	// Realized is, per change received since the last sync (an object of
+	// the API, a manifest file), the time from its receipt to this sync's
+	// kernel commit.
+	Realized []time.Duration
 }
 
 // SyncObserver hears of every Agent.Sync (metrics).

@@ -89,7 +89,7 @@ func (s *Source) build() (*policy.Snapshot, error) {
 // counted in netpol_skipped_objects.
 func denyAllFor(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 	return &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: np.Name, Namespace: np.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: np.Name, Namespace: np.Namespace, ResourceVersion: np.ResourceVersion},
 		Spec: networkingv1.NetworkPolicySpec{
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		},

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -58,6 +59,7 @@ type Source struct {
 	informers []cache.SharedIndexInformer // namespaces, pods, policies
 	tracker   *tracker
 	notify    chan struct{}
+	receipts  receipts // when each change arrived (TakeReceived)
 
 	gen       atomic.Uint64 // bumped by every relevant event
 	loadedGen uint64        // gen at the last successful Load
@@ -108,13 +110,17 @@ func (s *Source) init(client kubernetes.Interface) error {
 		s.factory.Networking().V1().NetworkPolicies().Informer(),
 	}
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.changed() },
+		AddFunc: func(obj any) { s.receipts.note(obj, false); s.changed() },
 		UpdateFunc: func(old, cur any) {
-			if !sameButVersion(old, cur) {
+			// A NetworkPolicy's every version is reported as in force
+			// (status, wait), even one that changed only annotations.
+			_, isPolicy := cur.(*networkingv1.NetworkPolicy)
+			if isPolicy || !sameButVersion(old, cur) {
+				s.receipts.note(cur, false)
 				s.changed()
 			}
 		},
-		DeleteFunc: func(any) { s.changed() },
+		DeleteFunc: func(obj any) { s.receipts.note(obj, true); s.changed() },
 	}
 	for _, inf := range s.informers {
 		if err := inf.SetWatchErrorHandler(s.watchError); err != nil {
@@ -254,6 +260,7 @@ func (s *Source) Load(ctx context.Context) (*policy.Snapshot, error) {
 		return nil, fmt.Errorf("%w: kubernetes API: %s", source.ErrNotReady, reason)
 	}
 	gen := s.gen.Load()
+	s.receipts.loading()
 	snap, err := s.build()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netpol/netpol/policy"
 )
 
 // strip is the informers' transform: it keeps only what the snapshot needs
@@ -18,7 +20,11 @@ func strip(obj any) (any, error) {
 	case *corev1.Pod:
 		return stripPod(o), nil
 	case *corev1.Namespace:
-		return &corev1.Namespace{ObjectMeta: stripMeta(&o.ObjectMeta)}, nil
+		meta := stripMeta(&o.ObjectMeta)
+		if v, ok := o.Annotations[policy.AuditAnnotation]; ok {
+			meta.Annotations = map[string]string{policy.AuditAnnotation: v} // the one annotation netpol reads
+		}
+		return &corev1.Namespace{ObjectMeta: meta}, nil
 	case *networkingv1.NetworkPolicy:
 		return &networkingv1.NetworkPolicy{ObjectMeta: stripMeta(&o.ObjectMeta), Spec: o.Spec}, nil
 	}

@@ -69,6 +69,9 @@ func (b *Builder) addObject(raw []byte, loc string) error {
 		if err := decodeStrict(raw, &np); err != nil {
 			return fmt.Errorf("%s: kind NetworkPolicy: %w", loc, err)
 		}
+		// A manifest's policy is versioned by its content (policy.Version),
+		// not by a resourceVersion copied from some cluster.
+		np.ResourceVersion = ""
 		b.AddPolicy(&np)
 	case tm.Kind == "List" && tm.APIVersion == coreV1:
 		var l list
@@ -101,9 +104,11 @@ func (b *Builder) AddPolicy(np *networkingv1.NetworkPolicy) {
 }
 
 // ConvertNamespace keeps a namespace's name and labels, plus the label the
-// API server sets on every namespace (policy.NamespaceLabels).
+// API server sets on every namespace (policy.NamespaceLabels), and whether
+// it is annotated for audit (policy.AuditAnnotation).
 func ConvertNamespace(ns *corev1.Namespace) policy.Namespace {
-	return policy.Namespace{Name: ns.Name, Labels: policy.NamespaceLabels(ns.Name, ns.Labels)}
+	return policy.Namespace{Name: ns.Name, Labels: policy.NamespaceLabels(ns.Name, ns.Labels),
+		Audit: policy.AuditOn(ns.Annotations)}
 }
 
 // ConvertPod keeps what policy needs of a pod: labels, IPs, node (node when
@@ -138,13 +143,15 @@ func ConvertPod(pod *corev1.Pod, node string) policy.Pod {
 }
 
 // ConvertPolicy keeps a NetworkPolicy's spec as it is, with metadata
-// trimmed to namespace, name and labels.
+// trimmed to namespace, name, labels and resourceVersion (the version
+// reported in force, see policy.Version).
 func ConvertPolicy(np *networkingv1.NetworkPolicy) networkingv1.NetworkPolicy {
 	return networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: cmp.Or(np.Namespace, DefaultNamespace),
-			Name:      np.Name,
-			Labels:    nilIfEmpty(np.Labels),
+			Namespace:       cmp.Or(np.Namespace, DefaultNamespace),
+			Name:            np.Name,
+			Labels:          nilIfEmpty(np.Labels),
+			ResourceVersion: np.ResourceVersion,
 		},
 		Spec: np.Spec,
 	}

@@ -20,6 +20,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	syncDuration prometheus.Histogram
+	realization  prometheus.Histogram
 	syncs        *prometheus.CounterVec
 	lastSuccess  prometheus.Gauge
 	chains       prometheus.Gauge
@@ -27,6 +28,7 @@ type Metrics struct {
 	sets         prometheus.Gauge
 	members      prometheus.Gauge
 	disabled     *prometheus.GaugeVec
+	drops        dropMetrics
 }
 
 // Sources of the metrics that are read when scraped.
@@ -45,6 +47,12 @@ func NewMetrics(src Sources) *Metrics {
 		Name:    "netpol_sync_duration_seconds",
 		Help:    "Time of one sync: compile the snapshot and apply it to the kernel in one transaction per family.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	m.realization = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "netpol_policy_realization_seconds",
+		Help: "Per change the agent received (an API object's version, a manifest file's content): " +
+			"the time from its receipt to the kernel commit of the sync that enforces it.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	})
 	m.syncs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "netpol_syncs_total",
@@ -70,8 +78,9 @@ func NewMetrics(src Sources) *Metrics {
 	}
 	m.syncs.WithLabelValues("success")
 	m.syncs.WithLabelValues("error")
-	m.Registry.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members, m.disabled,
+	m.Registry.MustRegister(m.syncDuration, m.realization, m.syncs, m.lastSuccess, m.chains, m.rules, m.sets, m.members, m.disabled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.drops = newDropMetrics(m.Registry)
 	m.registerStatus(src)
 	return m
 }
@@ -135,6 +144,9 @@ func (m *Metrics) ObserveSync(res health.SyncResult, err error) {
 		return
 	}
 	m.syncs.WithLabelValues("success").Inc()
+	for _, d := range res.Realized {
+		m.realization.Observe(d.Seconds())
+	}
 	m.lastSuccess.SetToCurrentTime()
 	m.chains.Set(float64(res.Chains))
 	m.rules.Set(float64(res.Rules))

@@ -67,14 +67,17 @@ func TestMetrics(t *testing.T) {
 	st := &health.Status{}
 	m := NewMetrics(Sources{Status: st, Skipped: func() int { return 2 }})
 	m.ObserveSync(health.SyncResult{Chains: 5, Rules: 40, Sets: 7, Members: 300, Took: 30 * time.Millisecond,
-		Disabled: []ipt.Family{ipt.IPv6}}, nil)
-	m.ObserveSync(health.SyncResult{Took: time.Millisecond}, errors.New("restore failed"))
+		Disabled: []ipt.Family{ipt.IPv6}, Realized: []time.Duration{40 * time.Millisecond, 3 * time.Second}}, nil)
+	m.ObserveSync(health.SyncResult{Took: time.Millisecond, Realized: []time.Duration{time.Hour}}, errors.New("restore failed"))
 	code, body := get(t, Handler(m, st, time.Minute), "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
 	for _, want := range []string{
 		"netpol_sync_duration_seconds_count 2",
+		"netpol_policy_realization_seconds_count 2", // a failed sync realizes nothing
+		`netpol_policy_realization_seconds_bucket{le="0.05"} 1`,
+		`netpol_policy_realization_seconds_bucket{le="5"} 2`,
 		`netpol_syncs_total{result="success"} 1`,
 		`netpol_syncs_total{result="error"} 1`,
 		"netpol_rules 40", "netpol_chains 5", "netpol_sets 7", "netpol_set_members 300",

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
@@ -28,6 +29,10 @@ type DirSource struct {
 	once  sync.Once
 	cache *manifest.Cache
 	last  [32]byte
+
+	noticed  time.Time         // when Changed first saw the fingerprint move
+	hashes   map[string]string // file name -> content hash, at the last Load
+	received []Change          // not taken yet (TakeReceived)
 }
 
 // Load reads every manifest in the directory.
@@ -45,6 +50,12 @@ func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
 		return nil, err
 	}
 	d.last = fp
+	when := d.noticed
+	if when.IsZero() {
+		when = time.Now()
+	}
+	d.noticed = time.Time{}
+	d.noteChanges(fileHashes(d.Dir), when)
 	return d.cache.Load(d.Dir)
 }
 
@@ -71,6 +82,9 @@ func (d *DirSource) Changed(context.Context) (bool, error) {
 	fp, err := d.fingerprint()
 	if err != nil {
 		return false, err
+	}
+	if fp != d.last && d.noticed.IsZero() {
+		d.noticed = time.Now()
 	}
 	return fp != d.last, nil
 }

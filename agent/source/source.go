@@ -40,3 +40,20 @@ type Fresher interface {
 // complete view of the cluster yet. Run then enforces the stored snapshot,
 // the cache of the last good view, and loads as soon as the source signals.
 var ErrNotReady = errors.New("source not ready")
+
+// Change is one version of one object that a source received: an object
+// from the API (Version is its resourceVersion, "" once deleted) or a
+// manifest file (Version is "sha256:" and the start of its content's hash,
+// "" once removed).
+type Change struct {
+	Object   string // "networkpolicy ns/name", "pod ns/name", "namespace name", "file NAME"
+	Version  string
+	Received time.Time
+}
+
+// Receiver is a Source that tells what it received: TakeReceived returns
+// the changes that the last Load included and forgets them, so that the
+// run loop can time each one until the kernel commits it.
+type Receiver interface {
+	TakeReceived() []Change
+}

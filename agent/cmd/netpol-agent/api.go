@@ -44,6 +44,7 @@ func runAPI(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) i
 			fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
 			return 1
 		}
+		a.NoteReceived(src)
 		return syncOnce(ctx, a, snap, log)
 	}
 	if o.metricsAddr != "" {
@@ -55,6 +56,7 @@ func runAPI(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) i
 	if o.cniConfDir != "" {
 		go keepChained(ctx, o, log)
 	}
+	startDropLog(ctx, a, &o.drops, log)
 	log.Info("watching the Kubernetes API", "host", cfg.Host, "node", o.node)
 	if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair, Debounce: o.debounce}); err != nil {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
@@ -93,6 +95,7 @@ func keepChained(ctx context.Context, o *options, log *slog.Logger) {
 func serveOps(ctx context.Context, a *agent.Agent, addr string, skipped func() int, log *slog.Logger) error {
 	m := ops.NewMetrics(ops.Sources{Status: a.Status, Skipped: skipped})
 	a.Observer = m
+	a.DropObserver = m
 	// A sync waits at most a minute for the lock, then one restore: a loop
 	// that did not go round in 3 minutes is stuck.
 	_, err := ops.Serve(ctx, addr, ops.Handler(m, a.Status, 3*time.Minute), log)

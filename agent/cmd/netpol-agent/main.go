@@ -4,6 +4,10 @@
 //	netpol-agent [--kubeconfig FILE] --data-dir D [--once] [--node-name N] [--metrics-addr ADDR] [--stale-record-grace 2m]
 //	netpol-agent --uninstall --data-dir D
 //	netpol-agent explain --data-dir D --from NS/POD --to NS/POD|IP [--protocol TCP] --port P
+//	netpol-agent explain --live ... (the rules and sets in the kernel now)
+//	netpol-agent status --data-dir D
+//	netpol-agent wait --data-dir D --policy NS/NAME [--version V] --timeout T
+//	netpol-agent drops --data-dir D [--follow] [--pod NS/POD]
 //	netpol-agent install-cni --cni-conf-dir D --cni-bin-dir D [--plugin FILE]
 //	netpol-agent uninstall-cni --cni-conf-dir D
 //
@@ -37,7 +41,8 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 // explain implements `netpol-agent explain --data-dir D --from A --to B
-// [--protocol TCP] --port P`. Exit status: 0 allowed, 1 denied, 2 error.
+// [--protocol TCP] --port P [--live]`. Exit status: 0 allowed, 1 denied, 2
+// error (with --live, also: the kernel disagrees with the snapshot).
 func explain(args []string) int {
 	fs := flag.NewFlagSet("netpol-agent explain", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", conf.DefaultDataDir, "data directory shared with the CNI plugin")
@@ -45,6 +50,8 @@ func explain(args []string) int {
 	to := fs.String("to", "", "destination: namespace/name of a pod (each of its families), or an IPv4 or IPv6 address")
 	proto := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	port := fs.Int("port", 0, "destination port")
+	live := fs.Bool("live", false, "also trace through the rules and sets in the kernel now (read back), and fail when they disagree with the snapshot")
+	mode := fs.String("iptables-mode", "auto", "with --live: iptables backend, auto, nft or legacy")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,6 +61,14 @@ func explain(args []string) int {
 	}
 	a := &agent.Agent{Store: state.New(*dataDir)}
 	q := agent.ExplainQuery{From: *from, To: *to, Protocol: corev1.Protocol(strings.ToUpper(*proto)), Port: int32(*port)}
+	if *live {
+		runner, err := ipt.NewRunner(ipt.Mode(*mode))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "netpol-agent explain:", err)
+			return 2
+		}
+		q.Live = func(f ipt.Family) (*ipt.Ruleset, error) { return runner.ReadLive(context.Background(), f) }
+	}
 	allowed, err := a.Explain(q, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netpol-agent explain:", err)
@@ -69,11 +84,12 @@ type options struct {
 	manifests, dataDir, node, mode string
 	kubeconfig, metricsAddr        string
 	cniConfDir                     string
-	once, uninstall                bool
+	once, uninstall, audit         bool
 	poll, repair, debounce         time.Duration
 	staleGrace                     time.Duration
 	apiTimeout                     time.Duration
 	inCluster                      bool // the API source with the in-cluster config
+	drops                          dropOptions
 }
 
 // api reports whether the source is the Kubernetes API.
@@ -94,6 +110,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.mode, "iptables-mode", "auto", "iptables backend: auto, nft or legacy")
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
+	fs.BoolVar(&o.audit, "audit", false, "audit every policy of this node: evaluate as enforcement would, but let what it would drop pass (logged as would-deny)")
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
 	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
@@ -106,6 +123,7 @@ func flagSet(o *options) *flag.FlagSet {
 		`serve /metrics, /healthz and /readyz on this host:port (default `+defaultMetricsAddr+` for the long-running agent on the API source; "off" disables)`)
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
 		"API source: keep netpol chained into the runtime's CNI configuration in this directory (see install-cni), re-chaining it within --repair-interval when its owner rewrites it")
+	addDropFlags(fs, &o.drops)
 	return fs
 }
 
@@ -160,7 +178,7 @@ func subcommand(args []string) (name string, rest []string) {
 			return "", args
 		case a == "-" || !strings.HasPrefix(a, "-"):
 			switch a {
-			case "explain", "install-cni", "uninstall-cni":
+			case "explain", "install-cni", "uninstall-cni", "drops", "status", "wait":
 				return a, append(append([]string{}, args[:i]...), args[i+1:]...)
 			}
 			return "", args
@@ -181,6 +199,12 @@ func run(args []string) int {
 		return installCNI(rest)
 	case "uninstall-cni":
 		return uninstallCNI(rest)
+	case "status":
+		return status(rest, os.Stdout, os.Stderr)
+	case "wait":
+		return wait(rest, os.Stdout, os.Stderr)
+	case "drops":
+		return drops(rest, os.Stdout)
 	}
 	o, err := parseFlags(args)
 	if err != nil {
@@ -193,8 +217,13 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 		return 1
 	}
+	dropLog, err := o.drops.policy()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netpol-agent:", err)
+		return 2
+	}
 	a := &agent.Agent{Store: state.New(o.dataDir), Kernel: runner, Log: log, LockTimeout: time.Minute, Status: &health.Status{},
-		StaleGrace: o.staleGrace}
+		StaleGrace: o.staleGrace, DropLog: dropLog, Audit: o.audit}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch {
@@ -216,6 +245,7 @@ func run(args []string) int {
 				return 1
 			}
 		}
+		startDropLog(ctx, a, &o.drops, log)
 		if err := a.Run(ctx, src, agent.RunOptions{Poll: o.poll, RepairEvery: o.repair, Debounce: o.debounce}); err != nil {
 			fmt.Fprintln(os.Stderr, "netpol-agent:", err)
 			return 1

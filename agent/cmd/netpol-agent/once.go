@@ -24,6 +24,7 @@ func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Lo
 	}
 	st := src.Stats()
 	log.Info("loaded manifests", "files", st.Files, "read", st.Read, "decoded", st.Decoded, "took", time.Since(start))
+	a.NoteReceived(src)
 	if rc := syncOnce(ctx, a, snap, log); rc != 0 {
 		return rc
 	}

@@ -65,12 +65,27 @@ func demo() error {
 	if err := os.WriteFile(filepath.Join(dir, "10-policy.yaml"), policy, 0o644); err != nil {
 		return err
 	}
+	if err := s.sync("--audit"); err != nil {
+		return err
+	}
+	s.matrices("The policy in audit first (netpol-agent --audit, or the namespace annotated netpol.io/audit: \"true\"):\n" +
+		"evaluated as enforcement would, but what it would deny passes (logged as would-deny)")
 	if err := s.sync(); err != nil {
 		return err
 	}
-	s.matrices("With the policy: db accepts TCP 6379 only from frontend pods in default, pods of project=myproject\n" +
+	agent, err := s.startDropLog()
+	if err != nil {
+		return err
+	}
+	s.matrices("Enforced: db accepts TCP 6379 only from frontend pods in default, pods of project=myproject\n" +
 		"namespaces and 172.17.0.0/16 except 172.17.1.0/24; it may only open TCP 5978 to 10.0.0.0/24.\n" +
 		"Its ipBlocks are IPv4: over IPv6 only the pod and namespace selectors admit, and db may open nothing")
+	if err := s.drops(); err != nil {
+		return err
+	}
+	if err := agent.Stop(); err != nil {
+		return fmt.Errorf("stop netpol-agent: %w", err)
+	}
 	s.kernel()
 	fmt.Println("Tearing down: CNI DEL of every pod, netpol-agent --uninstall, namespaces removed.")
 	for _, p := range s.pods {
@@ -115,8 +130,8 @@ func (s *demoState) setUp() error {
 	return s.sync()
 }
 
-func (s *demoState) sync() error {
-	out, err := s.n.RunAgent("--manifests", s.dir, "--once")
+func (s *demoState) sync(extra ...string) error {
+	out, err := s.n.RunAgent(append([]string{"--manifests", s.dir, "--once"}, extra...)...)
 	if err != nil {
 		return fmt.Errorf("netpol-agent --once: %v\n%s", err, out)
 	}

@@ -1,0 +1,16 @@
+package agent
+
+import "github.com/netpol/netpol/policy"
+
+// nodeWide returns snap with the node-wide settings of the agent: with
+// --audit, Snapshot.Audit (a copy; the source's snapshot is not changed).
+// The stored snapshot then says so too, so the plugin's CHECK compiles
+// what the agent applied.
+func (a *Agent) nodeWide(snap *policy.Snapshot) *policy.Snapshot {
+	if snap.Audit == a.Audit {
+		return snap
+	}
+	c := *snap
+	c.Audit = a.Audit
+	return &c
+}
