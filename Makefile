@@ -45,14 +45,15 @@ integration: build deps
 # conformance runs the upstream-derived conformance cases in one mode:
 # pods of FAMILY (ipv4, ipv6, or dual: every cell probed over both) on
 # NODES nodes (1, or 3 with the bridge chain and with the flannel chain).
-# It ends with "N passed, M failed" and exits 0 only when none failed.
+# It ends with "N passed, M failed" and exits 0 only when none failed
+# (-test.v: a failing case's tables show as soon as it fails).
 # make test runs ipv4, ipv6 and dual on one node and dual on three.
 FAMILY ?= dual
 NODES  ?= 1
 conformance: build deps
 	@$(GO) test -c -o $(CURDIR)/.cache/conformance-$(FAMILY)-$(NODES).test ./integration/conformance
 	@$(TEST_ENV) NETPOL_CONFORMANCE_FAMILY=$(FAMILY) NETPOL_CONFORMANCE_NODES=$(NODES) \
-		$(CURDIR)/.cache/conformance-$(FAMILY)-$(NODES).test -test.run '^TestConformance$$' -test.timeout 60m
+		$(CURDIR)/.cache/conformance-$(FAMILY)-$(NODES).test -test.run '^TestConformance$$' -test.v -test.timeout 60m
 
 # differential runs many random scenarios on real traffic against the
 # evaluator (make test runs a handful). SEEDS (per family) and FIRST choose
