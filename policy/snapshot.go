@@ -27,7 +27,7 @@ type Snapshot struct {
 	Pods       []Pod                        `json:"pods"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies"`
 	// DropLog is how the agent that wrote the snapshot has drops logged
-	// (nil: DefaultDropLog); CHECK compiles with it, as the agent did.
+	// (nil: DefaultDropLog()); CHECK compiles with it, as the agent did.
 	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
