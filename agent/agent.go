@@ -91,7 +91,7 @@ type Agent struct {
 
 	// DropLog, when set, is how the rules log drops (stored in the
 	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
-	// policy.DefaultDropLog when it has none.
+	// policy.DefaultDropLog() when it has none.
 	DropLog *policy.DropLog
 
 	drops dropViews // for RunDropLog: the last sync's pods and groups

@@ -130,7 +130,7 @@ func (c *NetConf) validate() error {
 // DropLog is the "dropLog" field: {"group": G, "rate": R, "burst": B}, the
 // NFLOG group that dropped packets are copied to and how many a second
 // (0: none) and at once each drop rule logs. nil fields keep the defaults
-// (policy.DefaultDropLog).
+// (policy.DefaultDropLog()).
 type DropLog struct {
 	Group *uint16 `json:"group,omitempty"`
 	Rate  *int    `json:"rate,omitempty"`

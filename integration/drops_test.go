@@ -166,12 +166,18 @@ func TestDropRecordsMatrix(t *testing.T) {
 func checkDropRecords(t *testing.T, w *clusterWorld, logs [][]state.DropRecord, want map[[2]string]wantDrop) {
 	t.Helper()
 	total := 0
+	shown := map[string]bool{}
 	for i, recs := range logs {
 		for _, r := range recs {
 			if r.Dst.Port != 80 || r.Protocol != "TCP" {
 				continue // the test's only traffic is TCP 80
 			}
 			total++
+			if kind := r.Direction + " " + r.Path + " " + r.Reason; !shown[kind] {
+				shown[kind] = true
+				b, _ := json.Marshal(r)
+				t.Logf("%s: %s", w.c.Nodes[i].Name, b)
+			}
 			wd, ok := want[[2]string{r.Src.Pod, r.Dst.Pod}]
 			got := fmt.Sprintf("%d %s %s %s %q %s", i, r.Direction, r.Path, r.Reason, r.Policies, r.Verdict)
 			exp := fmt.Sprintf("%d %s %s %s %q drop", wd.node, wd.direction, wd.path, wd.reason, wd.policies)

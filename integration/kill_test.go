@@ -336,7 +336,8 @@ func killOwned(t *testing.T, n *node.Node) []string {
 	return out
 }
 
-// killDataFiles lists the data dir, pod records and the plugin's log aside.
+// killDataFiles lists the data dir, pod records and the logs (the
+// plugin's, and the drop records of the long-running agent) aside.
 func killDataFiles(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	var out []string
@@ -345,7 +346,7 @@ func killDataFiles(t *testing.T, n *node.Node) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(n.DataDir, path)
-		if d.IsDir() || strings.HasPrefix(rel, "pods/") || rel == "netpol.log" {
+		if d.IsDir() || strings.HasPrefix(rel, "pods/") || rel == "netpol.log" || strings.HasPrefix(rel, "drops/") {
 			return nil
 		}
 		out = append(out, rel)

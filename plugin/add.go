@@ -176,7 +176,7 @@ func notThePods(r *types100.Result, ipc *types100.IPConfig, ifName string) strin
 
 // dropLog is the netconf's drop logging over the defaults.
 func dropLog(nc *conf.NetConf) policy.DropLog {
-	dl := policy.DefaultDropLog
+	dl := policy.DefaultDropLog()
 	if nc.DropLog.Group != nil {
 		dl.Group = *nc.DropLog.Group
 	}

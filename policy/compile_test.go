@@ -304,7 +304,7 @@ spec: {podSelector: {}}
 // each ADD installs the whole bootstrap state, so it must deny every pod
 // recorded so far, not only the newest one.
 func TestCompileUnknownDeniesEveryRecordedPod(t *testing.T) {
-	c, err := CompileUnknown(testAtts[:3], DefaultDropLog)
+	c, err := CompileUnknown(testAtts[:3], DefaultDropLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,9 @@ type DropLog struct {
 }
 
 // DefaultDropLog is the drop logging of a snapshot that says none, and of
-// the plugin's skeleton when its netconf says none.
-var DefaultDropLog = DropLog{Group: 2500, Rate: 10, Burst: 50}
+// the plugin's skeleton when its netconf says none: NFLOG group 2500, 10
+// drops a second and 50 at once per drop rule.
+func DefaultDropLog() DropLog { return DropLog{Group: 2500, Rate: 10, Burst: 50} }
 
 // Validate reports a DropLog the kernel would refuse, naming the field.
 func (l DropLog) Validate() error {
@@ -40,7 +41,7 @@ func (s *Snapshot) dropLog() DropLog {
 	if s.DropLog != nil {
 		return *s.DropLog
 	}
-	return DefaultDropLog
+	return DefaultDropLog()
 }
 
 // The reasons a packet is dropped, as the NFLOG prefix carries them.

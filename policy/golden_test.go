@@ -33,7 +33,7 @@ func TestGolden(t *testing.T) {
 		{"peers-and", func(t *testing.T) *Compiled { return compileWorld(t, andPeers) }},
 		{"named-ports", compileNamedPorts},
 		{"fail-closed-bootstrap", func(t *testing.T) *Compiled {
-			c, err := CompileUnknown(testAtts[:3], DefaultDropLog)
+			c, err := CompileUnknown(testAtts[:3], DefaultDropLog())
 			if err != nil {
 				t.Fatal(err)
 			}

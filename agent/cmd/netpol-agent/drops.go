@@ -30,7 +30,7 @@ type dropOptions struct {
 
 // addDropFlags declares the drop logging flags on fs, bound to d.
 func addDropFlags(fs *flag.FlagSet, d *dropOptions) {
-	def := policy.DefaultDropLog
+	def := policy.DefaultDropLog()
 	fs.UintVar(&d.group, "drop-log-group", uint(def.Group), "NFLOG group the drop rules log to and the agent reads (0-65535)")
 	fs.UintVar(&d.rate, "drop-log-rate", uint(def.Rate),
 		fmt.Sprintf("drops logged per second, on average, by each drop rule (the kernel's limit match; 0 logs none, at most %d)", ipt.MaxLimit))
