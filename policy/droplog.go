@@ -52,6 +52,9 @@ const (
 	// ReasonUnknown: the pod is in the DENY set, its policies not known to
 	// netpol yet (fail closed).
 	ReasonUnknown = "unknown"
+	// ReasonNoPod: an end of the packet is an IPv6 link-local or multicast
+	// address, which no pod set holds (see fixedChains).
+	ReasonNoPod = "nopod"
 )
 
 // VerdictDrop is the verdict of a dropped packet.
@@ -61,6 +64,7 @@ const VerdictDrop = "drop"
 var reasonText = map[string]string{
 	ReasonNoPolicy: "no policy allows it",
 	ReasonUnknown:  "pod not known yet",
+	ReasonNoPod:    "an IPv6 link-local or multicast address is no pod's",
 }
 
 // DropCause is what the NFLOG prefix of a drop rule says: made only of

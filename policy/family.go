@@ -11,7 +11,7 @@ import (
 func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	c.sets = map[string]*ipt.Set{}
 	c.seen = map[string]map[string]bool{}
-	chains := fixedChains(f)
+	chains := c.fixedChains(f)
 
 	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
 	if f == ipt.IPv6 {
@@ -63,7 +63,7 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 // a Service, hairpinned on its bridge port): "a pod's traffic to itself is
 // never blocked", so it leaves netpol before any group or DENY set is looked
 // at (see ipt.SameAddress for how the kernel compares the two).
-func fixedChains(f ipt.Family) []ipt.Chain {
+func (c *compiler) fixedChains(f ipt.Family) []ipt.Chain {
 	path := func(name string) ipt.Chain {
 		return ipt.Chain{Name: name, Rules: []ipt.Rule{
 			{Verdict: ipt.Jump(ChainEgress)},
@@ -110,18 +110,18 @@ func fixedChains(f ipt.Family) []ipt.Chain {
 		// link-local address (IPv4-only pods too) and any pod may join a
 		// group, no set holds either, so they would reach an isolated pod
 		// past every group chain.
-		ll := func(dir ipt.Dir) ipt.Rule {
-			return ipt.Rule{
-				Matches: []ipt.Match{ipt.SetMatch{Set: noPodSet, Dir: dir}},
-				Comment: "link-local and multicast addresses are in no pod set: fail closed",
-				Verdict: ipt.Jump(ipt.Drop),
-			}
+		ll := func(dir ipt.Dir, d Direction) []ipt.Rule {
+			return c.dropRules([]ipt.Match{ipt.SetMatch{Set: noPodSet, Dir: dir}},
+				DropCause{Direction: d, Verdict: VerdictDrop, Reason: ReasonNoPod},
+				"link-local and multicast addresses are in no pod set: fail closed")
 		}
-		chains[0].Rules = slices.Insert(chains[0].Rules, 1, ipt.Rule{
+		rules := append([]ipt.Rule{{
 			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
 			Comment: "IPv6 neighbour discovery, router messages and MLD",
 			Verdict: ipt.Jump(ipt.Return),
-		}, ll(ipt.Src), ll(ipt.Dst))
+		}}, ll(ipt.Src, Egress)...)
+		rules = append(rules, ll(ipt.Dst, Ingress)...)
+		chains[0].Rules = slices.Insert(chains[0].Rules, 1, rules...)
 	}
 	return chains
 }
