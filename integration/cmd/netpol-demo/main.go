@@ -73,6 +73,9 @@ func demo() error {
 	if err := s.sync(); err != nil {
 		return err
 	}
+	if err := s.status(); err != nil {
+		return err
+	}
 	agent, err := s.startDropLog()
 	if err != nil {
 		return err
@@ -235,4 +238,16 @@ func ourRules(save string) []string {
 
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+// status prints which version of each NetworkPolicy is in force on the
+// node and when the kernel committed it (`netpol-agent status`).
+func (s *demoState) status() error {
+	out, err := s.n.RunAgent("status")
+	if err != nil {
+		return fmt.Errorf("netpol-agent status: %v\n%s", err, out)
+	}
+	fmt.Printf("In force on the node, and when it was realized (netpol-agent status --data-dir %s):\n\n%s\n\n",
+		s.n.DataDir, indent(strings.TrimSpace(string(out))))
+	return nil
 }
