@@ -20,17 +20,17 @@ import (
 )
 
 const (
-	pfChanges      = 20               // changes of each kind in row 6
-	pfChangeWait   = 2 * time.Minute  // a change not in the kernel by then fails the run
-	pfLoadedAdds   = 100              // ADD pairs of row 7, at most
-	pfLoadedFor    = 45 * time.Second // ... or for at most this long
-	pfRepairEvery  = "1s"             // the running agents' --repair-interval
+	pfChanges     = 20               // changes of each kind in row 6
+	pfChangeWait  = 2 * time.Minute  // a change not in the kernel by then fails the run
+	pfLoadedAdds  = 100              // ADD pairs of row 7, at most
+	pfLoadedFor   = 45 * time.Second // ... or for at most this long
+	pfRepairEvery = "1s"             // the running agents' --repair-interval
 	// pfPoll is the running agents' --poll: how often a manifest agent
 	// looks at its directory. Row 6 times a change from the file write to
 	// the kernel, so the default 200 ms poll would add ~100 ms of waiting
 	// to every change; 10 ms keeps the sync itself what is measured.
-	pfPoll = "10ms"
-	pfChangeEvery  = time.Second      // row 7: one label change this often
+	pfPoll         = "10ms"
+	pfChangeEvery  = time.Second // row 7: one label change this often
 	pfAgentStartIn = 2 * time.Minute
 	pfOncePairs    = 5 // row 5: each pair is six agent runs
 )
