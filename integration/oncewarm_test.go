@@ -73,7 +73,10 @@ func TestAgentOnceWarmRepairsDrift(t *testing.T) {
 		{"a stray chain of ours", func() { execIn(t, n, "iptables", "-w", "-N", "NETPOL-STRAY") }},
 		{"a stray set of ours", func() { execIn(t, n, "ipset", "create", "NETPOL4-STRAY", "hash:ip") }},
 		{"a set destroyed", func() {
-			execIn(t, n, "iptables", "-w", "-F", "NETPOL-INGRESS") // the set is in use by its rules
+			// The set is in use by the rules that dispatch to its group.
+			for _, ch := range []string{"NETPOL-INGRESS", "NETPOL-TI-0-1", "NETPOL-SCAN-I"} {
+				execIn(t, n, "iptables", "-w", "-F", ch)
+			}
 			execIn(t, n, "ipset", "destroy", group4)
 		}},
 		{"the index removed", func() {

@@ -32,7 +32,8 @@ const patchMaxPods = 256
 // snapshot restricted to the changed policies. The result is the same value
 // Compile returns (TestPatchIsCompile).
 func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot, atts []Attachment) (_ *Compiled, ok bool, err error) {
-	if prev == nil || last == nil || last.Node != next.Node || !sameNamespaces(last.Namespaces, next.Namespaces) {
+	if prev == nil || last == nil || last.Node != next.Node || last.Audit != next.Audit ||
+		!reflect.DeepEqual(last.DropLog, next.DropLog) || !sameNamespaces(last.Namespaces, next.Namespaces) {
 		return nil, false, nil
 	}
 	changed, ok := changedPods(last, next)
@@ -154,7 +155,9 @@ func changesLocal(last, next *Snapshot, changed map[string]bool) bool {
 // sameNamespaces reports whether a and b list the same namespaces with the
 // same labels, in the same order.
 func sameNamespaces(a, b []Namespace) bool {
-	return slices.EqualFunc(a, b, func(x, y Namespace) bool { return x.Name == y.Name && maps.Equal(x.Labels, y.Labels) })
+	return slices.EqualFunc(a, b, func(x, y Namespace) bool {
+		return x.Name == y.Name && x.Audit == y.Audit && maps.Equal(x.Labels, y.Labels)
+	})
 }
 
 // changedPods returns the keys of the pods added, removed or changed

@@ -190,3 +190,27 @@ func TestPatchIsCompile(t *testing.T) {
 	}
 	_ = corev1.ProtocolTCP
 }
+
+// TestPatchDeclinesAuditChanges: audit (a namespace's annotation, or the
+// node-wide flag) and the drop log settings change every group chain's
+// verdict, which Patch does not recompute; it must hand such a change back
+// to a whole compile rather than keep the old verdicts.
+func TestPatchDeclinesAuditChanges(t *testing.T) {
+	snap, atts := patchCluster()
+	prev, err := policy.Compile(snap, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := *snap
+	ns.Namespaces = slices.Clone(snap.Namespaces)
+	ns.Namespaces[0].Audit = true
+	node := *snap
+	node.Audit = true
+	logs := *snap
+	logs.DropLog = &policy.DropLog{Group: 7, Rate: 1, Burst: 1}
+	for name, next := range map[string]*policy.Snapshot{"namespace annotated": &ns, "node-wide --audit": &node, "drop log": &logs} {
+		if _, ok, err := policy.Patch(prev, snap, atts, next, atts); err != nil || ok {
+			t.Errorf("%s: Patch = ok %v, err %v; want it to decline", name, ok, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/netpol/netpol/policy"
 )
@@ -31,6 +32,18 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A snapshot temp is a leftover once it is older than the grace; a
+	// young one may be another agent's write in progress (written without
+	// the lock), and stays.
+	old := time.Now().Add(-2 * snapshotTempGrace)
+	if err := os.Chtimes(filepath.Join(s.Dir, ".snapshot.json.tmp-123"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	young := ".snapshot.json.tmp-456"
+	if err := os.WriteFile(filepath.Join(s.Dir, young), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, young)
 	if err := s.RemoveTemps(); err != nil {
 		t.Fatal(err)
 	}
