@@ -78,6 +78,17 @@ func (c *Cache) Stored() *state.ManifestCache {
 	return out
 }
 
+// Versions returns the version of every file of the last successful Load,
+// by name: "sha256:" and the first 16 hex digits of its content's SHA-256,
+// the hash Load already computed (no file is read again).
+func (c *Cache) Versions() map[string]string {
+	out := make(map[string]string, len(c.files))
+	for name, e := range c.files {
+		out[name] = "sha256:" + e.file.Sum[:min(16, len(e.file.Sum))]
+	}
+	return out
+}
+
 // Stats reports what the last Load did.
 func (c *Cache) Stats() Stats { return c.stats }
 

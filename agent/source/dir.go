@@ -54,9 +54,13 @@ func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
 	if when.IsZero() {
 		when = time.Now()
 	}
+	snap, err := d.cache.Load(d.Dir)
+	if err != nil {
+		return nil, err // noticed stays: the change is timed from when it was first seen
+	}
 	d.noticed = time.Time{}
-	d.noteChanges(fileHashes(d.Dir), when)
-	return d.cache.Load(d.Dir)
+	d.noteChanges(d.cache.Versions(), when)
+	return snap, nil
 }
 
 // Stats says what the last Load decoded and what it reused.
