@@ -172,3 +172,6 @@ func (c *Cluster) waitReady(limit time.Duration) error {
 	}
 	return errors.Join(errors.New("kube-apiserver not ready"), last)
 }
+
+// Dir is the cluster's work dir.
+func (c *Cluster) Dir() string { return c.cfg.Dir }

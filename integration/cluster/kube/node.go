@@ -74,6 +74,9 @@ func (c *Cluster) StartNode(limit time.Duration) error {
 			return err
 		}
 	}
+	if err := shadowSysctls(c.cfg.NS.Mount, filepath.Join(dir, "sysctl")); err != nil {
+		return err
+	}
 	if err := c.startKubelet(dir); err != nil {
 		return err
 	}
@@ -93,7 +96,7 @@ func (c *Cluster) startKubelet(dir string) error {
 		return err
 	}
 	conf := filepath.Join(dir, "kubelet.yaml")
-	text := fmt.Sprintf(kubeletConfig, "/netpol-"+c.cfg.NodeName, c.cfg.RuntimeEndpoint, c.cfg.NodeIP,
+	text := fmt.Sprintf(kubeletConfig, CgroupRoot(c.cfg.NodeName), c.cfg.RuntimeEndpoint, c.cfg.NodeIP,
 		c.pki.CertPath(), filepath.Join(dir, "pod-logs"), filepath.Join(dir, "volume-plugins"), resolv)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return err
