@@ -4,6 +4,7 @@
 #   make perf     the performance table of issue 10 (5-10 minutes)
 #   make demo     the seed policy on a demo node made of network namespaces
 #   make conformance FAMILY=ipv4|ipv6|dual NODES=1|3   one conformance mode
+#   make e2e      the upstream NetworkPolicy e2e suite on a real one-node cluster
 #   make install  put the plugin in /opt/cni/bin and the conflist in /etc/cni/net.d
 
 GO        ?= go
@@ -17,7 +18,7 @@ FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration differential demo deps bench perf install clean test-apiserver fuzz conformance
+.PHONY: all build test unit integration differential demo deps bench perf install clean test-apiserver fuzz conformance k8s-build e2e test-cluster
 
 all: build
 
@@ -113,3 +114,30 @@ clean:
 # it follow new requirements of the main module.
 test-apiserver: build deps
 	cd integration/apiserver && $(TEST_ENV) $(GO) test -mod=mod -count=1 -timeout 30m -v -run 'TestAPIServer' .
+
+# k8s-build builds the Kubernetes programs of integration/cluster (kubelet,
+# kube-proxy, control plane, etcd, agnhost, e2e.test) from source at the
+# version its go.mod pins, into K8S_CACHE, only when missing or stale.
+K8S_CACHE ?= $(CURDIR)/.cache/k8s
+CLUSTER_ENV := $(TEST_ENV) NETPOL_K8S_BIN=$(K8S_CACHE) NETPOL_REQUIRE_CLUSTER=1
+k8s-build:
+	@hack/k8s-build.sh "$(K8S_CACHE)"
+
+# e2e runs the upstream e2e suite (e2e.test built from
+# k8s.io/kubernetes/test/e2e, unmodified) focused on E2E_FOCUS (default:
+# every NetworkPolicy spec) against a real one-node cluster (containerd,
+# kubelet, kube-proxy, control plane; netpol installed by deploy/netpol.yaml)
+# and ends with the suite's own "Ran N of M Specs" line. Only the specs that
+# send SCTP traffic are skipped (this kernel has no SCTP).
+E2E_FOCUS ?= Netpol
+e2e: build deps k8s-build
+	@hack/cluster-deps.sh "$(CURDIR)/.cache/cluster"
+	cd integration/cluster && $(CLUSTER_ENV) NETPOL_E2E=1 NETPOL_E2E_FOCUS='$(E2E_FOCUS)' \
+		$(GO) test -mod=mod -count=1 -timeout 6h -v -run '^TestUpstreamNetpolE2E$$' .
+
+# test-cluster runs the real-node tests of integration/cluster but the
+# whole upstream suite: the control plane, the DaemonSet install and
+# uninstall on a kubelet-run node, and the runtime tests.
+test-cluster: build deps k8s-build
+	@hack/cluster-deps.sh "$(CURDIR)/.cache/cluster"
+	cd integration/cluster && $(CLUSTER_ENV) $(GO) test -mod=mod -count=1 -timeout 60m -v .
