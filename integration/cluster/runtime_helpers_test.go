@@ -288,3 +288,14 @@ func jsonString(s, key string) string {
 	}
 	return rest[1 : 1+j]
 }
+
+// reset forgets the calls recorded so far.
+func (r *recorder) reset(t *testing.T) {
+	t.Helper()
+	if err := os.RemoveAll(r.logDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(r.logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,10 +5,14 @@ package cluster_test
 // shipped CNI chain (bridge → netpol → portmap) itself.
 
 import (
+	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/netpol/netpol/integration/cluster/runtime"
 	"github.com/netpol/netpol/integration/node"
 )
 
@@ -32,5 +36,115 @@ func TestRuntimeRunsPod(t *testing.T) {
 	}
 	for _, c := range e.calls.Calls(t) {
 		t.Logf("CNI %s %s cniVersion=%s CNI_ARGS=%s", c.Plugin, c.Command, c.Version, c.Args)
+	}
+}
+
+// TestRuntimePolicyIsolatesPods: pods that containerd created are
+// isolated by a NetworkPolicy that netpol-agent applies from manifests, on
+// real TCP: prod/db admits only app=web; a pod no policy selects stays
+// open; removing the policy opens db again.
+func TestRuntimePolicyIsolatesPods(t *testing.T) {
+	e := newRuntimeEnv(t, runtimeOptions{})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "10-pods.yaml"), podsManifest("prod", map[string]string{
+		"db": "db", "web": "web", "other": "other",
+	}))
+	writeFile(t, filepath.Join(dir, "20-policy.yaml"), dbFromWebPolicy("prod"))
+	e.syncAgent(t, dir)
+
+	db := e.runPod(t, "prod", "db", map[string]string{"app": "db"})
+	web := e.runPod(t, "prod", "web", map[string]string{"app": "web"})
+	other := e.runPod(t, "prod", "other", map[string]string{"app": "other"})
+	for _, p := range []*runtime.Pod{db, other} {
+		srv, err := node.Serve(p.NetNS, p.IP, 8080)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+	}
+	expect := func(phase string, from, to *runtime.Pod, want bool) {
+		t.Helper()
+		if got := node.Probe(source(from), to.IP, "tcp", 8080, 2*time.Second); got != want {
+			t.Errorf("%s: %s -> %s:8080 reachable = %v, want %v", phase, from.Name, to.Name, got, want)
+		}
+	}
+	expect("policy", web, db, true)
+	expect("policy", other, db, false)
+	expect("policy", web, other, true) // no policy selects other
+	expect("policy", db, other, true)
+	if t.Failed() {
+		t.Logf("iptables of the node:\n%s", e.dump(t))
+		return
+	}
+
+	if err := os.Remove(filepath.Join(dir, "20-policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	e.syncAgent(t, dir)
+	expect("policy removed", other, db, true)
+}
+
+// TestRuntimeTeardownLeavesNothing: DEL from containerd itself (crictl
+// stopp, then rmp; and for a second pod, stopp/rmp after a containerd
+// restart) removes the pod's netpol record, its set memberships, its
+// host-local address, its veth and the runtime's netns pin: nothing is
+// left behind. The pod survives the restart and still serves.
+func TestRuntimeTeardownLeavesNothing(t *testing.T) {
+	e := newRuntimeEnv(t, runtimeOptions{})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "10-pods.yaml"), podsManifest("prod", map[string]string{"db": "db", "web": "web"}))
+	writeFile(t, filepath.Join(dir, "20-policy.yaml"), dbFromWebPolicy("prod"))
+	e.syncAgent(t, dir)
+	db := e.runPod(t, "prod", "db", map[string]string{"app": "db"})
+	web := e.runPod(t, "prod", "web", map[string]string{"app": "web"})
+
+	st := e.state(t)
+	for _, p := range []*runtime.Pod{db, web} {
+		if !st.has(p) {
+			t.Fatalf("after runp, pod %s is not fully set up: %s", p.Name, st)
+		}
+	}
+	if len(st.veths) != 2 || len(st.netns) != 2 {
+		t.Fatalf("after runp: %s; want 2 veths and 2 netns pins", st)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := e.rt.StopPod(ctx, db.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(t); st.any(db) || len(st.veths) != 1 || !st.has(web) {
+		t.Errorf("after stopp %s: %s; want nothing of db, web intact", db.Name, st)
+	}
+	if err := e.rt.RemovePod(ctx, db.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(t); st.any(db) || len(st.netns) != 1 || !st.has(web) {
+		t.Errorf("after rmp %s: %s; want nothing of db, web intact", db.Name, st)
+	}
+
+	e.calls.reset(t)
+	if err := e.rt.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.Calls(t); len(calls) != 0 {
+		t.Errorf("containerd restart made CNI calls %v; want none", calls)
+	}
+	srv, err := node.Serve(web.NetNS, web.IP, 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !node.Probe(e.node, web.IP, "tcp", 8080, 2*time.Second) {
+		t.Errorf("after the restart the node cannot reach pod %s", web.Name)
+	}
+	if err := e.rt.StopPod(ctx, web.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.RemovePod(ctx, web.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(t); !st.empty() {
+		t.Errorf("after stopp/rmp of every pod: %s; want nothing left", st)
 	}
 }

@@ -26,7 +26,12 @@ import (
 //     overlay whose upper layer is under the runtime's dir: reads see the
 //     machine's files, writes (libcni's cache in /var/lib/cni, a
 //     DaemonSet's /etc/cni/net.d, /opt/cni/bin, /var/lib/netpol) land in
-//     Dir/shadow/<dir>/upper and never reach the machine.
+//     Dir/shadow/<dir>/upper and never reach the machine;
+//   - finally every mount of the namespace is made shared again, within the
+//     namespace only (new peer groups, none shared with the machine), as on
+//     a systemd host: a pod's mountPropagation: HostToContainer volume
+//     (e.g. the DaemonSet's /var/run/netns) then sees the netns files the
+//     runtime mounts after the pod started.
 //
 // Then it execs `sleep infinity`: the holder keeps both namespaces alive
 // until Close kills it. Arguments: $1 = Dir, then the shadowed dirs.
@@ -44,6 +49,7 @@ for d in "$@"; do
   mkdir -p "$s/upper" "$s/work"
   mount -t overlay netpol-shadow -o "lowerdir=$d,upperdir=$s/upper,workdir=$s/work" "$d"
 done
+mount --make-rshared /
 exec sleep infinity
 `
 
