@@ -113,3 +113,16 @@ clean:
 # it follow new requirements of the main module.
 test-apiserver: build deps
 	cd integration/apiserver && $(TEST_ENV) $(GO) test -mod=mod -count=1 -timeout 30m -v -run 'TestAPIServer' .
+
+# image writes image archives into .cache/images/ without a registry or
+# docker (integration/cluster/image): netpol.tar (netpol:latest: both
+# binaries, iptables and ipset from Debian packages), netpol-pause.tar (the
+# pod sandbox image) and agnhost.tar (the upstream e2e suite's test server,
+# built from the Kubernetes source). Load one with
+# `ctr -n k8s.io images import FILE`. IMAGES picks some of them; AGNHOST
+# names a prebuilt static agnhost instead of building it.
+.PHONY: image
+IMAGES  ?= pause netpol agnhost
+AGNHOST ?=
+image:
+	cd integration/cluster && $(GO) run ./cmd/netpol-image -out $(CURDIR)/.cache/images $(if $(AGNHOST),-agnhost $(AGNHOST)) $(IMAGES)

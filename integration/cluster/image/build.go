@@ -30,6 +30,8 @@ type Builder struct {
 	// Cache holds archives (<Cache>/<name>.tar), rootfs trees
 	// (<Cache>/rootfs/<name>) and downloaded .debs (<Cache>/debs).
 	Cache string
+	// Debs is where downloaded .debs are kept (default <Cache>/debs).
+	Debs string
 	// Repo is the netpol repository root (default: found above the
 	// working directory).
 	Repo string
@@ -49,6 +51,9 @@ func (b *Builder) init() error {
 		if b.Repo, err = RepoRoot(); err != nil {
 			return err
 		}
+	}
+	if b.Debs == "" {
+		b.Debs = filepath.Join(b.Cache, "debs")
 	}
 	if b.Log == nil {
 		b.Log = func(string, ...any) {}
