@@ -99,7 +99,7 @@ func (b *Builder) Netpol(ctx context.Context) (string, error) {
 		}
 		out := filepath.Join(b.Cache, "bin", name)
 		b.Log("image: go build %s", pkg)
-		if err := GoBuild(ctx, b.Repo, pkg, out); err != nil {
+		if err := GoBuild(ctx, b.Repo, pkg, out, SmallFlags...); err != nil {
 			return "", err
 		}
 		if err := Files(bins, File{Src: out, Dst: "/usr/local/bin/" + name}); err != nil {
@@ -118,7 +118,9 @@ func (b *Builder) Netpol(ctx context.Context) (string, error) {
 // the static agnhost binary as /agnhost, entrypoint /agnhost, command
 // "pause", as upstream's image. bin is a prebuilt static agnhost (e.g.
 // from hack/k8s-build.sh); when empty it is built from
-// k8s.io/kubernetes/test/images/agnhost of the integration/cluster module.
+// k8s.io/kubernetes/test/images/agnhost of the integration/cluster module
+// with the same command as hack/k8s-build.sh (CGO_ENABLED=0, no other
+// flags, GOFLAGS=-mod=mod), so that the two share the Go build cache.
 func (b *Builder) Agnhost(ctx context.Context, bin string) (string, error) {
 	if err := b.init(); err != nil {
 		return "", err
@@ -126,7 +128,7 @@ func (b *Builder) Agnhost(ctx context.Context, bin string) (string, error) {
 	if bin == "" {
 		bin = filepath.Join(b.Cache, "bin", "agnhost")
 		b.Log("image: go build agnhost")
-		if err := GoBuild(ctx, filepath.Join(b.Repo, "integration", "cluster"), "k8s.io/kubernetes/test/images/agnhost", bin); err != nil {
+		if err := GoBuild(ctx, filepath.Join(b.Repo, "integration", "cluster"), "k8s.io/kubernetes/test/images/agnhost", bin, "-mod=mod"); err != nil {
 			return "", err
 		}
 	}
