@@ -115,11 +115,24 @@ clean:
 test-apiserver: build deps
 	cd integration/apiserver && $(TEST_ENV) $(GO) test -mod=mod -count=1 -timeout 30m -v -run 'TestAPIServer' .
 
+# image writes image archives into .cache/images/ without a registry or
+# docker (integration/cluster/image): netpol.tar (netpol:latest: both
+# binaries, iptables and ipset from Debian packages), netpol-pause.tar (the
+# pod sandbox image) and agnhost.tar (the upstream e2e suite's test server,
+# built from the Kubernetes source). Load one with
+# `ctr -n k8s.io images import FILE`. IMAGES picks some of them; AGNHOST
+# names a prebuilt static agnhost instead of building it.
+.PHONY: image
+IMAGES  ?= pause netpol agnhost
+AGNHOST ?=
+image:
+	cd integration/cluster && $(GO) run ./cmd/netpol-image -out $(CURDIR)/.cache/images $(if $(AGNHOST),-agnhost $(AGNHOST)) $(IMAGES)
+
 # k8s-build builds the Kubernetes programs of integration/cluster (kubelet,
 # kube-proxy, control plane, etcd, agnhost, e2e.test) from source at the
 # version its go.mod pins, into K8S_CACHE, only when missing or stale.
 K8S_CACHE ?= $(CURDIR)/.cache/k8s
-CLUSTER_ENV := $(TEST_ENV) NETPOL_K8S_BIN=$(K8S_CACHE) NETPOL_REQUIRE_CLUSTER=1
+CLUSTER_ENV := $(TEST_ENV) NETPOL_K8S_BIN=$(K8S_CACHE) NETPOL_AGNHOST=$(K8S_CACHE)/agnhost NETPOL_REQUIRE_CLUSTER=1
 k8s-build:
 	@hack/k8s-build.sh "$(K8S_CACHE)"
 

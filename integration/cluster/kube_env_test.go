@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/netpol/netpol/integration/cluster/image"
 	"github.com/netpol/netpol/integration/cluster/kube"
 	crt "github.com/netpol/netpol/integration/cluster/runtime"
 )
@@ -80,7 +79,7 @@ func bringUp(t *testing.T) *nodeEnv {
 	if err != nil {
 		requireCluster(t, "container runtime: %v (run hack/cluster-deps.sh)", err)
 	}
-	images := imageArchives(t)
+	images := imageArchives(t, bin)
 	cni := cniDir(t)
 
 	n := newNodeNet(t)
@@ -95,7 +94,7 @@ func bringUp(t *testing.T) *nodeEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r, err := crt.Start(ctx, crt.Options{
-		Dir: t.TempDir(), NetNS: n.NS, BinDir: rtBin,
+		Dir: shortTempDir(t), NetNS: n.NS, BinDir: rtBin,
 		CNIBinDirs:   []string{"/opt/cni/bin", cni},
 		ConfDir:      "/etc/cni/net.d",
 		CgroupParent: kube.CgroupRoot(n.Name),
@@ -188,25 +187,17 @@ func (e *nodeEnv) podStates(t *testing.T, ns string) string {
 	return b.String()
 }
 
-// imageArchives builds (or finds in <repo>/.cache/images) the archives of
-// the pause, netpol and agnhost images.
-func imageArchives(t *testing.T) []string {
+// imageArchives are the pause, netpol and agnhost images (imageArchive:
+// make image's archives or built here), agnhost from bin when
+// $NETPOL_AGNHOST does not name one.
+func imageArchives(t *testing.T, bin string) []string {
 	t.Helper()
-	b := &image.Builder{Cache: filepath.Join(repoRoot(t), ".cache", "images")}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	var out []string
-	for _, build := range []func(context.Context) (string, error){b.Pause} {
-		a, err := build(ctx)
-		if err != nil {
-			requireCluster(t, "building image: %v", err)
+	if os.Getenv("NETPOL_AGNHOST") == "" {
+		if _, err := os.Stat(filepath.Join(bin, "agnhost")); err == nil {
+			t.Setenv("NETPOL_AGNHOST", filepath.Join(bin, "agnhost"))
 		}
-		out = append(out, a)
 	}
-	if tmp := os.Getenv("I13C_EXTRA_IMAGES"); tmp != "" {
-		out = append(out, strings.Fields(tmp)...)
-	}
-	return out
+	return []string{imageArchive(t, "pause"), imageArchive(t, "netpol"), imageArchive(t, "agnhost")}
 }
 
 // cniDir holds the reference CNI plugins (make deps): $NETPOL_CNI_PATH's

@@ -55,30 +55,55 @@ func requireRuntimeDeps(t *testing.T) {
 }
 
 var (
-	pauseOnce    sync.Once
-	pauseArchive string
-	pauseErr     error
+	imagesMu sync.Mutex
+	archives = map[string]string{}
 )
 
-// pauseImage builds the pause image archive once per test binary, into
-// <repo>/.cache/images (where make image writes it too).
-func pauseImage(t *testing.T) string {
+// imageFiles are the archives make image writes, by image.
+var imageFiles = map[string]string{"pause": "netpol-pause.tar", "netpol": "netpol.tar", "agnhost": "agnhost.tar"}
+
+// imageArchive returns the archive of an image ("pause", "netpol" or
+// "agnhost"): from $NETPOL_IMAGE_DIR when set (make image's output, built
+// once for all tests), else built once per test binary into
+// <repo>/.cache/images (agnhost from $NETPOL_AGNHOST when set).
+func imageArchive(t *testing.T, which string) string {
 	t.Helper()
-	pauseOnce.Do(func() {
-		root, err := image.RepoRoot()
-		if err != nil {
-			pauseErr = err
-			return
-		}
-		b := &image.Builder{Cache: filepath.Join(root, ".cache", "images")}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		pauseArchive, pauseErr = b.Pause(ctx)
-	})
-	if pauseErr != nil {
-		t.Fatalf("pause image: %v", pauseErr)
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if a, ok := archives[which]; ok {
+		return a
 	}
-	return pauseArchive
+	if dir := os.Getenv("NETPOL_IMAGE_DIR"); dir != "" {
+		a := filepath.Join(dir, imageFiles[which])
+		if _, err := os.Stat(a); err != nil {
+			t.Fatalf("NETPOL_IMAGE_DIR: %v (make image)", err)
+		}
+		archives[which] = a
+		return a
+	}
+	root, err := image.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &image.Builder{Cache: filepath.Join(root, ".cache", "images"), Log: t.Logf}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var a string
+	switch which {
+	case "pause":
+		a, err = b.Pause(ctx)
+	case "netpol":
+		a, err = b.Netpol(ctx)
+	case "agnhost":
+		a, err = b.Agnhost(ctx, os.Getenv("NETPOL_AGNHOST"))
+	default:
+		err = fmt.Errorf("unknown image %q", which)
+	}
+	if err != nil {
+		t.Fatalf("building the %s image: %v", which, err)
+	}
+	archives[which] = a
+	return a
 }
 
 // runtimeEnv is a node with containerd on it.
@@ -103,7 +128,7 @@ type runtimeOptions struct {
 func newRuntimeEnv(t *testing.T, o runtimeOptions) *runtimeEnv {
 	t.Helper()
 	requireRuntimeDeps(t)
-	archive := pauseImage(t)
+	archive := imageArchive(t, "pause")
 	shipped, err := node.RepoFile("10-policy.conflist")
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +161,17 @@ func newRuntimeEnv(t *testing.T, o runtimeOptions) *runtimeEnv {
 		t.Fatalf("importing the pause image: %v", err)
 	}
 	return &runtimeEnv{node: n, rt: rt, calls: calls}
+}
+
+// importImage imports one of the images (imageArchive) into the runtime.
+func (e *runtimeEnv) importImage(t *testing.T, which string) {
+	t.Helper()
+	archive := imageArchive(t, which)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := e.rt.Import(ctx, archive); err != nil {
+		t.Fatalf("importing %s: %v", archive, err)
+	}
 }
 
 // shortTempDir is a temp dir with a short path: containerd's socket path

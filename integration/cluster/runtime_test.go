@@ -6,9 +6,13 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +151,76 @@ func TestRuntimeTeardownLeavesNothing(t *testing.T) {
 	if st := e.state(t); !st.empty() {
 		t.Errorf("after stopp/rmp of every pod: %s; want nothing left", st)
 	}
+}
+
+// TestRuntimeCloseAfterCrash: when containerd dies with pods running (as
+// after a failed test), Close still leaves nothing: the shims and the
+// pods' processes are killed, the pods' network namespaces (and so their
+// veths) vanish, and the cgroups runc made are removed.
+func TestRuntimeCloseAfterCrash(t *testing.T) {
+	e := newRuntimeEnv(t, runtimeOptions{})
+	pods := []*runtime.Pod{
+		e.runPod(t, "default", "a", nil),
+		e.runPod(t, "default", "b", nil),
+	}
+	pids := []int{e.rt.PID()}
+	for _, p := range pods {
+		pids = append(pids, p.PID)
+		if pp := parentPID(t, p.PID); pp > 1 {
+			pids = append(pids, pp) // the pod's shim
+		}
+	}
+	if err := syscall.Kill(e.rt.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && alive(pids[0]); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	holder := e.rt.HolderPID
+	if err := e.rt.Close(); err != nil {
+		t.Fatalf("Close after containerd's crash: %v", err)
+	}
+	for _, pid := range append(pids, holder) {
+		if alive(pid) {
+			t.Errorf("pid %d (%s) still alive after Close", pid, comm(pid))
+		}
+	}
+	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.rt.CgroupParent); len(cgs) > 0 {
+		t.Errorf("cgroups left after Close: %v", cgs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := e.node.Exec(ctx, "ip", "-o", "link", "show", "type", "veth"); err != nil || len(out) > 0 {
+		t.Errorf("veths left on the node after Close: %q (%v)", out, err)
+	}
+}
+
+// parentPID reads a process's parent pid from /proc/PID/stat.
+func parentPID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	pp, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pp
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
 }

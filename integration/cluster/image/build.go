@@ -30,6 +30,8 @@ type Builder struct {
 	// Cache holds archives (<Cache>/<name>.tar), rootfs trees
 	// (<Cache>/rootfs/<name>) and downloaded .debs (<Cache>/debs).
 	Cache string
+	// Debs is where downloaded .debs are kept (default <Cache>/debs).
+	Debs string
 	// Repo is the netpol repository root (default: found above the
 	// working directory).
 	Repo string
@@ -49,6 +51,9 @@ func (b *Builder) init() error {
 		if b.Repo, err = RepoRoot(); err != nil {
 			return err
 		}
+	}
+	if b.Debs == "" {
+		b.Debs = filepath.Join(b.Cache, "debs")
 	}
 	if b.Log == nil {
 		b.Log = func(string, ...any) {}
@@ -76,7 +81,7 @@ func (b *Builder) Pause(ctx context.Context) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(b.Cache, "bin", "netpol-pause")
-	if err := GoBuild(ctx, filepath.Join(b.Repo, "integration", "cluster"), "./cmd/netpol-pause", bin); err != nil {
+	if err := GoBuild(ctx, filepath.Join(b.Repo, "integration", "cluster"), "./cmd/netpol-pause", bin, SmallFlags...); err != nil {
 		return "", err
 	}
 	if err := Files(root, File{Src: bin, Dst: "/pause"}); err != nil {
@@ -87,12 +92,17 @@ func (b *Builder) Pause(ctx context.Context) (string, error) {
 	return out, BuildAndWrite(out, Spec{Ref: PauseRef, Layers: []string{root}, Entrypoint: []string{"/pause"}})
 }
 
-// GoBuild builds a static binary: CGO_ENABLED=0 go build -trimpath
-// -ldflags="-s -w" -o out pkg, run in dir (the module to build from).
-func GoBuild(ctx context.Context, dir, pkg, out string) error {
+// SmallFlags are the go build flags of our own binaries in the images
+// (deploy/Dockerfile's): no file paths, no symbol table.
+var SmallFlags = []string{"-trimpath", "-ldflags=-s -w"}
+
+// GoBuild builds a static binary: CGO_ENABLED=0 go build FLAGS -o out
+// pkg, run in dir (the module to build from).
+func GoBuild(ctx context.Context, dir, pkg, out string, flags ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer

@@ -10,7 +10,7 @@
 //
 // Rootfs trees come from our own static binaries (Files) and from Debian
 // packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
-// (Debs, in deb.go).
+// (Closure, Download and Unpack in deb.go).
 package image
 
 import (

@@ -100,6 +100,20 @@ func (r *Runtime) Restart(ctx context.Context) error {
 	return r.startDaemon(ctx)
 }
 
+// running reports whether containerd was started and has not exited.
+func (r *Runtime) running() bool {
+	if r.daemon == nil {
+		return false
+	}
+	select {
+	case err := <-r.daemonDone:
+		r.daemonDone <- err
+		return false
+	default:
+		return true
+	}
+}
+
 // PID is containerd's process id (0 when stopped).
 func (r *Runtime) PID() int {
 	if r.daemon == nil {
@@ -112,7 +126,7 @@ func (r *Runtime) PID() int {
 // carries stderr. It runs in the test's own namespaces (the socket is a
 // file under Dir).
 func (r *Runtime) Crictl(ctx context.Context, args ...string) ([]byte, error) {
-	a := append([]string{"--runtime-endpoint", r.Endpoint, "--image-endpoint", r.Endpoint, "--timeout", "60s"}, args...)
+	a := append([]string{"--config", r.CrictlConfig()}, args...)
 	return run(ctx, filepath.Join(r.BinDir, "crictl"), a...)
 }
 

@@ -51,15 +51,8 @@ func (r *Runtime) RunPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 			},
 		},
 	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	file := r.path("pods", spec.Namespace+"_"+spec.Name+".json")
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(file, b, 0o644); err != nil {
+	file := r.podConfigFile(spec.Namespace, spec.Name)
+	if err := writeJSON(file, cfg); err != nil {
 		return nil, err
 	}
 	out, err := r.Crictl(ctx, "runp", file)
@@ -133,4 +126,85 @@ func (r *Runtime) PodIDs(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return strings.Fields(string(out)), nil
+}
+
+// podConfigFile is where RunPod keeps a pod's sandbox config (crictl
+// create needs it again).
+func (r *Runtime) podConfigFile(namespace, name string) string {
+	return r.path("pods", namespace+"_"+name+".json")
+}
+
+func writeJSON(file string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
+}
+
+// ContainerSpec is what a test sets of a CRI ContainerConfig.
+type ContainerSpec struct {
+	Name    string
+	Image   string   // an imported image, e.g. image.AgnhostRef
+	Command []string // replaces the image's entrypoint when set
+	Args    []string // replaces the image's command when set
+	Env     []string // KEY=VALUE
+	// Capabilities are added to the runtime's default set (e.g.
+	// NET_ADMIN, as the DaemonSet's agent has).
+	Capabilities []string
+}
+
+// RunContainer creates and starts a container in a pod that RunPod made
+// (crictl create, crictl start) and returns its id. Its output goes to
+// Dir/pods/<namespace>_<name>/<container>.log (crictl logs reads it).
+func (r *Runtime) RunContainer(ctx context.Context, p *Pod, spec ContainerSpec) (string, error) {
+	var env []map[string]string
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env = append(env, map[string]string{"key": k, "value": v})
+	}
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": spec.Name},
+		"image":    map[string]any{"image": spec.Image},
+		"command":  spec.Command, "args": spec.Args, "envs": env,
+		"log_path": spec.Name + ".log",
+		"linux": map[string]any{"security_context": map[string]any{
+			"capabilities": map[string]any{"add_capabilities": spec.Capabilities},
+		}},
+	}
+	file := r.path("pods", p.Namespace+"_"+p.Name+"."+spec.Name+".json")
+	if err := writeJSON(file, cfg); err != nil {
+		return "", err
+	}
+	out, err := r.Crictl(ctx, "create", p.ID, file, r.podConfigFile(p.Namespace, p.Name))
+	if err != nil {
+		return "", err
+	}
+	id := strings.TrimSpace(string(out))
+	if _, err := r.Crictl(ctx, "start", id); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// ContainerState returns a container's state (CONTAINER_RUNNING,
+// CONTAINER_EXITED, ...) and exit code (crictl inspect).
+func (r *Runtime) ContainerState(ctx context.Context, id string) (string, int, error) {
+	out, err := r.Crictl(ctx, "inspect", "--output", "json", id)
+	if err != nil {
+		return "", 0, err
+	}
+	var v struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return "", 0, fmt.Errorf("crictl inspect %s: %w", id, err)
+	}
+	return v.Status.State, v.Status.ExitCode, nil
 }

@@ -152,6 +152,10 @@ func newRuntime(opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(r.ConfDir, 0o755); err != nil {
 		return nil, err
 	}
+	crictl := fmt.Sprintf("runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n", r.Endpoint, r.Endpoint)
+	if err := os.WriteFile(r.CrictlConfig(), []byte(crictl), 0o644); err != nil {
+		return nil, err
+	}
 	if opts.Conflist != nil {
 		if err := os.WriteFile(filepath.Join(r.ConfDir, "10-policy.conflist"), opts.Conflist, 0o644); err != nil {
 			return nil, err
@@ -219,6 +223,10 @@ func (r *Runtime) path(elem ...string) string {
 	return filepath.Join(append([]string{r.Dir}, elem...)...)
 }
 
+// CrictlConfig is a crictl config file for this runtime
+// (crictl --config FILE ...).
+func (r *Runtime) CrictlConfig() string { return r.path("crictl.yaml") }
+
 // NetNSPath is the node's network namespace as the holder holds it.
 func (r *Runtime) NetNSPath() string { return fmt.Sprintf("/proc/%d/ns/net", r.HolderPID) }
 
@@ -245,12 +253,15 @@ func (r *Runtime) Command(ctx context.Context, name string, args ...string) *exe
 }
 
 // Close tears the runtime down (see the package doc); it is safe to call
-// twice and after a failed Start.
+// twice, after a failed Start, and after containerd died (then no DEL
+// reaches the chain: the pods' processes are killed and their namespaces
+// vanish with them).
 func (r *Runtime) Close() error {
 	var errs []error
-	if r.daemon != nil {
+	if r.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		if _, err := r.Crictl(ctx, "rmp", "--all", "--force"); err != nil {
+		// A containerd that died meanwhile leaves its pods to killNamespace.
+		if _, err := r.Crictl(ctx, "rmp", "--all", "--force"); err != nil && r.running() {
 			errs = append(errs, fmt.Errorf("removing pods: %w", err))
 		}
 		cancel()
