@@ -31,12 +31,7 @@ func TestDaemonSetInstallsNetpol(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	rbac := manifest(t, "rbac.yaml")
-	ds := manifest(t, "netpol.yaml")
-	if err := c.Create(ctx, append(append([]runtime.Object{}, rbac...), ds...)); err != nil {
-		t.Fatal(err)
-	}
-	waitDaemonSet(t, env, "netpol", 3*time.Minute)
+	rbac, ds := installNetpol(t, env)
 	if conf := env.conflist(t); !strings.Contains(conf, `"type": "netpol"`) && !strings.Contains(conf, `"type":"netpol"`) {
 		t.Fatalf("install-cni did not chain netpol into the node's conflist:\n%s", conf)
 	}
@@ -70,15 +65,21 @@ func TestDaemonSetInstallsNetpol(t *testing.T) {
 		t.Fatalf("policy enforced but no NETPOL chain in the node's iptables-save:\n%s", s)
 	}
 
-	uninstall(t, env, rbac, ds)
+	un := uninstall(t, env, ds)
 	// netpol is gone: the policies are no longer enforced by anyone.
 	waitReach(t, nodeNS, ip["other"], ip["server"], "server", true, 30*time.Second)
+	// The header's "rollout status ds/netpol-uninstall", then its last step.
+	waitDaemonSet(t, env, "netpol-uninstall", 2*time.Minute)
+	if err := c.Delete(ctx, append(append([]runtime.Object{}, un...), rbac...)); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, env, "app.kubernetes.io/name=netpol-uninstall", 2*time.Minute)
 }
 
 // uninstall follows deploy/uninstall.yaml's header: delete netpol.yaml,
-// apply uninstall.yaml, wait for its pod, delete it and rbac.yaml; then it
-// checks for residue.
-func uninstall(t *testing.T, env *nodeEnv, rbac, ds []runtime.Object) {
+// apply uninstall.yaml; once its init containers (the uninstall itself)
+// have succeeded it checks for residue. It returns uninstall.yaml's objects.
+func uninstall(t *testing.T, env *nodeEnv, ds []runtime.Object) []runtime.Object {
 	t.Helper()
 	c := env.Cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -91,11 +92,7 @@ func uninstall(t *testing.T, env *nodeEnv, rbac, ds []runtime.Object) {
 	if err := c.Create(ctx, un); err != nil {
 		t.Fatal(err)
 	}
-	waitDaemonSet(t, env, "netpol-uninstall", 3*time.Minute)
-	if err := c.Delete(ctx, append(append([]runtime.Object{}, un...), rbac...)); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, env, "app.kubernetes.io/name=netpol-uninstall", 2*time.Minute)
+	waitInitDone(t, env, "app.kubernetes.io/name=netpol-uninstall", 3*time.Minute)
 
 	for _, cmd := range [][]string{{"iptables-nft-save"}, {"ip6tables-nft-save"}, {"iptables-legacy-save"}, {"ip6tables-legacy-save"}, {"ipset", "list"}} {
 		if out := env.exec(t, cmd[0], cmd[1:]...); strings.Contains(out, "NETPOL") {
@@ -114,6 +111,7 @@ func uninstall(t *testing.T, env *nodeEnv, rbac, ds []runtime.Object) {
 	if _, err := os.Stat(filepath.Join(env.BinDir, "netpol")); err != nil {
 		t.Errorf("uninstall.yaml promises the plugin stays in /opt/cni/bin: %v", err)
 	}
+	return un
 }
 
 // manifest decodes deploy/NAME, every container's image pull policy set to
@@ -191,6 +189,42 @@ func waitGone(t *testing.T, env *nodeEnv, selector string, limit time.Duration) 
 		}
 		if time.Now().After(deadline) || i > 1000 {
 			t.Fatalf("pods %s still there after %s: %v; pods: %s", selector, limit, err, env.podStates(t, "kube-system"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitInitDone polls until the one kube-system pod matching selector has
+// run every init container to exit 0; an init container that failed fails
+// the test at once.
+func waitInitDone(t *testing.T, env *nodeEnv, selector string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		l, err := env.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		cancel()
+		if err == nil && len(l.Items) == 1 {
+			p := l.Items[0]
+			done := len(p.Status.InitContainerStatuses) == len(p.Spec.InitContainers)
+			for _, st := range p.Status.InitContainerStatuses {
+				term := st.State.Terminated
+				if term == nil {
+					term = st.LastTerminationState.Terminated
+				}
+				if term != nil && term.ExitCode != 0 {
+					t.Fatalf("%s: init container %s exited %d: %s %s", p.Name, st.Name, term.ExitCode, term.Reason, term.Message)
+				}
+				if st.State.Terminated == nil {
+					done = false
+				}
+			}
+			if done {
+				return
+			}
+		}
+		if time.Now().After(deadline) || i > 1000 {
+			t.Fatalf("init containers of %s not done after %s: %v; pods: %s", selector, limit, err, env.podStates(t, "kube-system"))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
