@@ -188,10 +188,20 @@ func TestRuntimeCloseAfterCrash(t *testing.T) {
 	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.rt.CgroupParent); len(cgs) > 0 {
 		t.Errorf("cgroups left after Close: %v", cgs)
 	}
+	// The kernel destroys a network namespace, and the veth in it, in a
+	// work queue after its last user is gone: wait for that (at most 10 s).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := e.node.Exec(ctx, "ip", "-o", "link", "show", "type", "veth"); err != nil || len(out) > 0 {
-		t.Errorf("veths left on the node after Close: %q (%v)", out, err)
+	var out []byte
+	var err error
+	for i := 0; i < 100; i++ {
+		if out, err = e.node.Exec(ctx, "ip", "-o", "link", "show", "type", "veth"); err != nil || len(out) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || len(out) > 0 {
+		t.Errorf("veths left on the node 10 s after Close: %q (%v)", out, err)
 	}
 }
 
