@@ -126,3 +126,16 @@ IMAGES  ?= pause netpol agnhost
 AGNHOST ?=
 image:
 	cd integration/cluster && $(GO) run ./cmd/netpol-image -out $(CURDIR)/.cache/images $(if $(AGNHOST),-agnhost $(AGNHOST)) $(IMAGES)
+
+# test-runtime runs netpol under a real containerd (integration/cluster:
+# TestRuntime*, and the image package's tests): it installs runc and builds
+# containerd, its shim, ctr and crictl into .cache/cluster when missing,
+# builds the images once (make image), and fails instead of skipping when
+# anything is missing (NETPOL_REQUIRE_CLUSTER=1).
+CLUSTER_BIN := $(CURDIR)/.cache/cluster
+.PHONY: test-runtime
+test-runtime: build deps
+	@hack/cluster-deps.sh "$(CLUSTER_BIN)"
+	$(MAKE) --no-print-directory image
+	cd integration/cluster && $(TEST_ENV) NETPOL_CLUSTER_BIN=$(CLUSTER_BIN) NETPOL_IMAGE_DIR=$(CURDIR)/.cache/images \
+		NETPOL_REQUIRE_CLUSTER=1 $(GO) test -count=1 -p 1 -timeout 20m -v -run 'TestRuntime|TestBuildWriteReadBack|TestNetpolToolsClosure' . ./image
