@@ -119,6 +119,8 @@ type runtimeEnv struct {
 type runtimeOptions struct {
 	// cniVersion, when set, replaces the shipped conflist's cniVersion.
 	cniVersion string
+	// confDir, when set, is the runtime's CNI conf dir.
+	confDir string
 }
 
 // newRuntimeEnv makes a node from the shipped 10-policy.conflist
@@ -144,7 +146,7 @@ func newRuntimeEnv(t *testing.T, o runtimeOptions) *runtimeEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rt, err := runtime.Start(ctx, runtime.Options{
-		Dir: filepath.Join(dir, "rt"), NetNS: n.NetNSPath, Conflist: conflist,
+		Dir: filepath.Join(dir, "rt"), NetNS: n.NetNSPath, Conflist: conflist, ConfDir: o.confDir,
 		CNIBinDirs: append([]string{calls.dir}, n.CNIPath...),
 	})
 	if err != nil {
