@@ -18,6 +18,8 @@ func (r *Runtime) config() string {
 	w("version = 4")
 	w("root = %s", q(r.path("root")))
 	w("state = %s", q(r.path("state")))
+	// No drop-ins from the machine's /etc/containerd/conf.d.
+	w("imports = []")
 	w("disabled_plugins = [%s, %s]", q("io.containerd.nri.v1.nri"), q("io.containerd.internal.v1.tracing"))
 	w("[plugins.'io.containerd.server.v1.grpc']\n  address = %s", q(r.Socket))
 	w("[plugins.'io.containerd.server.v1.ttrpc']\n  address = %s", q(r.Socket+".ttrpc"))
