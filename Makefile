@@ -133,9 +133,11 @@ image:
 # builds the images once (make image), and fails instead of skipping when
 # anything is missing (NETPOL_REQUIRE_CLUSTER=1).
 CLUSTER_BIN := $(CURDIR)/.cache/cluster
+CONTAINERD_VERSION := v2.4.2
+CRI_TOOLS_VERSION  := v1.37.0
 .PHONY: test-runtime
 test-runtime: build deps
-	@hack/cluster-deps.sh "$(CLUSTER_BIN)"
+	@hack/cluster-deps.sh "$(CLUSTER_BIN)" "$(CONTAINERD_VERSION)" "$(CRI_TOOLS_VERSION)"
 	$(MAKE) --no-print-directory image
 	cd integration/cluster && $(TEST_ENV) NETPOL_CLUSTER_BIN=$(CLUSTER_BIN) NETPOL_IMAGE_DIR=$(CURDIR)/.cache/images \
 		NETPOL_REQUIRE_CLUSTER=1 $(GO) test -count=1 -p 1 -timeout 20m -v -run 'TestRuntime|TestBuildWriteReadBack|TestNetpolToolsClosure' . ./image
