@@ -140,4 +140,4 @@ test-runtime: build deps
 	@hack/cluster-deps.sh "$(CLUSTER_BIN)" "$(CONTAINERD_VERSION)" "$(CRI_TOOLS_VERSION)"
 	$(MAKE) --no-print-directory image
 	cd integration/cluster && $(TEST_ENV) NETPOL_CLUSTER_BIN=$(CLUSTER_BIN) NETPOL_IMAGE_DIR=$(CURDIR)/.cache/images \
-		NETPOL_REQUIRE_CLUSTER=1 $(GO) test -count=1 -p 1 -timeout 20m -v -run 'TestRuntime|TestBuildWriteReadBack|TestNetpolToolsClosure' . ./image
+		NETPOL_REQUIRE_CLUSTER=1 $(GO) test -count=1 -p 1 -timeout 20m -v -run 'TestRuntime|TestBuildWriteReadBack|TestMissingLibraries|TestNetpolToolsClosure' . ./image
