@@ -18,7 +18,7 @@ FLANNEL_CNI_VERSION := v0.9.1
 CNI_PATH  := $(CNI_CACHE):$(BIN)
 TEST_ENV  := NETPOL_CNI_PATH=$(CNI_PATH) NETPOL_BIN_DIR=$(BIN)
 
-.PHONY: all build test unit integration differential demo deps bench perf install clean test-apiserver fuzz conformance k8s-build e2e test-cluster
+.PHONY: all build test unit integration differential demo deps bench perf install clean test-apiserver fuzz conformance k8s-build e2e test-cluster cluster-images
 
 all: build
 
@@ -128,11 +128,27 @@ AGNHOST ?=
 image:
 	cd integration/cluster && $(GO) run ./cmd/netpol-image -out $(CURDIR)/.cache/images $(if $(AGNHOST),-agnhost $(AGNHOST)) $(IMAGES)
 
+# test-runtime runs netpol under a real containerd (integration/cluster:
+# TestRuntime*, and the image package's tests): it installs runc and builds
+# containerd, its shim, ctr and crictl into .cache/cluster when missing,
+# builds the images once (make image), and fails instead of skipping when
+# anything is missing (NETPOL_REQUIRE_CLUSTER=1).
+CLUSTER_BIN := $(CURDIR)/.cache/cluster
+CONTAINERD_VERSION := v2.4.2
+CRI_TOOLS_VERSION  := v1.37.0
+.PHONY: test-runtime
+test-runtime: build deps
+	@hack/cluster-deps.sh "$(CLUSTER_BIN)" "$(CONTAINERD_VERSION)" "$(CRI_TOOLS_VERSION)"
+	$(MAKE) --no-print-directory image
+	cd integration/cluster && $(TEST_ENV) NETPOL_CLUSTER_BIN=$(CLUSTER_BIN) NETPOL_IMAGE_DIR=$(CURDIR)/.cache/images \
+		NETPOL_REQUIRE_CLUSTER=1 $(GO) test -count=1 -p 1 -timeout 20m -v -run 'TestRuntime|TestBuildWriteReadBack|TestMissingLibraries|TestNetpolToolsClosure' . ./image
+
 # k8s-build builds the Kubernetes programs of integration/cluster (kubelet,
 # kube-proxy, control plane, etcd, agnhost, e2e.test) from source at the
 # version its go.mod pins, into K8S_CACHE, only when missing or stale.
 K8S_CACHE ?= $(CURDIR)/.cache/k8s
-CLUSTER_ENV := $(TEST_ENV) NETPOL_K8S_BIN=$(K8S_CACHE) NETPOL_AGNHOST=$(K8S_CACHE)/agnhost NETPOL_REQUIRE_CLUSTER=1
+CLUSTER_ENV := $(TEST_ENV) NETPOL_K8S_BIN=$(K8S_CACHE) NETPOL_CLUSTER_BIN=$(CLUSTER_BIN) \
+	NETPOL_IMAGE_DIR=$(CURDIR)/.cache/images NETPOL_REQUIRE_CLUSTER=1
 k8s-build:
 	@hack/k8s-build.sh "$(K8S_CACHE)"
 
@@ -147,14 +163,19 @@ E2E_FOCUS ?= Netpol
 # direction (about 10 minutes here, the node's start included); make test
 # runs it: make e2e E2E_FOCUS='$(E2E_SLICE)'.
 E2E_SLICE := Netpol API|default-deny-all|based on PodSelector and NamespaceSelector|ingress access on one named port|except clause while egress|allowing SCTP, even|UDP should support a .default-deny-ingress|policy based on Ports|denying of egress traffic on the client side|ingress access from updated pod|deny egress from pods based on PodSelector
-e2e: build deps k8s-build
-	@hack/cluster-deps.sh "$(CURDIR)/.cache/cluster"
+e2e: build deps k8s-build cluster-images
 	cd integration/cluster && $(CLUSTER_ENV) NETPOL_E2E=1 NETPOL_E2E_FOCUS='$(E2E_FOCUS)' \
 		$(GO) test -mod=mod -count=1 -timeout 6h -v -run '^TestUpstreamNetpolE2E$$' .
 
-# test-cluster runs the real-node tests of integration/cluster but the
-# whole upstream suite: the control plane, the DaemonSet install and
-# uninstall on a kubelet-run node, and the runtime tests.
-test-cluster: build deps k8s-build
-	@hack/cluster-deps.sh "$(CURDIR)/.cache/cluster"
-	cd integration/cluster && $(CLUSTER_ENV) $(GO) test -mod=mod -count=1 -timeout 60m -v .
+# test-cluster runs the kubelet-node tests of integration/cluster: the
+# control plane alone, and the DaemonSet's install, policy on real traffic
+# and uninstall (zero residue) on a node the kubelet runs.
+test-cluster: build deps k8s-build cluster-images
+	cd integration/cluster && $(CLUSTER_ENV) $(GO) test -mod=mod -count=1 -timeout 30m -v \
+		-run 'TestControlPlaneServesPods|TestDaemonSetInstallsNetpol|TestDecodeDeployManifests' . ./kube
+
+# cluster-images: the runtime's programs and the images (agnhost from
+# k8s-build's cache), each only when missing or stale.
+cluster-images: k8s-build
+	@hack/cluster-deps.sh "$(CLUSTER_BIN)" "$(CONTAINERD_VERSION)" "$(CRI_TOOLS_VERSION)"
+	$(MAKE) --no-print-directory image AGNHOST=$(K8S_CACHE)/agnhost

@@ -19,6 +19,11 @@ fi
 
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
+# Binaries of other versions (a bumped pin) are rebuilt.
+stamp="containerd=$containerd_version cri-tools=$critools_version"
+if [ "$(cat "$cache/.versions" 2>/dev/null)" != "$stamp" ]; then
+  rm -f "$cache/containerd" "$cache/containerd-shim-runc-v2" "$cache/ctr" "$cache/crictl"
+fi
 # The build flags of a release are not needed here: the CRI plugin is part
 # of containerd's default build, and cgo is only used for optional
 # snapshotters (btrfs) that the tests do not use.
@@ -32,3 +37,4 @@ if [ ! -x "$cache/crictl" ]; then
   echo "cluster-deps: go install crictl@$critools_version"
   GOBIN="$cache" GOFLAGS= go install "sigs.k8s.io/cri-tools/cmd/crictl@$critools_version"
 fi
+echo "$stamp" >"$cache/.versions"

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,8 @@ type runtimeEnv struct {
 type runtimeOptions struct {
 	// cniVersion, when set, replaces the shipped conflist's cniVersion.
 	cniVersion string
+	// confDir, when set, is the runtime's CNI conf dir.
+	confDir string
 }
 
 // newRuntimeEnv makes a node from the shipped 10-policy.conflist
@@ -143,7 +146,7 @@ func newRuntimeEnv(t *testing.T, o runtimeOptions) *runtimeEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rt, err := runtime.Start(ctx, runtime.Options{
-		Dir: filepath.Join(dir, "rt"), NetNS: n.NetNSPath, Conflist: conflist,
+		Dir: filepath.Join(dir, "rt"), NetNS: n.NetNSPath, Conflist: conflist, ConfDir: o.confDir,
 		CNIBinDirs: append([]string{calls.dir}, n.CNIPath...),
 	})
 	if err != nil {
@@ -175,10 +178,13 @@ func (e *runtimeEnv) importImage(t *testing.T, which string) {
 }
 
 // shortTempDir is a temp dir with a short path: containerd's socket path
-// must fit a unix socket address (108 bytes).
+// must fit a unix socket address (108 bytes). Its name carries the test
+// process's pid so that sweepRuntimeDirs can remove it if the process is
+// killed before its cleanup runs.
 func shortTempDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "np-rt-")
+	sweepRuntimeDirs(t)
+	dir, err := os.MkdirTemp("", fmt.Sprintf("np-rt-%d-", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,5 +339,25 @@ func (r *recorder) reset(t *testing.T) {
 	}
 	if err := os.MkdirAll(r.logDir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sweepRuntimeDirs removes the runtime dirs (shortTempDir) of test
+// processes that are gone, after runtime.Sweep has killed what ran in them.
+func sweepRuntimeDirs(t *testing.T) {
+	t.Helper()
+	if removed, err := runtime.Sweep(); err != nil || len(removed) > 0 {
+		t.Logf("swept runtimes of dead test processes: %v (errors: %v)", removed, err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "np-rt-*-*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.Split(filepath.Base(d), "-")[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			t.Logf("removing %s of dead test process %d", d, pid)
+			_ = os.RemoveAll(d)
+		}
 	}
 }

@@ -188,10 +188,20 @@ func TestRuntimeCloseAfterCrash(t *testing.T) {
 	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.rt.CgroupParent); len(cgs) > 0 {
 		t.Errorf("cgroups left after Close: %v", cgs)
 	}
+	// The kernel destroys a network namespace, and the veth in it, in a
+	// work queue after its last user is gone: wait for that (at most 10 s).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := e.node.Exec(ctx, "ip", "-o", "link", "show", "type", "veth"); err != nil || len(out) > 0 {
-		t.Errorf("veths left on the node after Close: %q (%v)", out, err)
+	var out []byte
+	var err error
+	for i := 0; i < 100; i++ {
+		if out, err = e.node.Exec(ctx, "ip", "-o", "link", "show", "type", "veth"); err != nil || len(out) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || len(out) > 0 {
+		t.Errorf("veths left on the node 10 s after Close: %q (%v)", out, err)
 	}
 }
 
@@ -223,4 +233,32 @@ func alive(pid int) bool {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
+}
+
+// TestRuntimeConfDirInOverlay: a conf dir under a shadowed directory
+// (as /etc/cni/net.d is for the DaemonSet) is created and written inside
+// the runtime's mount namespace only: containerd reads the conflist there
+// and a pod gets its address, while the machine's /etc stays untouched. A
+// conf dir that would be the machine's is refused.
+func TestRuntimeConfDirInOverlay(t *testing.T) {
+	confDir := fmt.Sprintf("/etc/netpol-rt-test-%d/net.d", os.Getpid())
+	e := newRuntimeEnv(t, runtimeOptions{confDir: confDir})
+	p := e.runPod(t, "default", "overlay", nil)
+	if _, err := os.Stat(filepath.Join(e.rt.HostPath(confDir), "10-policy.conflist")); err != nil {
+		t.Errorf("conflist inside the runtime's mount namespace: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(confDir)); !os.IsNotExist(err) {
+		t.Errorf("the machine's %s: %v; want it not to exist", filepath.Dir(confDir), err)
+	}
+	t.Logf("pod %s got %s with the conflist in %s", p.Name, p.IP, confDir)
+
+	_, err := runtime.Start(context.Background(), runtime.Options{
+		Dir: t.TempDir(), NetNS: e.node.NetNSPath, CNIBinDirs: e.node.CNIPath, ConfDir: "/srv/netpol-rt-test/net.d",
+	})
+	if err == nil || !strings.Contains(err.Error(), "/srv/netpol-rt-test/net.d") {
+		t.Errorf("Start with a conf dir of the machine: %v; want a refusal naming it", err)
+	}
+	if _, err := os.Stat("/srv/netpol-rt-test"); !os.IsNotExist(err) {
+		t.Errorf("/srv/netpol-rt-test: %v; want it not to exist", err)
+	}
 }

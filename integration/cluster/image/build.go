@@ -99,12 +99,24 @@ var SmallFlags = []string{"-trimpath", "-ldflags=-s -w"}
 // GoBuild builds a static binary: CGO_ENABLED=0 go build FLAGS -o out
 // pkg, run in dir (the module to build from).
 func GoBuild(ctx context.Context, dir, pkg, out string, flags ...string) error {
+	return goBuild(ctx, dir, pkg, out, []string{"CGO_ENABLED=0"}, flags)
+}
+
+// GoBuildShared builds with the environment's cgo setting (cgo on where a
+// C compiler is): the configuration hack/k8s-build.sh builds the kubelet
+// and e2e.test with, so that the Go build cache of the Kubernetes tree is
+// shared instead of compiled a second time. The binary may need glibc.
+func GoBuildShared(ctx context.Context, dir, pkg, out string, flags ...string) error {
+	return goBuild(ctx, dir, pkg, out, nil, flags)
+}
+
+func goBuild(ctx context.Context, dir, pkg, out string, env, flags []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -35,27 +35,14 @@ var alternatives = map[string]string{
 	"ip6tables": "ip6tables-nft", "ip6tables-save": "ip6tables-nft-save", "ip6tables-restore": "ip6tables-nft-restore",
 }
 
-// NetpolTools unpacks NetpolPackages and their closure into the rootfs tree <Cache>/rootfs/netpol-tools, adds the
-// alternatives links, checks NetpolToolChecks in it and returns its path
-// and the packages it holds (.debs are kept in Builder.Debs).
+// NetpolTools unpacks NetpolPackages and their closure into the rootfs
+// tree <Cache>/rootfs/netpol-tools, adds the alternatives links, checks
+// that every library is there (MissingLibraries) and runs
+// NetpolToolChecks chrooted in it. It returns the tree and the packages
+// it holds (.debs are kept in Builder.Debs).
 func (b *Builder) NetpolTools(ctx context.Context) (string, []string, error) {
-	if err := b.init(); err != nil {
-		return "", nil, err
-	}
-	pkgs, err := Closure(ctx, NetpolPackages...)
+	root, pkgs, err := b.debRootfs(ctx, "netpol-tools", NetpolPackages)
 	if err != nil {
-		return "", nil, err
-	}
-	b.Log("image: netpol tools from %s", strings.Join(pkgs, " "))
-	debs, err := Download(ctx, b.Debs, pkgs)
-	if err != nil {
-		return "", nil, err
-	}
-	root, err := b.rootfs("netpol-tools")
-	if err != nil {
-		return "", nil, err
-	}
-	if err := Unpack(ctx, root, debs); err != nil {
 		return "", nil, err
 	}
 	for name, target := range alternatives {
@@ -63,12 +50,50 @@ func (b *Builder) NetpolTools(ctx context.Context) (string, []string, error) {
 			return "", nil, err
 		}
 	}
-	for _, c := range NetpolToolChecks {
-		if _, err := RunIn(ctx, root, c...); err != nil {
-			return "", nil, fmt.Errorf("netpol tools: %w", err)
-		}
+	if err := checkRootfs(ctx, root, NetpolToolChecks); err != nil {
+		return "", nil, fmt.Errorf("netpol tools: %w", err)
 	}
 	return root, pkgs, nil
+}
+
+// debRootfs makes the rootfs tree <Cache>/rootfs/<name> of pkgs and their
+// Depends closure, downloaded into Builder.Debs.
+func (b *Builder) debRootfs(ctx context.Context, name string, pkgs []string) (string, []string, error) {
+	if err := b.init(); err != nil {
+		return "", nil, err
+	}
+	closure, err := Closure(ctx, pkgs...)
+	if err != nil {
+		return "", nil, err
+	}
+	b.Log("image: %s from %s", name, strings.Join(closure, " "))
+	debs, err := Download(ctx, b.Debs, closure)
+	if err != nil {
+		return "", nil, err
+	}
+	root, err := b.rootfs(name)
+	if err != nil {
+		return "", nil, err
+	}
+	return root, closure, Unpack(ctx, root, debs)
+}
+
+// checkRootfs fails unless every ELF file in root finds its libraries
+// there and each check program exits 0 chrooted in it.
+func checkRootfs(ctx context.Context, root string, checks [][]string) error {
+	missing, _, err := MissingLibraries(root)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("libraries missing in %s: %s", root, strings.Join(missing, "; "))
+	}
+	for _, c := range checks {
+		if _, err := RunIn(ctx, root, c...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RunIn runs a program chrooted in the rootfs tree root, in new network
@@ -114,13 +139,19 @@ func (b *Builder) Netpol(ctx context.Context) (string, error) {
 	})
 }
 
+// AgnhostPackages are the Debian packages under a dynamically linked
+// agnhost (with their Depends closure): glibc, for libc.so.6, libresolv
+// and the loader.
+var AgnhostPackages = []string{"libc6"}
+
 // Agnhost builds the agnhost image (AgnhostRef) into <Cache>/agnhost.tar:
-// the static agnhost binary as /agnhost, entrypoint /agnhost, command
-// "pause", as upstream's image. bin is a prebuilt static agnhost (e.g.
-// from hack/k8s-build.sh); when empty it is built from
-// k8s.io/kubernetes/test/images/agnhost of the integration/cluster module
-// with the same command as hack/k8s-build.sh (CGO_ENABLED=0, no other
-// flags, GOFLAGS=-mod=mod), so that the two share the Go build cache.
+// /agnhost, entrypoint /agnhost, command "pause", as upstream's image.
+// bin is a prebuilt agnhost (e.g. hack/k8s-build.sh's); when empty it is
+// built from k8s.io/kubernetes/test/images/agnhost of the
+// integration/cluster module with GoBuildShared (hack/k8s-build.sh's
+// settings, sharing its Go build cache). A dynamically linked agnhost gets
+// AgnhostPackages in the same layer; the build checks its libraries and
+// runs `/agnhost --help` chrooted in the tree.
 func (b *Builder) Agnhost(ctx context.Context, bin string) (string, error) {
 	if err := b.init(); err != nil {
 		return "", err
@@ -128,16 +159,28 @@ func (b *Builder) Agnhost(ctx context.Context, bin string) (string, error) {
 	if bin == "" {
 		bin = filepath.Join(b.Cache, "bin", "agnhost")
 		b.Log("image: go build agnhost")
-		if err := GoBuild(ctx, filepath.Join(b.Repo, "integration", "cluster"), "k8s.io/kubernetes/test/images/agnhost", bin, "-mod=mod"); err != nil {
+		if err := GoBuildShared(ctx, filepath.Join(b.Repo, "integration", "cluster"), "k8s.io/kubernetes/test/images/agnhost", bin, "-mod=mod"); err != nil {
 			return "", err
 		}
 	}
-	root, err := b.rootfs("agnhost")
+	dynamic, err := isDynamic(bin)
+	if err != nil {
+		return "", err
+	}
+	var root string
+	if dynamic {
+		root, _, err = b.debRootfs(ctx, "agnhost", AgnhostPackages)
+	} else {
+		root, err = b.rootfs("agnhost")
+	}
 	if err != nil {
 		return "", err
 	}
 	if err := Files(root, File{Src: bin, Dst: "/agnhost"}); err != nil {
 		return "", err
+	}
+	if err := checkRootfs(ctx, root, [][]string{{"/agnhost", "--help"}}); err != nil {
+		return "", fmt.Errorf("agnhost image: %w", err)
 	}
 	out := filepath.Join(b.Cache, "agnhost.tar")
 	b.Log("image: writing %s (%s)", out, AgnhostRef)

@@ -6,20 +6,23 @@ import (
 	"strings"
 )
 
-// config renders containerd's config.toml (version 3, containerd 2.x) for
+// config renders containerd's config.toml (version 4, containerd 2.4) for
 // the runtime: every path under r.Dir, the CRI plugin on the given CNI
 // conf dir and bin dirs, runc with cgroupfs, the sandbox image pinned, and
-// no plugin that would write outside r.Dir (opt, NRI, CDI dirs).
+// no plugin that would write outside r.Dir (opt, NRI; CDI spec dirs
+// moved into it).
 func (r *Runtime) config() string {
 	q := strconv.Quote
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("version = 3")
+	w("version = 4")
 	w("root = %s", q(r.path("root")))
 	w("state = %s", q(r.path("state")))
+	// No drop-ins from the machine's /etc/containerd/conf.d.
+	w("imports = []")
 	w("disabled_plugins = [%s, %s]", q("io.containerd.nri.v1.nri"), q("io.containerd.internal.v1.tracing"))
-	w("[grpc]\n  address = %s", q(r.Socket))
-	w("[ttrpc]\n  address = %s", q(r.Socket+".ttrpc"))
+	w("[plugins.'io.containerd.server.v1.grpc']\n  address = %s", q(r.Socket))
+	w("[plugins.'io.containerd.server.v1.ttrpc']\n  address = %s", q(r.Socket+".ttrpc"))
 	w("[debug]\n  level = %s", q(r.opts.LogLevel))
 	w("[plugins.'io.containerd.internal.v1.opt']\n  path = %s", q(r.path("opt")))
 	w("[plugins.'io.containerd.grpc.v1.cri']")
@@ -34,7 +37,6 @@ func (r *Runtime) config() string {
 	// Root here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj
 	// below the parent's, so containerd must clamp it.
 	w("  restrict_oom_score_adj = true")
-	w("  enable_cdi = false")
 	w("  cdi_spec_dirs = [%s]", q(r.path("cdi")))
 	w("  [plugins.'io.containerd.cri.v1.runtime'.cni]")
 	w("    conf_dir = %s", q(r.ConfDir))

@@ -54,7 +54,10 @@ type Options struct {
 	BinDir string
 	// CNIBinDirs are searched for CNI plugins (required).
 	CNIBinDirs []string
-	// ConfDir is the CRI plugin's CNI conf dir (default Dir/net.d).
+	// ConfDir is the CRI plugin's CNI conf dir, as seen inside the
+	// runtime's mount namespace (default Dir/net.d). It must be under Dir
+	// or under a shadowed dir (e.g. /etc/cni/net.d); Start creates it
+	// there. From outside, read it through HostPath(ConfDir).
 	ConfDir string
 	// Conflist, when set, is written to ConfDir/10-policy.conflist.
 	Conflist []byte
@@ -103,12 +106,18 @@ func Start(ctx context.Context, opts Options) (_ *Runtime, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := Sweep(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
 		}
 	}()
 	if err := r.startHolder(); err != nil {
+		return nil, err
+	}
+	if err := r.writeConfDir(); err != nil {
 		return nil, err
 	}
 	if r.CgroupParent == "" {
@@ -141,6 +150,9 @@ func newRuntime(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("runc: %w (hack/cluster-deps.sh installs it)", err)
 	}
 	setDefaults(&opts, dir)
+	if !filepath.IsAbs(opts.ConfDir) {
+		return nil, fmt.Errorf("runtime: ConfDir %q is not absolute", opts.ConfDir)
+	}
 	r := &Runtime{
 		Dir: dir, Socket: filepath.Join(dir, "containerd.sock"), ConfDir: opts.ConfDir,
 		BinDir: opts.BinDir, CgroupParent: opts.CgroupParent, opts: opts, runc: runc,
@@ -149,19 +161,43 @@ func newRuntime(opts Options) (*Runtime, error) {
 	if len(r.Socket) > 100 {
 		return nil, fmt.Errorf("runtime dir %q: socket path %q is too long for a unix socket", dir, r.Socket)
 	}
-	if err := os.MkdirAll(r.ConfDir, 0o755); err != nil {
+	if !r.private(r.ConfDir) {
+		return nil, fmt.Errorf("runtime: ConfDir %q is neither under Dir nor under a shadowed dir %v: it would be the machine's", r.ConfDir, opts.Shadow)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	crictl := fmt.Sprintf("runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 60\n", r.Endpoint, r.Endpoint)
 	if err := os.WriteFile(r.CrictlConfig(), []byte(crictl), 0o644); err != nil {
 		return nil, err
 	}
-	if opts.Conflist != nil {
-		if err := os.WriteFile(filepath.Join(r.ConfDir, "10-policy.conflist"), opts.Conflist, 0o644); err != nil {
-			return nil, err
+	return r, nil
+}
+
+// private reports whether path p, as seen inside the runtime's mount
+// namespace, is the runtime's own: under Dir, or under a shadowed dir.
+func (r *Runtime) private(p string) bool {
+	for _, d := range append([]string{r.Dir}, r.opts.Shadow...) {
+		if p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
+			return true
 		}
 	}
-	return r, nil
+	return false
+}
+
+// writeConfDir creates ConfDir and writes Options.Conflist into it, as
+// seen inside the runtime's mount namespace (through HostPath): a ConfDir
+// such as /etc/cni/net.d lands in the /etc overlay, never in the machine's
+// /etc.
+func (r *Runtime) writeConfDir() error {
+	dir := r.HostPath(r.ConfDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if r.opts.Conflist == nil {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(dir, "10-policy.conflist"), r.opts.Conflist, 0o644)
 }
 
 func setDefaults(o *Options, dir string) {
