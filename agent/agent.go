@@ -88,6 +88,9 @@ type Agent struct {
 	// Only the goroutine that syncs uses them.
 	last    *applied
 	written *policy.Snapshot
+	// commits counts the syncs that changed the kernel (Run: a read-back
+	// that overlapped one cannot tell drift from that sync's change).
+	commits uint64
 
 	// DropLog, when set, is how the rules log drops (stored in the
 	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
@@ -152,6 +155,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	compiled, err = a.commit(ctx, snap, reconcile, compiled, records{stamp, atts}, &res)
 	unlock()
 	res.Held = time.Since(locked)
+	a.commits++ // a failed commit may have changed the kernel too
 	if err != nil {
 		a.Kernel.Forget()
 		a.last = nil
@@ -275,43 +279,6 @@ func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
 		}
 	}
 	return r
-}
-
-// Drift compares the kernel with what snap (the snapshot last synced, held
-// by the run loop: no need to decode snapshot.json again) and the pod
-// records call for, and returns the differences (empty when the kernel is
-// as desired). It takes no lock: ADD and DEL go on while it compiles (or
-// reuses the last committed state) and reads the kernel back. A record
-// added or removed meanwhile can make a difference that is none; so when
-// the records changed during the read-back it reports nothing, and the
-// next check looks again.
-func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
-	snap = a.withDropLog(a.nodeWide(snap))
-	stamp, atts, err := a.records()
-	if err != nil {
-		return nil, err
-	}
-	compiled, err := a.compile(snap, atts)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for i := range compiled.Rulesets {
-		if a.ipv6Off && compiled.Rulesets[i].Family == ipt.IPv6 {
-			continue
-		}
-		d, err := a.Kernel.Diff(ctx, &compiled.Rulesets[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d...)
-	}
-	if len(out) > 0 {
-		if now, err := a.Store.RecordsStamp(); err != nil || now != stamp {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // attachments loads the pod records; each one found unusable has been
