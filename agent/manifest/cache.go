@@ -25,8 +25,11 @@ const racyWindow = 2 * time.Second
 // modification time and inode are those of the last Load (and it was read
 // well after it was last modified), or else when its content has the same
 // SHA-256 as the file of that name last decoded (or seeded). The files that
-// did change are decoded in parallel. The snapshot is made of every file's
-// objects in name order and validated whole on every Load, as by Load.
+// did change are decoded in parallel, each document of theirs only when its
+// bytes changed. The snapshot is made of every file's objects in name
+// order; a Load validates the pods and policies of the files it decoded,
+// and the namespaces and the uniqueness of names of the whole, which is
+// what policy.ValidateSnapshot would find (validate).
 type Cache struct {
 	node  string
 	files map[string]*cached // by file name, as of the last successful Load
