@@ -220,6 +220,9 @@ func (p *pfBench) live(b *testing.B) []pfRow {
 	}
 	var label, pol [2][]float64
 	for i := range pfChanges {
+		if !p.rows[6] {
+			break
+		}
 		for k := range 2 {
 			j := (i + k) % 2
 			label[j] = append(label[j], pfLabelChange(b, nodes[j], ms[j], want[j]))
@@ -229,10 +232,14 @@ func (p *pfBench) live(b *testing.B) []pfRow {
 			pol[j] = append(pol[j], pfPolicyChange(b, nodes[j], ms[j]))
 		}
 	}
-	rows := []pfRow{
-		{name: "6a running agent: label change to the sets, large vs small", unit: "ms", side: label[0], base: label[1], percents: true},
-		{name: "6b running agent: policy change to the rules, large vs small", unit: "ms", side: pol[0], base: pol[1], percents: true},
-		p.loadedAdd(b),
+	var rows []pfRow
+	if p.rows[6] {
+		rows = append(rows,
+			pfRow{name: "6a running agent: label change to the sets, large vs small", unit: "ms", side: label[0], base: label[1], percents: true},
+			pfRow{name: "6b running agent: policy change to the rules, large vs small", unit: "ms", side: pol[0], base: pol[1], percents: true})
+	}
+	if p.rows[7] {
+		rows = append(rows, p.loadedAdd(b))
 	}
 	// Let the last change of row 7 land before SIGTERM, then note (not
 	// fail on) an agent that does not stop in time.
