@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/netpol/netpol/agent/health"
@@ -88,6 +89,12 @@ type Agent struct {
 	// Only the goroutine that syncs uses them.
 	last    *applied
 	written *policy.Snapshot
+	// WriteBehind: the snapshot is written after the sync returns, beside
+	// the caller (Run sets it; see snapshotWriter); writer does it, and
+	// writeFailed says a write failed, so that the next sync writes again.
+	WriteBehind bool
+	writer      snapshotWriter
+	writeFailed atomic.Bool
 	// commits counts the syncs that changed the kernel (Run: a read-back
 	// that overlapped one cannot tell drift from that sync's change).
 	commits uint64
@@ -166,8 +173,13 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if res.InForce {
 		a.written = snap // the stored snapshot is snap already (inForce)
 	}
+	if a.writeFailed.Swap(false) {
+		a.written = nil // write it again
+	}
 	if a.written != snap {
-		if err := a.Store.WriteSnapshot(snap); err != nil {
+		if a.WriteBehind {
+			a.writer.write(a, snap)
+		} else if err := a.Store.WriteSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
 		}
 		a.written = snap

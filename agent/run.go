@@ -31,6 +31,11 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 		opts.Debounce = 20 * time.Millisecond
 	}
 	l := &loop{a: a, src: src}
+	if !a.WriteBehind {
+		a.WriteBehind = true
+		defer func() { a.WriteBehind = false }()
+	}
+	defer a.writer.flush() // the last snapshot is stored when Run returns
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
