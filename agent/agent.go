@@ -138,6 +138,7 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 // the lock is released: the plugin does not read it on ADD or DEL.
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
+	src := snap
 	snap = a.withDropLog(a.nodeWide(snap))
 	var res health.SyncResult
 	stamp, atts, err := a.records()
@@ -168,6 +169,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		a.last = nil
 		return health.SyncResult{}, err
 	}
+	a.last.src = src
 	phase := time.Now()
 	committed := phase
 	if res.InForce {

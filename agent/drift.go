@@ -34,13 +34,16 @@ type driftCheck struct {
 // last commit, the families in use); only the goroutine that syncs calls
 // it.
 func (a *Agent) prepareDrift(snap *policy.Snapshot) (*driftCheck, error) {
+	src := snap
 	snap = a.withDropLog(a.nodeWide(snap))
 	stamp, atts, err := a.records()
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := a.compile(snap, atts)
-	if err != nil {
+	var compiled *policy.Compiled
+	if l := a.last; l != nil && l.src == src && sameAttachments(l.atts, atts) {
+		compiled = l.compiled // what the last sync of src committed
+	} else if compiled, err = a.compile(snap, atts); err != nil {
 		return nil, err
 	}
 	d := &driftCheck{stamp: stamp}
