@@ -2,6 +2,7 @@ package agent
 
 import (
 	"sync"
+	"time"
 
 	"github.com/netpol/netpol/policy"
 )
@@ -9,8 +10,10 @@ import (
 // snapshotWriter writes the snapshot after the sync that committed it,
 // beside the run loop, so that the loop goes on to the next change while
 // a 10,000-pod snapshot is encoded and written (tens of milliseconds).
-// One write runs at a time; a snapshot handed over while one runs replaces
-// any not written yet, so the last one handed over is the last written.
+// One write runs at a time, and one at most every writeBehindEvery: a
+// snapshot handed over before then replaces any not written yet, so a burst
+// of changes costs one write, and the last one handed over is the last
+// written.
 //
 // A crash before the write leaves the snapshot of an earlier sync, as a
 // crash between the commit and a synchronous write did: nothing reads it
@@ -22,8 +25,13 @@ type snapshotWriter struct {
 	mu      sync.Mutex
 	pending *policy.Snapshot
 	running bool
-	idle    *sync.Cond // signalled when running turns false
+	idle    *sync.Cond    // signalled when running turns false
+	hurry   chan struct{} // closed by flush: write now
+	last    time.Time     // when the last write started
 }
+
+// writeBehindEvery is the shortest time between two snapshot writes.
+const writeBehindEvery = time.Second
 
 // write hands snap over; write(a, snap) runs in the background.
 func (w *snapshotWriter) write(a *Agent, snap *policy.Snapshot) {
@@ -34,14 +42,26 @@ func (w *snapshotWriter) write(a *Agent, snap *policy.Snapshot) {
 		return
 	}
 	w.running = true
-	go w.run(a)
+	if w.hurry == nil {
+		w.hurry = make(chan struct{})
+	}
+	go w.run(a, w.hurry)
 }
 
 // run writes the pending snapshots until none is left.
-func (w *snapshotWriter) run(a *Agent) {
+func (w *snapshotWriter) run(a *Agent, hurry <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.pending != nil {
+		if wait := time.Until(w.last.Add(writeBehindEvery)); wait > 0 {
+			w.mu.Unlock()
+			select {
+			case <-time.After(wait):
+			case <-hurry:
+			}
+			w.mu.Lock()
+		}
+		w.last = time.Now()
 		snap := w.pending
 		w.pending = nil
 		w.mu.Unlock()
@@ -64,6 +84,10 @@ func (w *snapshotWriter) flush() {
 	defer w.mu.Unlock()
 	if w.idle == nil {
 		w.idle = sync.NewCond(&w.mu)
+	}
+	if w.running {
+		close(w.hurry)
+		w.hurry = nil
 	}
 	for w.running {
 		w.idle.Wait()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -53,5 +54,20 @@ func TestWriteBehindCrashIsRewritten(t *testing.T) {
 	again, k := newAgent()
 	if res, err := again.Sync(ctx, newer); err != nil || !res.InForce || k.count() != 0 {
 		t.Errorf("with the snapshot stored: in force %v, %d applies, %v; want in force, no apply", res.InForce, k.count(), err)
+	}
+}
+
+// A burst of snapshots handed to the writer leaves the last one stored once
+// flush returns, however many of the others were skipped.
+func TestWriteBehindLastWins(t *testing.T) {
+	st := state.New(t.TempDir())
+	a := &Agent{Store: st, Log: slog.New(slog.DiscardHandler)}
+	for i := range 50 {
+		a.writer.write(a, snapshot(fmt.Sprintf("ns%d", i)))
+	}
+	a.writer.flush()
+	got, err := st.ReadSnapshot()
+	if err != nil || got.Namespaces[0].Name != "ns49" {
+		t.Fatalf("stored %v, %v; want the last snapshot handed over (ns49)", got, err)
 	}
 }
