@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,8 +41,11 @@ func BenchmarkManifestChange(b *testing.B) {
 	ctx := context.Background()
 	var load, sync [2][]time.Duration
 	var drift []time.Duration
+	trace := &bnTrace{}
+	cmds := [2]map[string][]time.Duration{{}, {}}
 	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
-		a := &agent.Agent{Store: st, Kernel: &ipt.Runner{Timeout: time.Minute}, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Minute}
+		a := &agent.Agent{Store: st, Kernel: &ipt.Runner{Timeout: time.Minute, Trace: trace.add}, Log: slog.New(slog.DiscardHandler),
+			LockTimeout: time.Minute}
 		src := &source.DirSource{Dir: m.dir, Node: bnNodeName, Store: st}
 		step := func(k int) error {
 			start := time.Now()
@@ -55,9 +60,13 @@ func BenchmarkManifestChange(b *testing.B) {
 			if _, err := a.Sync(ctx, snap); err != nil {
 				return err
 			}
+			took := trace.reset()
 			if k >= 0 {
 				load[k] = append(load[k], loaded.Sub(start))
 				sync[k] = append(sync[k], time.Since(loaded))
+				for c, d := range took {
+					cmds[k][c] = append(cmds[k][c], d)
+				}
 			}
 			return nil
 		}
@@ -102,6 +111,9 @@ func BenchmarkManifestChange(b *testing.B) {
 			both = append(both, load[k][i]+sync[k][i])
 		}
 		log.add("%-7s load %s  sync %s  both %s (ms, min/median/max of %d)", name, bnSpread(load[k]), bnSpread(sync[k]), bnSpread(both), len(both))
+		for _, c := range slices.Sorted(maps.Keys(cmds[k])) {
+			log.add("%-7s   %-24s %3d×  %s", "", c, len(cmds[k][c]), bnSpread(cmds[k][c]))
+		}
 	}
 	bnReport(b, "manifest-change", log)
 }
