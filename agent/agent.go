@@ -324,6 +324,7 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 	if err := a.Kernel.Uninstall(ctx); err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
+	a.rz.written = nil // the realized file goes too
 	return a.Store.RemoveAll()
 }
 
