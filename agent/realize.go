@@ -96,7 +96,7 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 		now[key] = r
 		out.Policies = append(out.Policies, r)
 	}
-	a.rz.inForce, a.rz.policies, a.rz.versions = now, snap.Policies, versions
+	a.rz.inForce, a.rz.policies, a.rz.versions = now, slices.Clone(snap.Policies), versions
 	if a.rz.written != nil && slices.Equal(a.rz.written, out.Policies) {
 		return delays // the file holds it already
 	}
