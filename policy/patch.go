@@ -250,24 +250,46 @@ func findSet(sets []ipt.Set, name string) *ipt.Set {
 }
 
 // mergeMembers returns, sorted by entry, the members of old whose address
-// is not touched and the members of fresh whose address is.
+// is not touched and the members of fresh whose address is: old itself
+// when that is what it holds. old is sorted by entry, so the members of one
+// address are found by binary search (they sort together: an address is
+// followed by nothing or by ",", which sorts before any character of an
+// address or prefix), in time that grows with the touched addresses, not
+// with old.
 func mergeMembers(old, fresh []ipt.Member, touched map[string]bool) []ipt.Member {
-	addr := func(m ipt.Member) string { a, _, _ := strings.Cut(m.Entry, ","); return a }
-	var out []ipt.Member
-	i, j := 0, 0
-	for i < len(old) || j < len(fresh) {
-		switch {
-		case i < len(old) && touched[addr(old[i])]:
-			i++
-		case j < len(fresh) && !touched[addr(fresh[j])]:
-			j++
-		case j == len(fresh) || (i < len(old) && old[i].Entry <= fresh[j].Entry):
-			out = append(out, old[i])
-			i++
-		default:
-			out = append(out, fresh[j])
-			j++
+	var add []ipt.Member
+	for _, m := range fresh {
+		if touched[memberAddr(m)] {
+			add = append(add, m)
 		}
 	}
-	return out
+	drop := map[int]bool{}
+	for a := range touched {
+		i, _ := slices.BinarySearchFunc(old, a, func(m ipt.Member, a string) int { return strings.Compare(m.Entry, a) })
+		for ; i < len(old) && memberAddr(old[i]) == a; i++ {
+			drop[i] = true
+		}
+	}
+	switch {
+	case len(old)-len(drop)+len(add) == 0:
+		return nil // as an empty merge is
+	case len(drop) == 0 && len(add) == 0:
+		return old
+	}
+	out := make([]ipt.Member, 0, len(old)-len(drop)+len(add))
+	j := 0
+	for i := range old {
+		if drop[i] {
+			continue
+		}
+		for ; j < len(add) && add[j].Entry < old[i].Entry; j++ {
+			out = append(out, add[j])
+		}
+		out = append(out, old[i])
+	}
+	return append(out, add[j:]...)
 }
+
+// memberAddr is the address a set member is of: its entry up to the first
+// ",".
+func memberAddr(m ipt.Member) string { a, _, _ := strings.Cut(m.Entry, ","); return a }
