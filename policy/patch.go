@@ -50,7 +50,7 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	}
 	for _, s := range []*Snapshot{last, next} {
 		for i := range s.Pods {
-			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[p.Key()] {
+			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[refOf(p)] {
 				for _, ip := range p.IPs {
 					touched[ip] = true
 				}
@@ -61,13 +61,13 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	// cannot be told apart from the changed pod's.
 	for i := range next.Pods {
 		p := &next.Pods[i]
-		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[p.Key()] {
+		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[refOf(p)] {
 			return nil, false, nil
 		}
 	}
 	reduced := &Snapshot{Version: next.Version, Node: next.Node, Namespaces: next.Namespaces, Policies: next.Policies}
 	for i := range next.Pods {
-		if p := &next.Pods[i]; next.IsLocal(p) || changed[p.Key()] {
+		if p := &next.Pods[i]; next.IsLocal(p) || changed[refOf(p)] {
 			reduced.Pods = append(reduced.Pods, *p)
 		}
 	}
@@ -141,10 +141,10 @@ func samePolicies(last, next *Snapshot) bool {
 }
 
 // changesLocal reports whether a changed pod is this node's in last or next.
-func changesLocal(last, next *Snapshot, changed map[string]bool) bool {
+func changesLocal(last, next *Snapshot, changed map[podRef]bool) bool {
 	for _, s := range []*Snapshot{last, next} {
 		for i := range s.Pods {
-			if p := &s.Pods[i]; s.IsLocal(p) && changed[p.Key()] {
+			if p := &s.Pods[i]; s.IsLocal(p) && changed[refOf(p)] {
 				return true
 			}
 		}
@@ -160,12 +160,17 @@ func sameNamespaces(a, b []Namespace) bool {
 	})
 }
 
-// changedPods returns the keys of the pods added, removed or changed
-// between last and next; ok false when there are more than patchMaxPods.
-// Snapshots list their pods in the same order when few changed: those are
-// compared side by side, without building a map of either.
-func changedPods(last, next *Snapshot) (map[string]bool, bool) {
-	out := map[string]bool{}
+// podRef names a pod: a map key that costs no string to build.
+type podRef struct{ namespace, name string }
+
+func refOf(p *Pod) podRef { return podRef{p.Namespace, p.Name} }
+
+// changedPods returns the pods added, removed or changed between last and
+// next; ok false when there are more than patchMaxPods. Snapshots list
+// their pods in the same order when few changed: those are compared side
+// by side, without building a map of either.
+func changedPods(last, next *Snapshot) (map[podRef]bool, bool) {
+	out := map[podRef]bool{}
 	if len(last.Pods) == len(next.Pods) {
 		for i := range next.Pods {
 			a, b := &last.Pods[i], &next.Pods[i]
@@ -174,7 +179,7 @@ func changedPods(last, next *Snapshot) (map[string]bool, bool) {
 				break
 			}
 			if !samePod(a, b) {
-				if out[b.Key()] = true; len(out) > patchMaxPods {
+				if out[refOf(b)] = true; len(out) > patchMaxPods {
 					return nil, false
 				}
 			}
@@ -182,15 +187,15 @@ func changedPods(last, next *Snapshot) (map[string]bool, bool) {
 		if out != nil {
 			return out, true
 		}
-		out = map[string]bool{}
+		out = map[podRef]bool{}
 	}
-	before := make(map[string]*Pod, len(last.Pods))
+	before := make(map[podRef]*Pod, len(last.Pods))
 	for i := range last.Pods {
-		before[last.Pods[i].Key()] = &last.Pods[i]
+		before[refOf(&last.Pods[i])] = &last.Pods[i]
 	}
 	for i := range next.Pods {
 		p := &next.Pods[i]
-		key := p.Key()
+		key := refOf(p)
 		if was, found := before[key]; !found || !samePod(was, p) {
 			out[key] = true
 		}
