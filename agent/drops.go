@@ -66,6 +66,9 @@ func (v *dropViews) update(snap *policy.Snapshot, atts []policy.Attachment, grou
 // nodes and of the pods CNI ADD recorded here.
 func (v *dropView) buildPods() {
 	v.pods = map[netip.Addr]string{}
+	if v.snap == nil {
+		return // no sync yet: no pod known
+	}
 	for i := range v.snap.Pods {
 		p := &v.snap.Pods[i]
 		if v.snap.IsLocal(p) {
