@@ -42,6 +42,7 @@ func BenchmarkManifestChange(b *testing.B) {
 	var load, sync [2][]time.Duration
 	var drift []time.Duration
 	trace := &bnTrace{}
+	var phases [2][][3]time.Duration // compile, apply, write
 	cmds := [2]map[string][]time.Duration{{}, {}}
 	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
 		a := &agent.Agent{Store: st, Kernel: &ipt.Runner{Timeout: time.Minute, Trace: trace.add}, Log: slog.New(slog.DiscardHandler),
@@ -57,11 +58,13 @@ func BenchmarkManifestChange(b *testing.B) {
 				return err
 			}
 			loaded := time.Now()
-			if _, err := a.Sync(ctx, snap); err != nil {
+			res, err := a.Sync(ctx, snap)
+			if err != nil {
 				return err
 			}
 			took := trace.reset()
 			if k >= 0 {
+				phases[k] = append(phases[k], [3]time.Duration{res.Compile, res.Apply, res.Write})
 				load[k] = append(load[k], loaded.Sub(start))
 				sync[k] = append(sync[k], time.Since(loaded))
 				for c, d := range took {
@@ -111,6 +114,13 @@ func BenchmarkManifestChange(b *testing.B) {
 			both = append(both, load[k][i]+sync[k][i])
 		}
 		log.add("%-7s load %s  sync %s  both %s (ms, min/median/max of %d)", name, bnSpread(load[k]), bnSpread(sync[k]), bnSpread(both), len(both))
+		for j, ph := range []string{"compile", "apply", "write"} {
+			var ds []time.Duration
+			for _, p := range phases[k] {
+				ds = append(ds, p[j])
+			}
+			log.add("%-7s   %-24s       %s", "", ph, bnSpread(ds))
+		}
 		for _, c := range slices.Sorted(maps.Keys(cmds[k])) {
 			log.add("%-7s   %-24s %3d×  %s", "", c, len(cmds[k][c]), bnSpread(cmds[k][c]))
 		}
