@@ -88,11 +88,13 @@ bench: build deps
 
 # perf prints the table of issue 10 (README: "Performance figures"): every
 # row a ratio of netpol's side to a baseline measured beside it, pair by
-# pair, in the same run. PAIRS (>= 5) sets the pairs of each ratio row.
+# pair, in the same run. PAIRS (>= 5) sets the pairs of each ratio row;
+# ROWS (e.g. ROWS=5,6) measures only those rows (all when empty).
 PAIRS ?= 7
+ROWS ?=
 perf: build
 	@PERF_DEPS=1 hack/deps.sh "$(CNI_CACHE)" "$(CNI_PLUGINS_VERSION)" "$(CNITOOL_VERSION)" "$(FLANNEL_CNI_VERSION)"
-	$(TEST_ENV) NETPOL_PERF_PAIRS=$(PAIRS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkPerf$$' -benchtime 1x -timeout 30m ./integration/
+	$(TEST_ENV) NETPOL_PERF_PAIRS=$(PAIRS) NETPOL_PERF_ROWS=$(ROWS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkPerf$$' -benchtime 1x -timeout 30m ./integration/
 
 demo: build deps
 	$(TEST_ENV) $(GO) run ./integration/cmd/netpol-demo

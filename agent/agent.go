@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/netpol/netpol/agent/health"
@@ -88,6 +89,15 @@ type Agent struct {
 	// Only the goroutine that syncs uses them.
 	last    *applied
 	written *policy.Snapshot
+	// WriteBehind: the snapshot is written after the sync returns, beside
+	// the caller (Run sets it; see snapshotWriter); writer does it, and
+	// writeFailed says a write failed, so that the next sync writes again.
+	WriteBehind bool
+	writer      snapshotWriter
+	writeFailed atomic.Bool
+	// commits counts the syncs that changed the kernel (Run: a read-back
+	// that overlapped one cannot tell drift from that sync's change).
+	commits uint64
 
 	// DropLog, when set, is how the rules log drops (stored in the
 	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
@@ -128,6 +138,7 @@ func (a *Agent) syncWith(ctx context.Context, snap *policy.Snapshot, reconcile b
 // the lock is released: the plugin does not read it on ADD or DEL.
 func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile bool) (health.SyncResult, error) {
 	start := time.Now()
+	src := snap
 	snap = a.withDropLog(a.nodeWide(snap))
 	var res health.SyncResult
 	stamp, atts, err := a.records()
@@ -152,18 +163,25 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	compiled, err = a.commit(ctx, snap, reconcile, compiled, records{stamp, atts}, &res)
 	unlock()
 	res.Held = time.Since(locked)
+	a.commits++ // a failed commit may have changed the kernel too
 	if err != nil {
 		a.Kernel.Forget()
 		a.last = nil
 		return health.SyncResult{}, err
 	}
+	a.last.src = src
 	phase := time.Now()
 	committed := phase
 	if res.InForce {
 		a.written = snap // the stored snapshot is snap already (inForce)
 	}
+	if a.writeFailed.Swap(false) {
+		a.written = nil // write it again
+	}
 	if a.written != snap {
-		if err := a.Store.WriteSnapshot(snap); err != nil {
+		if a.WriteBehind {
+			a.writer.write(a, snap)
+		} else if err := a.Store.WriteSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
 		}
 		a.written = snap
@@ -277,43 +295,6 @@ func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {
 	return r
 }
 
-// Drift compares the kernel with what snap (the snapshot last synced, held
-// by the run loop: no need to decode snapshot.json again) and the pod
-// records call for, and returns the differences (empty when the kernel is
-// as desired). It takes no lock: ADD and DEL go on while it compiles (or
-// reuses the last committed state) and reads the kernel back. A record
-// added or removed meanwhile can make a difference that is none; so when
-// the records changed during the read-back it reports nothing, and the
-// next check looks again.
-func (a *Agent) Drift(ctx context.Context, snap *policy.Snapshot) ([]string, error) {
-	snap = a.withDropLog(a.nodeWide(snap))
-	stamp, atts, err := a.records()
-	if err != nil {
-		return nil, err
-	}
-	compiled, err := a.compile(snap, atts)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for i := range compiled.Rulesets {
-		if a.ipv6Off && compiled.Rulesets[i].Family == ipt.IPv6 {
-			continue
-		}
-		d, err := a.Kernel.Diff(ctx, &compiled.Rulesets[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d...)
-	}
-	if len(out) > 0 {
-		if now, err := a.Store.RecordsStamp(); err != nil || now != stamp {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 // attachments loads the pod records; each one found unusable has been
 // moved aside by the store, and is logged and counted here. Its pod is
 // unknown from then on: its addresses are in no set, not even DENY (nothing
@@ -343,6 +324,7 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 	if err := a.Kernel.Uninstall(ctx); err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
+	a.rz.written = nil // the realized file goes too
 	return a.Store.RemoveAll()
 }
 

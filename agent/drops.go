@@ -31,8 +31,19 @@ type DropLogOptions struct {
 // each group hash stands for (those of the sync before too, for packets
 // logged by the rules it replaced).
 type dropView struct {
-	pods   map[netip.Addr]string
 	groups policy.GroupPolicies
+	// pods is built from snap and atts on the first drop that needs it, not
+	// on every sync (10,000 pods are a few milliseconds).
+	snap     *policy.Snapshot
+	atts     []policy.Attachment
+	podsOnce sync.Once
+	pods     map[netip.Addr]string
+}
+
+// podOf returns the pod whose address a is ("" when none is known).
+func (v *dropView) podOf(a netip.Addr) string {
+	v.podsOnce.Do(v.buildPods)
+	return v.pods[a.Unmap()]
 }
 
 // dropViews holds the view of the last sync; Agent keeps one.
@@ -40,7 +51,7 @@ type dropViews struct{ p atomic.Pointer[dropView] }
 
 // update replaces the view after a sync of snap with atts.
 func (v *dropViews) update(snap *policy.Snapshot, atts []policy.Attachment, groups policy.GroupPolicies) {
-	next := &dropView{pods: map[netip.Addr]string{}, groups: maps.Clone(groups)}
+	next := &dropView{snap: snap, atts: atts, groups: maps.Clone(groups)}
 	if prev := v.p.Load(); prev != nil {
 		for h, ps := range prev.groups {
 			if _, ok := next.groups[h]; !ok {
@@ -48,25 +59,34 @@ func (v *dropViews) update(snap *policy.Snapshot, atts []policy.Attachment, grou
 			}
 		}
 	}
-	for i := range snap.Pods {
-		p := &snap.Pods[i]
-		if snap.IsLocal(p) {
+	v.p.Store(next)
+}
+
+// buildPods fills v.pods: the addresses of the snapshot's pods of other
+// nodes and of the pods CNI ADD recorded here.
+func (v *dropView) buildPods() {
+	v.pods = map[netip.Addr]string{}
+	if v.snap == nil {
+		return // no sync yet: no pod known
+	}
+	for i := range v.snap.Pods {
+		p := &v.snap.Pods[i]
+		if v.snap.IsLocal(p) {
 			continue // its addresses are those CNI ADD recorded
 		}
 		for _, ip := range p.IPs {
 			if a, err := netip.ParseAddr(ip); err == nil {
-				next.pods[a.Unmap()] = p.Key()
+				v.pods[a.Unmap()] = p.Key()
 			}
 		}
 	}
-	for _, att := range policy.OwnAddresses(atts) {
+	for _, att := range policy.OwnAddresses(v.atts) {
 		for _, ip := range att.IPs {
 			if a, err := netip.ParseAddr(ip); err == nil {
-				next.pods[a.Unmap()] = att.PodKey()
+				v.pods[a.Unmap()] = att.PodKey()
 			}
 		}
 	}
-	v.p.Store(next)
 }
 
 // RunDropLog reads the NFLOG group of the drop rules in the agent's network
@@ -141,8 +161,8 @@ func (a *Agent) dropRecord(p nflog.Packet) (rec *state.DropRecord, reason, names
 	}
 	rec = &state.DropRecord{
 		Time: p.Time.UTC(), Direction: cause.Direction.String(), Path: "routed", Protocol: flow.Protocol,
-		Src:     state.DropEndpoint{IP: flow.Src.String(), Port: int(flow.SrcPort), Pod: view.pods[flow.Src.Unmap()]},
-		Dst:     state.DropEndpoint{IP: flow.Dst.String(), Port: int(flow.DstPort), Pod: view.pods[flow.Dst.Unmap()]},
+		Src:     state.DropEndpoint{IP: flow.Src.String(), Port: int(flow.SrcPort), Pod: view.podOf(flow.Src)},
+		Dst:     state.DropEndpoint{IP: flow.Dst.String(), Port: int(flow.DstPort), Pod: view.podOf(flow.Dst)},
 		Verdict: cause.Verdict, Reason: cause.ReasonText(), Policies: []string{},
 	}
 	if p.Bridged {

@@ -68,3 +68,13 @@ func TestDropRecordNamesPodsAndPolicies(t *testing.T) {
 		t.Error("a packet of another tool's NFLOG rule made a record")
 	}
 }
+
+// A drop logged before the first sync makes a record that names no pod.
+func TestDropRecordBeforeFirstSync(t *testing.T) {
+	a := &Agent{Log: slog.New(slog.DiscardHandler)}
+	rec, _, _, ok := a.dropRecord(nflog.Packet{Prefix: "netpol-E-drop-unknown",
+		Payload: tcp4([4]byte{10, 244, 1, 77}, [4]byte{10, 244, 1, 2}), Time: time.Now()})
+	if !ok || rec.Src.Pod != "" || rec.Dst.Pod != "" {
+		t.Errorf("record before any sync: %+v, ok %v", rec, ok)
+	}
+}

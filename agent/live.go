@@ -15,6 +15,7 @@ import (
 // rulesets (plus what the plugin's ADD and DEL did since, by compiled's
 // index, which is the stored one), made of snap and the records atts.
 type applied struct {
+	src      *policy.Snapshot // the snapshot Sync was given (snap is made of it)
 	snap     *policy.Snapshot
 	atts     []policy.Attachment
 	stamp    [32]byte // state.Store.RecordsStamp of atts (zero: unknown)

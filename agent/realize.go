@@ -3,7 +3,11 @@ package agent
 import (
 	"errors"
 	"os"
+	"reflect"
+	"slices"
 	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/policy"
@@ -15,6 +19,22 @@ import (
 type realizer struct {
 	pending []source.Change
 	inForce map[string]state.PolicyRealized // by namespace/name; nil until read
+	// policies and versions: the last realize's NetworkPolicies and their
+	// policy.Version, reused for an equal policy at the same place (a
+	// manifest's version is a hash of the whole object).
+	policies []networkingv1.NetworkPolicy
+	versions []string
+	written  []state.PolicyRealized // what the realized file holds
+}
+
+// version returns policy.Version(&nps[i]), reusing the last realize's.
+func (r *realizer) version(nps []networkingv1.NetworkPolicy, i int) string {
+	np := &nps[i]
+	if np.ResourceVersion == "" && i < len(r.policies) && r.policies[i].Namespace == np.Namespace &&
+		r.policies[i].Name == np.Name && reflect.DeepEqual(&r.policies[i], np) {
+		return r.versions[i]
+	}
+	return policy.Version(np)
 }
 
 // NoteReceived takes the changes src received that its last Load included
@@ -61,9 +81,11 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 	a.rz.pending = nil
 	now := map[string]state.PolicyRealized{}
 	out := &state.Realized{}
+	versions := make([]string, len(snap.Policies))
 	for i := range snap.Policies {
 		np := &snap.Policies[i]
-		key, v := np.Namespace+"/"+np.Name, policy.Version(np)
+		key, v := np.Namespace+"/"+np.Name, a.rz.version(snap.Policies, i)
+		versions[i] = v
 		r, ok := a.rz.inForce[key]
 		if !ok || r.Version != v {
 			r = state.PolicyRealized{Policy: key, Version: v, Received: fallback, Realized: committed}
@@ -74,9 +96,15 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 		now[key] = r
 		out.Policies = append(out.Policies, r)
 	}
-	a.rz.inForce = now
+	a.rz.inForce, a.rz.policies, a.rz.versions = now, slices.Clone(snap.Policies), versions
+	if a.rz.written != nil && slices.Equal(a.rz.written, out.Policies) {
+		return delays // the file holds it already
+	}
+	a.rz.written = nil
 	if err := a.Store.WriteRealized(out); err != nil {
 		a.Log.Warn("store the realized policy versions", "err", err)
+		return delays
 	}
+	a.rz.written = out.Policies
 	return delays
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,17 @@ func TestRealize(t *testing.T) {
 	}
 	want[0] = state.PolicyRealized{Policy: "ns/a", Version: "8", Received: t0.Add(10 * time.Second), Realized: t0.Add(11 * time.Second)}
 	check("second sync")
+
+	// A manifest's policy (no resourceVersion) changed: a new version.
+	next := &policy.Snapshot{Policies: slices.Clone(snap.Policies)}
+	next.Policies[1].Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	a.realize(next, t0.Add(12*time.Second), t0.Add(13*time.Second))
+	if got, _ := a.Store.ReadRealized(); got == nil || got.Policies[1].Version == bVersion {
+		t.Errorf("a changed manifest policy kept its version: %+v", got)
+	}
+	a.realize(snap, t0.Add(14*time.Second), t0.Add(15*time.Second))
+	want[1].Received, want[1].Realized = t0.Add(14*time.Second), t0.Add(15*time.Second)
+	check("changed back")
 
 	restarted := &Agent{Store: a.Store, Log: a.Log} // reads what is in force from the file
 	restarted.realize(snap, t0.Add(20*time.Second), t0.Add(21*time.Second))

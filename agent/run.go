@@ -31,6 +31,11 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 		opts.Debounce = 20 * time.Millisecond
 	}
 	l := &loop{a: a, src: src}
+	if !a.WriteBehind {
+		a.WriteBehind = true
+		defer func() { a.WriteBehind = false }()
+	}
+	defer a.writer.flush() // the last snapshot is stored when Run returns
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
@@ -43,6 +48,7 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 		notify = n.Notify()
 	}
 	var debounce <-chan time.Time
+	var drift <-chan driftResult // a read-back in flight
 	for {
 		a.status().Beat()
 		select {
@@ -59,7 +65,12 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 			l.loadIfChanged(ctx)
 		case <-repair.C:
 			a.CheckBridgeNF()
-			l.repair(ctx)
+			if drift == nil {
+				drift = l.startRepair(ctx)
+			}
+		case r := <-drift:
+			drift = nil
+			l.finishRepair(ctx, r)
 		}
 	}
 }
@@ -145,22 +156,59 @@ func (l *loop) fresh() {
 	l.a.status().SetCurrentAsOf(t)
 }
 
-// repair re-syncs when the kernel drifted from the last synced snapshot.
-func (l *loop) repair(ctx context.Context) {
+// driftResult is what a read-back started by startRepair found.
+type driftResult struct {
+	snap    *policy.Snapshot // the snapshot it checked
+	commits uint64           // Agent.commits when it started
+	drift   []string
+	err     error
+}
+
+// startRepair starts a read-back of the kernel against the last synced
+// snapshot beside the loop, so that a change is synced while the kernel is
+// read back (at 10,000 pods that takes a second); nil when there is
+// nothing to check. The result arrives on the returned channel.
+func (l *loop) startRepair(ctx context.Context) <-chan driftResult {
 	if l.last == nil {
-		return
+		return nil
 	}
-	drift, err := l.a.Drift(ctx, l.last)
+	out := make(chan driftResult, 1)
+	r := driftResult{snap: l.last, commits: l.a.commits}
+	check, err := l.a.prepareDrift(l.last)
 	if err != nil {
-		l.a.Log.Error("read back", "err", err)
+		r.err = err
+		out <- r
+		return out
+	}
+	go func() {
+		r.drift, r.err = l.a.readKernel(ctx, check)
+		out <- r
+	}()
+	return out
+}
+
+// finishRepair re-syncs when the read-back r found drift and nothing was
+// committed while it ran: a sync that did would show its own change as a
+// difference. Such a result is dropped and the next check looks again
+// (the sync applied its change, and it rewrites everything when the
+// kernel refuses it).
+func (l *loop) finishRepair(ctx context.Context, r driftResult) {
+	if r.err != nil {
+		l.a.Log.Error("read back", "err", r.err)
 		return
 	}
-	if len(drift) > 0 {
-		l.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(drift), "first", drift[0])
-		l.a.Kernel.Forget()
-		l.a.last = nil // rewrite everything, as compiled whole
-		_ = l.a.sync(ctx, l.last, "repair", l.live)
+	if len(r.drift) == 0 {
+		return
 	}
+	if r.commits != l.a.commits || r.snap != l.last {
+		l.a.Log.Debug("kernel changed by a sync during the read-back; checking again at the next repair",
+			"differences", len(r.drift))
+		return
+	}
+	l.a.Log.Warn("kernel drifted from the desired state; repairing", "differences", len(r.drift), "first", r.drift[0])
+	l.a.Kernel.Forget()
+	l.a.last = nil // rewrite everything, as compiled whole
+	_ = l.a.sync(ctx, l.last, "repair", l.live)
 }
 
 // sync syncs snap; live says it is the source's current view (not the

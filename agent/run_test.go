@@ -118,10 +118,11 @@ func TestRunStoredThenSource(t *testing.T) {
 
 	src.set(true, snapshot("live"))
 	waitUntil(t, "source's snapshot synced", func() bool { return a.Status.Ready() })
-	got, err := st.ReadSnapshot()
-	if err != nil || got.Namespaces[0].Name != "live" {
-		t.Errorf("stored snapshot = %v, %v; want the source's", got, err)
-	}
+	// The snapshot is written behind the sync.
+	waitUntil(t, "source's snapshot stored", func() bool {
+		got, err := st.ReadSnapshot()
+		return err == nil && got.Namespaces[0].Name == "live"
+	})
 	applies := k.count()
 	src.set(true, snapshot("live2"))
 	waitUntil(t, "a change synced", func() bool { return k.count() > applies })
@@ -129,6 +130,11 @@ func TestRunStoredThenSource(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Run returns after the last snapshot was written.
+	got, err := st.ReadSnapshot()
+	if err != nil || got.Namespaces[0].Name != "live2" {
+		t.Errorf("stored snapshot after Run = %v, %v; want the last synced", got, err)
 	}
 }
 

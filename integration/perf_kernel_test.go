@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,51 +86,110 @@ func pfGen(n *node.Node) (gen uint32, err error) {
 var pfPortRule = regexp.MustCompile(`--dports? (?:[0-9:]+,)*` + strconv.Itoa(pfPolicyPort) + `(?:[,: ]|$)`)
 
 // pfWaitRule waits until node n's IPv4 rules allow pfPolicyPort (want) or
-// no longer do, and returns how long after start that happened. It polls
-// the nftables generation every pfPollEvery and reads the rules
-// (iptables-save) only when a transaction has committed; the time
-// returned is when the generation the rules were read from was first
-// seen, so the figure is at most pfPollEvery late, never early. gen0 is
-// the generation read before the change was made.
+// no longer do, and returns how long after start that happened. A watcher
+// (pfWatchGen) notes when each nftables generation is first seen, every
+// pfPollEvery; the rules are read (iptables-save) whenever the generation
+// moved, and the time returned is when the generation they were read from
+// was first seen, so the figure is at most pfPollEvery late, never early,
+// and the time a read takes is not in it. gen0 is the generation read
+// before the change was made.
 func pfWaitRule(n *node.Node, gen0 uint32, want bool, start time.Time, timeout time.Duration) (time.Duration, error) {
-	var took time.Duration
-	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
-		cur, seen := gen0, start
-		for check := false; ; {
-			if time.Since(start) > timeout {
-				return fmt.Errorf("%s: after %v the rules still do not say port %d allowed=%v", n.Name, timeout, pfPolicyPort, want)
-			}
-			g, err := pfNFTGen()
-			if err != nil {
-				return err
-			}
-			if g != cur {
-				cur, seen, check = g, time.Now(), true
-			}
-			if !check {
-				time.Sleep(pfPollEvery)
-				continue
-			}
-			check = false
-			out, err := n.Exec(context.Background(), "iptables-save", "-t", "filter")
-			if err != nil {
-				return err
-			}
-			after, err := pfNFTGen()
-			if err != nil {
-				return err
-			}
-			if after != cur { // the rules read may be of a later generation
-				cur, seen, check = after, time.Now(), true
-				continue
-			}
-			if pfPortRule.MatchString(string(out)) == want {
-				took = seen.Sub(start)
-				return nil
-			}
+	w := pfWatchGen(n)
+	defer w.close()
+	for checked := gen0; ; {
+		if time.Since(start) > timeout {
+			return 0, fmt.Errorf("%s: after %v the rules still do not say port %d allowed=%v", n.Name, timeout, pfPolicyPort, want)
 		}
-	})
-	return took, err
+		g, first, err := w.current()
+		if err != nil {
+			return 0, err
+		}
+		if g == checked {
+			time.Sleep(pfPollEvery)
+			continue
+		}
+		out, err := n.Exec(context.Background(), "iptables-save", "-t", "filter")
+		if err != nil {
+			return 0, err
+		}
+		after, err := pfGen(n)
+		if err != nil {
+			return 0, err
+		}
+		if after != g { // the rules read may be of a later generation
+			continue
+		}
+		checked = g
+		if pfPortRule.MatchString(string(out)) == want {
+			return first.Sub(start), nil
+		}
+	}
+}
+
+// pfGenWatch notes when each nftables generation of a node was first seen.
+type pfGenWatch struct {
+	mu     sync.Mutex
+	latest uint32
+	first  map[uint32]time.Time
+	err    error
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// pfWatchGen reads node n's nftables generation every pfPollEvery until
+// close.
+func pfWatchGen(n *node.Node) *pfGenWatch {
+	w := &pfGenWatch{first: map[uint32]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		defer close(w.done)
+		err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
+			for i := 0; ; i++ {
+				g, err := pfNFTGen()
+				if err != nil {
+					return err
+				}
+				now := time.Now()
+				w.mu.Lock()
+				if _, ok := w.first[g]; !ok {
+					w.first[g] = now
+				}
+				w.latest = g
+				w.mu.Unlock()
+				if i == 0 {
+					close(ready)
+				}
+				select {
+				case <-w.stop:
+					return nil
+				case <-time.After(pfPollEvery):
+				}
+			}
+		})
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+		select {
+		case <-ready:
+		default:
+			close(ready)
+		}
+	}()
+	<-ready
+	return w
+}
+
+// current is the latest generation seen and when it was first seen.
+func (w *pfGenWatch) current() (uint32, time.Time, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.latest, w.first[w.latest], w.err
+}
+
+// close stops the watcher and waits for it.
+func (w *pfGenWatch) close() {
+	close(w.stop)
+	<-w.done
 }
 
 // pfSetsWith lists the sets of node n holding the plain address ip.

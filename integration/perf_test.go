@@ -45,6 +45,24 @@ func pfPairs() int {
 	return 7
 }
 
+// pfRows is the rows to measure (NETPOL_PERF_ROWS, numbers separated by
+// commas, e.g. "5,6"; every row when unset). Row 8 comes with row 6.
+func pfRows() map[int]bool {
+	env := os.Getenv("NETPOL_PERF_ROWS")
+	rows := map[int]bool{}
+	for _, f := range strings.Split(env, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			rows[n] = true
+		}
+	}
+	if len(rows) == 0 {
+		for n := 1; n <= 8; n++ {
+			rows[n] = true
+		}
+	}
+	return rows
+}
+
 const (
 	pfPort      = 5200        // netpol-traffic serve
 	pfIperfPort = 5201        // iperf3 -s
@@ -71,6 +89,7 @@ type pfBench struct {
 	client, server [2]*node.Pod // [netpol, bridge]
 	iperf          bool         // iperf3 is installed: row 2 uses it
 	log            bnLog
+	rows           map[int]bool // pfRows
 }
 
 // BenchmarkPerf measures the rows of issue 10's table; see the file comment
@@ -81,9 +100,12 @@ func BenchmarkPerf(b *testing.B) {
 	p := pfSetup(b)
 	took := []string{"setup " + time.Since(start).Round(time.Second).String()}
 	var rows []pfRow
-	for _, f := range []func(*testing.B) []pfRow{
+	for i, f := range []func(*testing.B) []pfRow{
 		p.connects, p.throughput, p.cniAdd, p.netpolAdd, p.agentOnce, p.live,
 	} {
+		if !p.rows[i+1] && (i+1 != 6 || !p.rows[7]) {
+			continue
+		}
 		t := time.Now()
 		got := f(b)
 		rows = append(rows, got...)
@@ -100,7 +122,25 @@ func BenchmarkPerf(b *testing.B) {
 // pfSetup builds the worlds and the nodes.
 func pfSetup(b *testing.B) *pfBench {
 	b.Helper()
-	p := &pfBench{large: pfLarge(), small: pfSmall(), traffic: pfBuildTraffic(b)}
+	p := &pfBench{large: pfLarge(), small: pfSmall(), rows: pfRows()}
+	if p.rows[1] || p.rows[2] || p.rows[3] || p.rows[4] || p.rows[7] {
+		p.setupTraffic(b)
+	}
+	p.agent = node.New(b, node.Options{Name: bnNodeName})
+	p.agentM = pfWriteManifests(b, p.large)
+	p.smallN = node.New(b, node.Options{Name: bnNodeName})
+	p.smallM = pfWriteManifests(b, p.small)
+	if p.netpol == nil {
+		p.log.add("world: %d pods (%d here), %d policies in %d namespaces, %d manifest files",
+			len(p.large.Pods), len(p.large.LocalPods()), len(p.large.Policies), len(p.large.Namespaces), 3*len(p.large.Namespaces))
+	}
+	return p
+}
+
+// setupTraffic builds the nodes of rows 1 to 4 and the idle side of row 7.
+func (p *pfBench) setupTraffic(b *testing.B) {
+	b.Helper()
+	p.traffic = pfBuildTraffic(b)
 	p.netpol = bnNewChain(b, "bridge+netpol", node.Options{Name: bnNodeName})
 	p.bridge = bnNewChain(b, "bridge", node.Options{BridgeOnly: true, Name: bnNodeName})
 	netpolM := pfWriteManifests(b, p.large)
@@ -152,11 +192,6 @@ func pfSetup(b *testing.B) *pfBench {
 
 	p.empty = node.New(b, node.Options{Name: bnNodeName})
 	pfRunOnce(b, p.empty, b.TempDir())
-	p.agent = node.New(b, node.Options{Name: bnNodeName})
-	p.agentM = pfWriteManifests(b, p.large)
-	p.smallN = node.New(b, node.Options{Name: bnNodeName})
-	p.smallM = pfWriteManifests(b, p.small)
-	return p
 }
 
 // pfRates runs the traffic generator in mode on both nodes, pairs times,

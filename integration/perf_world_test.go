@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -54,6 +55,7 @@ type pfManifests struct {
 	labelled  bool
 	policyIdx int // the default-deny-ingress of a namespace with local pods
 	opened    bool
+	renamed   time.Time // when the last edit was renamed into dir
 }
 
 // pfWriteManifests writes c into a new directory and picks the edited
@@ -167,6 +169,7 @@ func (m *pfManifests) writeKind(ns, kind string) error {
 	if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
+	m.renamed = time.Now()
 	return os.Rename(tmp, filepath.Join(m.dir, name))
 }
 

@@ -36,7 +36,8 @@ func (r *Runner) Usable(ctx context.Context, fam Family) error {
 // set, a set of another type or family, a member missing from or unexpected
 // in a set. No lines means the kernel holds rs. Chains and sets that rs does
 // not name are not reported. It costs one `iptables-save -t filter` and,
-// when rs has sets, one `ipset save`.
+// when rs has sets, one dump of the sets: over netlink in the process's own
+// network namespace, else (or when netlink fails) one `ipset save`.
 func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	if err := Validate(rs); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
@@ -52,11 +53,10 @@ func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	if len(rs.Sets) == 0 {
 		return diffs, nil
 	}
-	out, err := r.run(ctx, nil, "ipset", "save")
+	saved, err := r.readAllSets(ctx) // over netlink where it can: no process, no text to parse
 	if err != nil {
 		return nil, fmt.Errorf("diff sets: %w", err)
 	}
-	saved := parseIPSetSave(string(out))
 	for _, s := range rs.Sets {
 		diffs = append(diffs, diffSet(s, rs.Family, saved[s.Name])...)
 	}

@@ -50,7 +50,7 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	}
 	for _, s := range []*Snapshot{last, next} {
 		for i := range s.Pods {
-			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[p.Key()] {
+			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[refOf(p)] {
 				for _, ip := range p.IPs {
 					touched[ip] = true
 				}
@@ -61,13 +61,13 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	// cannot be told apart from the changed pod's.
 	for i := range next.Pods {
 		p := &next.Pods[i]
-		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[p.Key()] {
+		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[refOf(p)] {
 			return nil, false, nil
 		}
 	}
 	reduced := &Snapshot{Version: next.Version, Node: next.Node, Namespaces: next.Namespaces, Policies: next.Policies}
 	for i := range next.Pods {
-		if p := &next.Pods[i]; next.IsLocal(p) || changed[p.Key()] {
+		if p := &next.Pods[i]; next.IsLocal(p) || changed[refOf(p)] {
 			reduced.Pods = append(reduced.Pods, *p)
 		}
 	}
@@ -141,10 +141,10 @@ func samePolicies(last, next *Snapshot) bool {
 }
 
 // changesLocal reports whether a changed pod is this node's in last or next.
-func changesLocal(last, next *Snapshot, changed map[string]bool) bool {
+func changesLocal(last, next *Snapshot, changed map[podRef]bool) bool {
 	for _, s := range []*Snapshot{last, next} {
 		for i := range s.Pods {
-			if p := &s.Pods[i]; s.IsLocal(p) && changed[p.Key()] {
+			if p := &s.Pods[i]; s.IsLocal(p) && changed[refOf(p)] {
 				return true
 			}
 		}
@@ -160,12 +160,17 @@ func sameNamespaces(a, b []Namespace) bool {
 	})
 }
 
-// changedPods returns the keys of the pods added, removed or changed
-// between last and next; ok false when there are more than patchMaxPods.
-// Snapshots list their pods in the same order when few changed: those are
-// compared side by side, without building a map of either.
-func changedPods(last, next *Snapshot) (map[string]bool, bool) {
-	out := map[string]bool{}
+// podRef names a pod: a map key that costs no string to build.
+type podRef struct{ namespace, name string }
+
+func refOf(p *Pod) podRef { return podRef{p.Namespace, p.Name} }
+
+// changedPods returns the pods added, removed or changed between last and
+// next; ok false when there are more than patchMaxPods. Snapshots list
+// their pods in the same order when few changed: those are compared side
+// by side, without building a map of either.
+func changedPods(last, next *Snapshot) (map[podRef]bool, bool) {
+	out := map[podRef]bool{}
 	if len(last.Pods) == len(next.Pods) {
 		for i := range next.Pods {
 			a, b := &last.Pods[i], &next.Pods[i]
@@ -174,7 +179,7 @@ func changedPods(last, next *Snapshot) (map[string]bool, bool) {
 				break
 			}
 			if !samePod(a, b) {
-				if out[b.Key()] = true; len(out) > patchMaxPods {
+				if out[refOf(b)] = true; len(out) > patchMaxPods {
 					return nil, false
 				}
 			}
@@ -182,15 +187,15 @@ func changedPods(last, next *Snapshot) (map[string]bool, bool) {
 		if out != nil {
 			return out, true
 		}
-		out = map[string]bool{}
+		out = map[podRef]bool{}
 	}
-	before := make(map[string]*Pod, len(last.Pods))
+	before := make(map[podRef]*Pod, len(last.Pods))
 	for i := range last.Pods {
-		before[last.Pods[i].Key()] = &last.Pods[i]
+		before[refOf(&last.Pods[i])] = &last.Pods[i]
 	}
 	for i := range next.Pods {
 		p := &next.Pods[i]
-		key := p.Key()
+		key := refOf(p)
 		if was, found := before[key]; !found || !samePod(was, p) {
 			out[key] = true
 		}
@@ -250,24 +255,46 @@ func findSet(sets []ipt.Set, name string) *ipt.Set {
 }
 
 // mergeMembers returns, sorted by entry, the members of old whose address
-// is not touched and the members of fresh whose address is.
+// is not touched and the members of fresh whose address is: old itself
+// when that is what it holds. old is sorted by entry, so the members of one
+// address are found by binary search (they sort together: an address is
+// followed by nothing or by ",", which sorts before any character of an
+// address or prefix), in time that grows with the touched addresses, not
+// with old.
 func mergeMembers(old, fresh []ipt.Member, touched map[string]bool) []ipt.Member {
-	addr := func(m ipt.Member) string { a, _, _ := strings.Cut(m.Entry, ","); return a }
-	var out []ipt.Member
-	i, j := 0, 0
-	for i < len(old) || j < len(fresh) {
-		switch {
-		case i < len(old) && touched[addr(old[i])]:
-			i++
-		case j < len(fresh) && !touched[addr(fresh[j])]:
-			j++
-		case j == len(fresh) || (i < len(old) && old[i].Entry <= fresh[j].Entry):
-			out = append(out, old[i])
-			i++
-		default:
-			out = append(out, fresh[j])
-			j++
+	var add []ipt.Member
+	for _, m := range fresh {
+		if touched[memberAddr(m)] {
+			add = append(add, m)
 		}
 	}
-	return out
+	drop := map[int]bool{}
+	for a := range touched {
+		i, _ := slices.BinarySearchFunc(old, a, func(m ipt.Member, a string) int { return strings.Compare(m.Entry, a) })
+		for ; i < len(old) && memberAddr(old[i]) == a; i++ {
+			drop[i] = true
+		}
+	}
+	switch {
+	case len(old)-len(drop)+len(add) == 0:
+		return nil // as an empty merge is
+	case len(drop) == 0 && len(add) == 0:
+		return old
+	}
+	out := make([]ipt.Member, 0, len(old)-len(drop)+len(add))
+	j := 0
+	for i := range old {
+		if drop[i] {
+			continue
+		}
+		for ; j < len(add) && add[j].Entry < old[i].Entry; j++ {
+			out = append(out, add[j])
+		}
+		out = append(out, old[i])
+	}
+	return append(out, add[j:]...)
 }
+
+// memberAddr is the address a set member is of: its entry up to the first
+// ",".
+func memberAddr(m ipt.Member) string { a, _, _ := strings.Cut(m.Entry, ","); return a }

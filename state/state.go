@@ -166,21 +166,40 @@ func WriteFileAtomic(path string, data []byte) error { return WriteFileAtomicMod
 
 // WriteFileAtomicMode is WriteFileAtomic with the file's mode.
 func WriteFileAtomicMode(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode, false)
+}
+
+// writeFileAtomic is WriteFileAtomicMode; lock holds an flock on the temp
+// file from its creation until it is renamed (or removed).
+func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
+	if lock {
+		if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX); err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+			return fmt.Errorf("write %s: lock temp file: %w", path, err)
+		}
+	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(mode)
 	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, merr, serr, cerr); err != nil {
+	if err := errors.Join(werr, merr, serr); err != nil {
+		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// Renamed before it is closed: the lock, if any, is held until then.
+	rerr := os.Rename(tmp.Name(), path)
+	cerr := tmp.Close()
+	if rerr != nil {
 		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, rerr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("write %s: %w", path, cerr)
 	}
 	return nil
 }
@@ -209,8 +228,19 @@ func (s *Store) readJSON(name string, v any) error {
 	return nil
 }
 
-// WriteSnapshot stores the snapshot.
-func (s *Store) WriteSnapshot(snap *policy.Snapshot) error { return s.writeJSON(snapshotFile, snap) }
+// WriteSnapshot stores the snapshot. It is written without the data
+// directory lock, so its temp file is flocked until the rename: RemoveTemps
+// leaves a locked one alone (a write in progress).
+func (s *Store) WriteSnapshot(snap *policy.Snapshot) error {
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", snapshotFile, err)
+	}
+	return writeFileAtomic(filepath.Join(s.Dir, snapshotFile), data, 0o600, true)
+}
 
 // ReadSnapshot loads the snapshot (os.ErrNotExist when there is none).
 func (s *Store) ReadSnapshot() (*policy.Snapshot, error) {

@@ -5,18 +5,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+	"syscall"
 )
 
 // RemoveTemps deletes the temporary files of atomic writes (".NAME.tmp-*")
 // in the data directory and among the pod records. Every writer but one
 // holds the lock while it writes, so a caller holding the lock finds only
 // the leftovers of a writer that was killed between creating its temp file
-// and renaming it. The exception is the agent's snapshot, written after
-// the sync released the lock (ADD and DEL never read it): a snapshot temp
-// younger than snapshotTempGrace may be another agent process's write in
-// progress (a --once run beside a running agent), and is left for a later
-// sync.
+// and renaming it. The exception is the agent's snapshot, written without
+// the lock (ADD and DEL never read it; a running agent writes it behind its
+// syncs): WriteSnapshot holds an flock on its temp file until the rename,
+// so a snapshot temp that is locked is a write in progress (of this
+// process or another, a --once run beside a running agent) and stays, and
+// one that is not is a killed writer's leftover (the kernel drops a dead
+// process's locks).
 func (s *Store) RemoveTemps() error {
 	var errs []error
 	for _, dir := range []string{s.Dir, filepath.Join(s.Dir, podsDir)} {
@@ -28,7 +30,7 @@ func (s *Store) RemoveTemps() error {
 			return err
 		}
 		for _, e := range entries {
-			if isTemp(e.Name()) && !e.IsDir() && !liveSnapshotTemp(dir == s.Dir, e) {
+			if isTemp(e.Name()) && !e.IsDir() && !liveSnapshotTemp(dir, dir == s.Dir, e) {
 				errs = append(errs, os.Remove(filepath.Join(dir, e.Name())))
 			}
 		}
@@ -39,16 +41,16 @@ func (s *Store) RemoveTemps() error {
 // isTemp reports whether name is the temp file of an atomic write.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }
 
-// snapshotTempGrace is how long a snapshot temp file may be a write in
-// progress (see RemoveTemps): a write takes well under a second.
-const snapshotTempGrace = time.Minute
-
 // liveSnapshotTemp reports whether e, in the data directory (top), is a
-// snapshot temp file too young to be a leftover.
-func liveSnapshotTemp(top bool, e os.DirEntry) bool {
+// snapshot temp file whose writer still holds its lock.
+func liveSnapshotTemp(dir string, top bool, e os.DirEntry) bool {
 	if !top || !strings.HasPrefix(e.Name(), "."+snapshotFile+".tmp-") {
 		return false
 	}
-	info, err := e.Info()
-	return err == nil && time.Since(info.ModTime()) < snapshotTempGrace
+	f, err := os.Open(filepath.Join(dir, e.Name()))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), syscall.EWOULDBLOCK)
 }

@@ -4,8 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/netpol/netpol/policy"
 )
@@ -32,18 +32,19 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A snapshot temp is a leftover once it is older than the grace; a
-	// young one may be another agent's write in progress (written without
-	// the lock), and stays.
-	old := time.Now().Add(-2 * snapshotTempGrace)
-	if err := os.Chtimes(filepath.Join(s.Dir, ".snapshot.json.tmp-123"), old, old); err != nil {
+	// A snapshot temp is a leftover unless its writer holds its lock: a
+	// locked one is a write in progress (written without the data
+	// directory lock), and stays.
+	live := ".snapshot.json.tmp-456"
+	f, err := os.OpenFile(filepath.Join(s.Dir, live), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
 		t.Fatal(err)
 	}
-	young := ".snapshot.json.tmp-456"
-	if err := os.WriteFile(filepath.Join(s.Dir, young), []byte("half"), 0o600); err != nil {
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	kept = append(kept, young)
+	kept = append(kept, live)
 	if err := s.RemoveTemps(); err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,11 @@ const racyWindow = 2 * time.Second
 // modification time and inode are those of the last Load (and it was read
 // well after it was last modified), or else when its content has the same
 // SHA-256 as the file of that name last decoded (or seeded). The files that
-// did change are decoded in parallel. The snapshot is made of every file's
-// objects in name order and validated whole on every Load, as by Load.
+// did change are decoded in parallel, each document of theirs only when its
+// bytes changed. The snapshot is made of every file's objects in name
+// order; a Load validates the pods and policies of the files it decoded,
+// and the namespaces and the uniqueness of names of the whole, which is
+// what policy.ValidateSnapshot would find (validate).
 type Cache struct {
 	node  string
 	files map[string]*cached // by file name, as of the last successful Load
@@ -47,6 +50,10 @@ type cached struct {
 	ino    uint64
 	readAt time.Time // zero for a seeded file: trusted by hash only
 	file   state.ManifestFile
+	docs   docSums // its documents' objects (nil for a seeded file)
+	// valid: every pod and policy of the file passed policy.ValidatePod and
+	// ValidatePolicy.
+	valid bool
 }
 
 // NewCache returns an empty cache for node (a pod without spec.nodeName is
@@ -116,10 +123,15 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 		sum := sha256.Sum256(data)
 		e := &cached{size: f.info.Size(), mtime: f.info.ModTime(), ino: inode(f.info), readAt: time.Now()}
 		e.file.Name, e.file.Sum = name, hex.EncodeToString(sum[:])
-		if old := c.files[name]; old != nil && old.file.Sum == e.file.Sum {
-			e.file = old.file
+		old := c.files[name]
+		if old != nil && old.file.Sum == e.file.Sum {
+			e.file, e.docs, e.valid = old.file, old.docs, old.valid
 		} else {
-			todo = append(todo, &pending{path: f.path, data: data, into: e})
+			p := &pending{path: f.path, data: data, into: e}
+			if old != nil {
+				p.old = old.docs
+			}
+			todo = append(todo, p)
 		}
 		next[name] = e
 	}
@@ -135,7 +147,7 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 		b.policies = append(b.policies, f.Policies...)
 	}
 	s := b.Snapshot()
-	if err := policy.ValidateSnapshot(s); err != nil {
+	if err := validate(s, next); err != nil {
 		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
 	}
 	c.files, c.stats = next, stats
@@ -146,6 +158,7 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 type pending struct {
 	path string
 	data []byte
+	old  docSums // the documents of the file's last version
 	into *cached
 	err  error
 }
@@ -162,11 +175,13 @@ func (c *Cache) decode(todo []*pending) error {
 			defer wg.Done()
 			for p := range work {
 				b := NewBuilder(c.node)
-				if p.err = b.addData(p.path, p.data); p.err == nil {
+				docs, err := b.addData(p.path, p.data, p.old)
+				if p.err = err; err == nil {
 					f := &p.into.file
 					f.Namespaces, f.Pods, f.Policies = b.namespaces, b.pods, b.policies
+					p.into.docs, p.into.valid = docs, objectsValid(f)
 				}
-				p.data = nil
+				p.data, p.old = nil, nil
 			}
 		}()
 	}

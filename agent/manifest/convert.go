@@ -187,7 +187,7 @@ func (b *Builder) Snapshot() *policy.Snapshot {
 	}
 	slices.SortStableFunc(namespaces, func(x, y policy.Namespace) int { return cmp.Compare(x.Name, y.Name) })
 	pods := slices.Clone(b.pods)
-	slices.SortStableFunc(pods, func(x, y policy.Pod) int { return cmp.Compare(x.Key(), y.Key()) })
+	slices.SortStableFunc(pods, func(x, y policy.Pod) int { return compareKeys(&x, &y) })
 	policies := slices.Clone(b.policies)
 	slices.SortStableFunc(policies, func(x, y networkingv1.NetworkPolicy) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
@@ -199,4 +199,27 @@ func (b *Builder) Snapshot() *policy.Snapshot {
 		Pods:       pods,
 		Policies:   policies,
 	}
+}
+
+// compareKeys is cmp.Compare(x.Key(), y.Key()) without building the keys
+// (namespace "/" name).
+func compareKeys(x, y *policy.Pod) int {
+	if x.Namespace == y.Namespace {
+		return cmp.Compare(x.Name, y.Name)
+	}
+	n := min(len(x.Namespace), len(y.Namespace))
+	for i := range n {
+		if x.Namespace[i] != y.Namespace[i] {
+			return cmp.Compare(x.Namespace[i], y.Namespace[i])
+		}
+	}
+	// One namespace is a prefix of the other: the shorter's key has "/"
+	// where the longer's has its next byte.
+	if len(x.Namespace) < len(y.Namespace) && y.Namespace[n] != '/' {
+		return cmp.Compare(byte('/'), y.Namespace[n])
+	}
+	if len(y.Namespace) < len(x.Namespace) && x.Namespace[n] != '/' {
+		return cmp.Compare(x.Namespace[n], byte('/'))
+	}
+	return cmp.Compare(x.Key(), y.Key())
 }

@@ -78,29 +78,9 @@ func hasManifestExtension(name string) bool {
 	return false
 }
 
-// addData decodes every document of one file, its content data, and adds
-// its objects.
-func (b *Builder) addData(path string, data []byte) error {
-	docs, err := splitDocuments(data, filepath.Ext(path) == ".json")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	for i, doc := range docs {
-		if doc == nil {
-			continue
-		}
-		if err := b.addObject(doc, fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// splitDocuments returns each document of a file as JSON; an empty document
-// (only comments, or null) is a nil entry so later indexes stay right. A
-// .json file is a stream of JSON values; anything else is multi-document
-// YAML, converted with duplicate keys rejected.
-func splitDocuments(data []byte, isJSON bool) ([][]byte, error) {
+// rawDocuments returns each document of a file as it is written: a .json
+// file is a stream of JSON values; anything else is multi-document YAML.
+func rawDocuments(data []byte, isJSON bool) ([][]byte, error) {
 	if isJSON {
 		return splitJSON(data)
 	}
@@ -114,12 +94,22 @@ func splitDocuments(data []byte, isJSON bool) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
 		}
-		j, err := yaml.YAMLToJSONStrict(doc)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
-		}
-		docs = append(docs, nonNull(j))
+		docs = append(docs, doc)
 	}
+}
+
+// documentJSON returns one document of rawDocuments as JSON, YAML
+// converted with duplicate keys rejected; nil for an empty document (only
+// comments, or null).
+func documentJSON(doc []byte, isJSON bool) ([]byte, error) {
+	if isJSON {
+		return nonNull(doc), nil
+	}
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return nil, err
+	}
+	return nonNull(j), nil
 }
 
 // splitJSON splits a stream of JSON values.
@@ -135,7 +125,7 @@ func splitJSON(data []byte) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
 		}
-		docs = append(docs, nonNull(raw))
+		docs = append(docs, raw)
 	}
 }
 

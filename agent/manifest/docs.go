@@ -1,0 +1,136 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
+)
+
+// docObjects is what one document of a manifest file converted to.
+type docObjects struct {
+	namespaces []policy.Namespace
+	pods       []policy.Pod
+	policies   []networkingv1.NetworkPolicy
+}
+
+// docSums maps the SHA-256 of a document's bytes to its objects.
+type docSums map[[32]byte]*docObjects
+
+// addData decodes every document of one file, its content data, and adds
+// its objects, in document order. A document whose bytes old holds (the
+// documents of the file's last version) is not decoded again: a change to
+// one pod of a file of hundreds decodes that pod alone. It returns the
+// objects of each document by hash. Errors are those of decoding every
+// document: the first document that does not parse, or else the first
+// object that does not convert.
+func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error) {
+	isJSON := filepath.Ext(path) == ".json"
+	raws, err := rawDocuments(data, isJSON)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	sums := make([][32]byte, len(raws))
+	jsons := make([][]byte, len(raws))
+	docs := make(docSums, len(raws))
+	for i, raw := range raws {
+		sums[i] = sha256.Sum256(raw)
+		if d := old[sums[i]]; d != nil {
+			docs[sums[i]] = d
+			continue
+		}
+		if jsons[i], err = documentJSON(raw, isJSON); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+		}
+	}
+	for i, sum := range sums {
+		d := docs[sum]
+		if d == nil {
+			nb := NewBuilder(b.node)
+			if jsons[i] != nil {
+				if err := nb.addObject(jsons[i], fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
+					return nil, err
+				}
+			}
+			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies}
+			docs[sum] = d
+		}
+		b.namespaces = append(b.namespaces, d.namespaces...)
+		b.pods = append(b.pods, d.pods...)
+		b.policies = append(b.policies, d.policies...)
+	}
+	return docs, nil
+}
+
+// objectsValid reports whether every pod and policy of f passes
+// policy.ValidatePod and ValidatePolicy.
+func objectsValid(f *state.ManifestFile) bool {
+	for i := range f.Pods {
+		if len(policy.ValidatePod(&f.Pods[i])) > 0 {
+			return false
+		}
+	}
+	for i := range f.Policies {
+		if len(policy.ValidatePolicy(&f.Policies[i])) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validate returns policy.ValidateSnapshot(s) for s made of files, without
+// validating again the pods and policies of files decoded and validated
+// earlier: when every file is valid, only the namespaces and the
+// uniqueness of names are checked; otherwise, or when one of those fails,
+// the whole snapshot is validated, for the error ValidateSnapshot names.
+// After a whole validation passes, every file is valid.
+func validate(s *policy.Snapshot, files map[string]*cached) error {
+	all := true
+	for _, f := range files {
+		all = all && f.valid
+	}
+	if all && namespacesAndNamesValid(s) {
+		return nil
+	}
+	if err := policy.ValidateSnapshot(s); err != nil {
+		return err
+	}
+	for _, f := range files {
+		f.valid = true
+	}
+	return nil
+}
+
+// namespacesAndNamesValid reports whether the namespaces of s are valid
+// and no namespace, pod or policy is there twice: what ValidateSnapshot
+// checks beyond each pod and policy alone.
+func namespacesAndNamesValid(s *policy.Snapshot) bool {
+	seen := make(map[string]bool, len(s.Namespaces)+len(s.Pods)+len(s.Policies))
+	once := func(key string) bool {
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		return true
+	}
+	for i := range s.Namespaces {
+		if len(policy.ValidateNamespace(&s.Namespaces[i])) > 0 || !once("namespace\x00"+s.Namespaces[i].Name) {
+			return false
+		}
+	}
+	for i := range s.Pods {
+		if !once("pod\x00" + s.Pods[i].Namespace + "\x00" + s.Pods[i].Name) {
+			return false
+		}
+	}
+	for i := range s.Policies {
+		if !once("policy\x00" + s.Policies[i].Namespace + "\x00" + s.Policies[i].Name) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/state"
+)
+
+// holdingKernel is a fakeKernel that, read back, holds whatever it is
+// asked about.
+type holdingKernel struct{ fakeKernel }
+
+func (k *holdingKernel) Holds(context.Context, []ipt.Ruleset) ([]string, error) { return nil, nil }
+
+// An agent killed after a commit and before its snapshot was written
+// behind leaves the stored snapshot of the sync before: the next agent's
+// first sync of the new view does not take it as in force, however the
+// kernel reads back, and applies everything; with the snapshot written,
+// it is in force.
+func TestWriteBehindCrashIsRewritten(t *testing.T) {
+	ctx := context.Background()
+	st := state.New(t.TempDir())
+	newAgent := func() (*Agent, *holdingKernel) {
+		k := &holdingKernel{}
+		return &Agent{Store: st, Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second}, k
+	}
+	older, newer := snapshot("a"), snapshot("b")
+	first, _ := newAgent()
+	if _, err := first.Sync(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	first.WriteBehind = true
+	if _, err := first.Sync(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	first.writer.flush()
+	if err := st.WriteSnapshot(older); err != nil { // the write that never happened
+		t.Fatal(err)
+	}
+
+	next, k := newAgent()
+	res, err := next.Sync(ctx, newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.InForce || k.count() != 1 {
+		t.Errorf("first sync after the crash: in force %v, %d applies; want not in force, 1 apply", res.InForce, k.count())
+	}
+	again, k := newAgent()
+	if res, err := again.Sync(ctx, newer); err != nil || !res.InForce || k.count() != 0 {
+		t.Errorf("with the snapshot stored: in force %v, %d applies, %v; want in force, no apply", res.InForce, k.count(), err)
+	}
+}
+
+// A burst of snapshots handed to the writer leaves the last one stored once
+// flush returns, however many of the others were skipped.
+func TestWriteBehindLastWins(t *testing.T) {
+	st := state.New(t.TempDir())
+	a := &Agent{Store: st, Log: slog.New(slog.DiscardHandler)}
+	for i := range 50 {
+		a.writer.write(a, snapshot(fmt.Sprintf("ns%d", i)))
+	}
+	a.writer.flush()
+	got, err := st.ReadSnapshot()
+	if err != nil || got.Namespaces[0].Name != "ns49" {
+		t.Fatalf("stored %v, %v; want the last snapshot handed over (ns49)", got, err)
+	}
+}
