@@ -161,7 +161,7 @@ k8s-build:
 # send SCTP traffic are skipped (this kernel has no SCTP).
 E2E_FOCUS ?= Netpol
 # E2E_SLICE is 16 of the 48 specs, every kind of peer, port, protocol and
-# direction (about 10 minutes here, the node's start included); make test
+# direction (7.5 minutes here, the node's start included); make test
 # runs it: make e2e E2E_FOCUS='$(E2E_SLICE)'.
 E2E_SLICE := Netpol API|default-deny-all|based on PodSelector and NamespaceSelector|ingress access on one named port|except clause while egress|allowing SCTP, even|UDP should support a .default-deny-ingress|policy based on Ports|denying of egress traffic on the client side|ingress access from updated pod|deny egress from pods based on PodSelector
 e2e: build deps k8s-build cluster-images
