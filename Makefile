@@ -174,16 +174,19 @@ k8s-build:
 # k8s.io/kubernetes/test/e2e, unmodified) focused on E2E_FOCUS (default:
 # every NetworkPolicy spec) against a real one-node cluster (containerd,
 # kubelet, kube-proxy, control plane; netpol installed by deploy/netpol.yaml)
-# and ends with the suite's own "Ran N of M Specs" line. Only the specs that
+# and ends with the suite's own "Ran N of M Specs" and SUCCESS!/FAIL! lines
+# (repeated from .cache/e2e.log after go test's own lines). Only the specs that
 # send SCTP traffic are skipped (this kernel has no SCTP).
 E2E_FOCUS ?= Netpol
 # E2E_SLICE is 16 of the 48 specs, every kind of peer, port, protocol and
-# direction (about 10 minutes here, the node's start included); make test
+# direction (7.5 minutes here, the node's start included); make test
 # runs it: make e2e E2E_FOCUS='$(E2E_SLICE)'.
 E2E_SLICE := Netpol API|default-deny-all|based on PodSelector and NamespaceSelector|ingress access on one named port|except clause while egress|allowing SCTP, even|UDP should support a .default-deny-ingress|policy based on Ports|denying of egress traffic on the client side|ingress access from updated pod|deny egress from pods based on PodSelector
 e2e: build deps k8s-build cluster-images
-	cd integration/cluster && $(CLUSTER_ENV) NETPOL_E2E=1 NETPOL_E2E_FOCUS='$(E2E_FOCUS)' \
-		$(GO) test -mod=mod -count=1 -timeout 6h -v -run '^TestUpstreamNetpolE2E$$' .
+	@cd integration/cluster && $(CLUSTER_ENV) NETPOL_E2E=1 NETPOL_E2E_FOCUS='$(E2E_FOCUS)' \
+		NETPOL_E2E_LOG=$(CURDIR)/.cache/e2e.log \
+		$(GO) test -mod=mod -count=1 -timeout 6h -v -run '^TestUpstreamNetpolE2E$$' .; \
+		status=$$?; grep -E '^Ran [0-9]+ of [0-9]+ Specs|^(SUCCESS|FAIL)! ' $(CURDIR)/.cache/e2e.log; exit $$status
 
 # test-cluster runs the kubelet-node tests of integration/cluster: the
 # control plane alone, and the DaemonSet's install, policy on real traffic

@@ -22,6 +22,7 @@ want=("$@")
 key=$( (sha256sum "$module/go.sum" | cut -d' ' -f1; go version; \
   sha256sum "$module"/kube/cmd/etcd/*.go | cut -d' ' -f1) | sha256sum | cut -d' ' -f1)
 mkdir -p "$cache"
+cache=$(cd "$cache" && pwd) # the builds run in the module's dir
 if [ "$(cat "$cache/.key" 2>/dev/null)" != "$key" ]; then
   # stale: every binary was built from another go.sum (or Go); rebuild all
   rm -f "${all[@]/#/$cache/}"

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,7 +67,16 @@ func runE2E(t *testing.T, bin string, env *nodeEnv, focus string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Hour)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	var w io.Writer = os.Stdout
+	if path := os.Getenv("NETPOL_E2E_LOG"); path != "" { // make e2e repeats the summary from it
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Dir = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
