@@ -9,9 +9,11 @@ import (
 )
 
 // NetpolPackages are the Debian packages of the netpol image: the tools
-// the agent drives. The image holds exactly them and their Depends closure
-// (Closure).
-var NetpolPackages = []string{"iptables", "ipset"}
+// the agent drives, and busybox-static (no Depends) for the shell and
+// sleep that deploy/uninstall.yaml's last container runs, as
+// deploy/Dockerfile's Debian base has them. The image holds exactly them
+// and their Depends closure (Closure).
+var NetpolPackages = []string{"iptables", "ipset", "busybox-static"}
 
 // NetpolToolChecks are run chrooted in the unpacked tools (CheckTools):
 // both iptables backends and ipset must start, with every library found.
@@ -22,7 +24,13 @@ var NetpolToolChecks = [][]string{
 	{"/usr/sbin/ip6tables-legacy", "--version"},
 	{"/usr/sbin/iptables", "--version"},
 	{"/usr/sbin/ipset", "--version"},
+	{"/bin/sh", "-c", "exit 0"},
+	{"/bin/sleep", "0"},
 }
+
+// busyboxApplets are the programs deploy/uninstall.yaml runs that the
+// image takes from busybox (links in /bin, as busybox --install makes).
+var busyboxApplets = []string{"sh", "sleep"}
 
 // imagePath is the PATH of the images built here (Debian's default).
 const imagePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -47,6 +55,11 @@ func (b *Builder) NetpolTools(ctx context.Context) (string, []string, error) {
 	}
 	for name, target := range alternatives {
 		if err := os.Symlink(target, filepath.Join(root, "usr", "sbin", name)); err != nil {
+			return "", nil, err
+		}
+	}
+	for _, name := range busyboxApplets {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", name)); err != nil {
 			return "", nil, err
 		}
 	}
