@@ -157,41 +157,43 @@ func createPolicy(t *testing.T, c *kube.Cluster, ns, name string, ingress []netw
 	}
 }
 
-// waitDaemonSet polls until the kube-system DaemonSet NAME has its one pod
-// scheduled, updated and ready.
-func waitDaemonSet(t *testing.T, env *nodeEnv, name string, limit time.Duration) {
+// pollKubeSystem calls check every 500 ms (each call with a 5 s context)
+// until it reports done, and fails the test with what, check's last error
+// and the kube-system pods' states when limit passes first.
+func pollKubeSystem(t *testing.T, env *nodeEnv, limit time.Duration, what string, check func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		d, err := env.Cluster.Client.AppsV1().DaemonSets("kube-system").Get(ctx, name, metav1.GetOptions{})
+		done, err := check(ctx)
 		cancel()
-		if err == nil && d.Status.DesiredNumberScheduled == 1 && d.Status.NumberReady == 1 && d.Status.UpdatedNumberScheduled == 1 {
+		if done {
 			return
 		}
 		if time.Now().After(deadline) || i > 1000 {
-			t.Fatalf("DaemonSet %s not ready after %s: %v; pods: %s", name, limit, err, env.podStates(t, "kube-system"))
+			t.Fatalf("%s after %s: %v; pods: %s", what, limit, err, env.podStates(t, "kube-system"))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
+// waitDaemonSet polls until the kube-system DaemonSet NAME has its one pod
+// scheduled, updated and ready.
+func waitDaemonSet(t *testing.T, env *nodeEnv, name string, limit time.Duration) {
+	t.Helper()
+	pollKubeSystem(t, env, limit, "DaemonSet "+name+" not ready", func(ctx context.Context) (bool, error) {
+		d, err := env.Cluster.Client.AppsV1().DaemonSets("kube-system").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && d.Status.DesiredNumberScheduled == 1 && d.Status.NumberReady == 1 && d.Status.UpdatedNumberScheduled == 1, err
+	})
+}
+
 // waitGone polls until no kube-system pod matches selector.
 func waitGone(t *testing.T, env *nodeEnv, selector string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	pollKubeSystem(t, env, limit, "pods "+selector+" still there", func(ctx context.Context) (bool, error) {
 		l, err := env.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: selector})
-		cancel()
-		if err == nil && len(l.Items) == 0 {
-			return
-		}
-		if time.Now().After(deadline) || i > 1000 {
-			t.Fatalf("pods %s still there after %s: %v; pods: %s", selector, limit, err, env.podStates(t, "kube-system"))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return err == nil && len(l.Items) == 0, err
+	})
 }
 
 // waitInitDone polls until the one kube-system pod matching selector has
@@ -199,33 +201,25 @@ func waitGone(t *testing.T, env *nodeEnv, selector string, limit time.Duration) 
 // the test at once.
 func waitInitDone(t *testing.T, env *nodeEnv, selector string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	pollKubeSystem(t, env, limit, "init containers of "+selector+" not done", func(ctx context.Context) (bool, error) {
 		l, err := env.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: selector})
-		cancel()
-		if err == nil && len(l.Items) == 1 {
-			p := l.Items[0]
-			done := len(p.Status.InitContainerStatuses) == len(p.Spec.InitContainers)
-			for _, st := range p.Status.InitContainerStatuses {
-				term := st.State.Terminated
-				if term == nil {
-					term = st.LastTerminationState.Terminated
-				}
-				if term != nil && term.ExitCode != 0 {
-					t.Fatalf("%s: init container %s exited %d: %s %s", p.Name, st.Name, term.ExitCode, term.Reason, term.Message)
-				}
-				if st.State.Terminated == nil {
-					done = false
-				}
+		if err != nil || len(l.Items) != 1 {
+			return false, err
+		}
+		p := l.Items[0]
+		done := len(p.Status.InitContainerStatuses) == len(p.Spec.InitContainers)
+		for _, st := range p.Status.InitContainerStatuses {
+			term := st.State.Terminated
+			if term == nil {
+				term = st.LastTerminationState.Terminated
 			}
-			if done {
-				return
+			if term != nil && term.ExitCode != 0 {
+				t.Fatalf("%s: init container %s exited %d: %s %s", p.Name, st.Name, term.ExitCode, term.Reason, term.Message)
+			}
+			if st.State.Terminated == nil {
+				done = false
 			}
 		}
-		if time.Now().After(deadline) || i > 1000 {
-			t.Fatalf("init containers of %s not done after %s: %v; pods: %s", selector, limit, err, env.podStates(t, "kube-system"))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return done, nil
+	})
 }
