@@ -96,3 +96,62 @@ func scanned(chains map[string][]countedRule) uint64 {
 	}
 	return n
 }
+
+// TestGroupStopsAtFirstAllowOnRealTraffic selects pod s with two policies,
+// s-a (admits c0) and s-b (admits c1), and reads the kernel's counters: a
+// connection from c0, which s-a allows, must not enter s-b's chain; one
+// from c1 must pass through s-a's chain into s-b's and be allowed; c2 is
+// dropped.
+func TestGroupStopsAtFirstAllowOnRealTraffic(t *testing.T) {
+	podLabels := map[string]string{"default/s": "app=s", "default/c0": "key=v0", "default/c1": "key=v1", "default/c2": "key=v2"}
+	var policies []string
+	for i, name := range []string{"s-a", "s-b"} {
+		policies = append(policies, fmt.Sprintf(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: %s, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: s}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {key: v%d}}}]
+    ports: [{protocol: TCP, port: %d}]
+`, name, i, servePort))
+	}
+	n := newNode(t, node.Options{})
+	dir := t.TempDir()
+	writeManifest(t, dir, "10-pods.yaml", podsYAML(podLabels))
+	writeManifest(t, dir, "20-policies.yaml", yamlDocs(policies...))
+	syncOnce(t, n, dir)
+	pods := addServingPods(t, n, "default/s", "default/c0", "default/c1", "default/c2")
+	syncOnce(t, n, dir)
+	s := pods[:1]
+	chains := chainCounters(t, n)
+	chainA, chainB := chainWith(chains, "NETPOL-I-", "default/s-a ingress"), chainWith(chains, "NETPOL-I-", "default/s-b ingress")
+	group := chainWith(chains, "NETPOL-GI-", "-j "+chainB)
+	if chainA == "" || chainB == "" || group == "" {
+		t.Fatalf("no policy chains for default/s-a (%q) and default/s-b (%q), or no group chain jumping to both (%q)", chainA, chainB, group)
+	}
+	// A rule's counter counts the packets it matched: the group chain's
+	// jump to a policy chain counts the packets that entered that chain.
+	entered := func(chains map[string][]countedRule, policy string) bool {
+		return rulePackets(chains, group, "-j "+policy) > 0
+	}
+	for i, tc := range []struct {
+		allowed        bool
+		enterA, enterB bool
+	}{{true, true, false}, {true, true, true}, {false, true, true}} {
+		c := pods[1+i : 2+i]
+		execIn(t, n, "iptables", "-w", "5", "-Z")
+		var allowed []string
+		if tc.allowed {
+			allowed = []string{c[0].Label() + ">default/s"}
+		}
+		expectMatrix(t, c[0].Label()+" to s", c, s, allowed...)
+		chains = chainCounters(t, n)
+		gotA, gotB := entered(chains, chainA), entered(chains, chainB)
+		if gotA != tc.enterA || gotB != tc.enterB {
+			t.Errorf("%s -> s: entered s-a's chain %v (want %v), s-b's %v (want %v):\n%s", c[0].Label(),
+				gotA, tc.enterA, gotB, tc.enterB, strings.Join(rulesMentioning(t, n, "default/s-"), "\n"))
+		}
+	}
+}

@@ -142,6 +142,14 @@ func (m Mark) Args() []string {
 	return []string{"-m", "mark", "--mark", s}
 }
 
+// Bits returns the value and mask of m; ok is false when m is not
+// VALUE[/MASK] (Validate rejects such a rule). A packet matches when its
+// mark ANDed with mask equals value.
+func (m Mark) Bits() (value, mask uint32, ok bool) {
+	v, mk, ok := parseMark(string(m))
+	return uint32(v), uint32(mk), ok
+}
+
 // parseMark parses "VALUE[/MASK]" (decimal or 0x-hex, 32 bits); the mask
 // defaults to 0xffffffff.
 func parseMark(s string) (value, mask uint64, ok bool) {

@@ -46,8 +46,8 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 //	NETPOL-INGRESS/EGRESS: DENY set -> NETPOL-DENY-I/E (log, DROP); the destination (source) pod
 //	           isolated -> -g the dispatch tree, which finds its group chain
 //	           in O(log groups) set lookups (see dispatcher)
-//	group chain: clear mark, -j each policy chain, marked -> -g NETPOL-PASS,
-//	           else log (NFLOG, rate-limited) and DROP
+//	group chain: clear mark, -j each policy chain while not marked yet,
+//	           marked -> -g NETPOL-PASS, else log (NFLOG, rate-limited) and DROP
 //	policy chain: one rule per allowed (peer, ports) -> -g NETPOL-ALLOW
 //
 // A pod created or deleted changes set members only; rules change with

@@ -148,11 +148,19 @@ func peerDir(d Direction) ipt.Dir {
 // groupRules is the chain of a group: the union of its policies. Each policy
 // chain marks the packet when one of its rules allows it; when none did,
 // groupVerdict ends the chain (a drop, or in audit a would-deny that passes).
+// A policy after the first runs only while the packet is not marked yet: once
+// one policy allowed it, the union allows it, and the packet skips the rest
+// at the cost of one plain mark match each instead of their rules and set
+// lookups.
 func (c *compiler) groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
 	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
-	for _, cp := range g.policies {
-		ch.Rules = append(ch.Rules, ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))})
+	for i, cp := range g.policies {
+		r := ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))}
+		if i > 0 {
+			r.Matches = []ipt.Match{notAllowed}
+		}
+		ch.Rules = append(ch.Rules, r)
 	}
 	ch.Rules = append(ch.Rules, ipt.Rule{
 		Matches: []ipt.Match{ipt.Mark(AllowMark)},

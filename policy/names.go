@@ -37,6 +37,10 @@ const AllowMark = "0x10000/0x10000"
 // markClear is the --set-xmark argument that clears AllowMark.
 const markClear = "0x0/0x10000"
 
+// notAllowed matches a packet that does not carry AllowMark (no policy of
+// the group allowed it yet).
+const notAllowed = ipt.Mark(markClear)
+
 // Direction is the side of a pod that a policy governs.
 type Direction int
 

@@ -68,7 +68,7 @@ func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
 		sets[rs.Sets[i].Name] = &rs.Sets[i]
 	}
 	var res TraceResult
-	mark := false
+	var mark uint32 // the packet's mark: 0 as it enters FORWARD
 	type frame struct {
 		chain string
 		pos   int
@@ -107,7 +107,11 @@ func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
 		case ipt.Return:
 			stack = stack[:len(stack)-1]
 		case ipt.MarkTarget:
-			mark = v.SetMark == AllowMark
+			value, mask, ok := ipt.Mark(v.SetMark).Bits()
+			if !ok {
+				return res, fmt.Errorf("%s: mark %q is not VALUE[/MASK]", ipt.RenderRule(ch.Name, r), v.SetMark)
+			}
+			mark = mark&^mask ^ value // --set-xmark: zero the mask's bits, then XOR
 		case ipt.NFLOGTarget:
 			res.Logged = append(res.Logged, v.Log.Prefix) // and on to the next rule
 		default:
@@ -121,7 +125,7 @@ func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
 	return res, nil
 }
 
-func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool) (bool, error) {
+func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark uint32) (bool, error) {
 	for _, m := range ms {
 		ok := false
 		switch m := m.(type) {
@@ -132,7 +136,11 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark bool)
 		case ipt.SameAddress:
 			ok = canonicalIP(p.Src) == canonicalIP(p.Dst)
 		case ipt.Mark:
-			ok = mark
+			value, mask, valid := m.Bits()
+			if !valid {
+				return false, fmt.Errorf("mark %q is not VALUE[/MASK]", string(m))
+			}
+			ok = mark&mask == value
 		case ipt.Limit:
 			ok = true // a trace is one packet: the bucket has a token
 		case ipt.Protocol:
