@@ -40,34 +40,27 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	if !ok {
 		return nil, false, nil
 	}
-	touched := map[string]bool{}
-	for _, list := range [][]Attachment{lastAtts, atts} {
-		for _, a := range list {
-			for _, ip := range a.IPs {
-				touched[ip] = true
-			}
-		}
-	}
-	for _, s := range []*Snapshot{last, next} {
-		for i := range s.Pods {
-			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[refOf(p)] {
-				for _, ip := range p.IPs {
-					touched[ip] = true
-				}
-			}
-		}
-	}
-	// A touched address held by a pod that did not change: its members
-	// cannot be told apart from the changed pod's.
-	for i := range next.Pods {
-		p := &next.Pods[i]
-		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[refOf(p)] {
+	if sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changed.changesLocal(last, next) {
+		if changed.sharesAddress(next, changed.touched(last, next)) {
 			return nil, false, nil
 		}
+		if out, ok := patchPeers(prev, last, next, atts, changed); ok {
+			return out, true, nil
+		}
+	}
+	touched := changed.touched(last, next, lastAtts, atts)
+	// A touched address held by a pod that did not change: its members
+	// cannot be told apart from the changed pod's.
+	if changed.sharesAddress(next, touched) {
+		return nil, false, nil
 	}
 	reduced := &Snapshot{Version: next.Version, Node: next.Node, Namespaces: next.Namespaces, Policies: next.Policies}
+	inNext := make([]bool, len(next.Pods))
+	for _, i := range changed.next {
+		inNext[i] = true
+	}
 	for i := range next.Pods {
-		if p := &next.Pods[i]; next.IsLocal(p) || changed[refOf(p)] {
+		if p := &next.Pods[i]; next.IsLocal(p) || inNext[i] {
 			reduced.Pods = append(reduced.Pods, *p)
 		}
 	}
@@ -78,7 +71,7 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	// With the same policies and this node's pods and records, the rules
 	// are prev's: keep its chains, so that a caller can tell them unchanged
 	// without comparing them.
-	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changesLocal(last, next, changed)
+	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changed.changesLocal(last, next)
 	var fill *Compiled // the new peer and named-port sets, whole
 	for i := range out.Rulesets {
 		rs := &out.Rulesets[i]
@@ -140,18 +133,6 @@ func samePolicies(last, next *Snapshot) bool {
 	return true
 }
 
-// changesLocal reports whether a changed pod is this node's in last or next.
-func changesLocal(last, next *Snapshot, changed map[podRef]bool) bool {
-	for _, s := range []*Snapshot{last, next} {
-		for i := range s.Pods {
-			if p := &s.Pods[i]; s.IsLocal(p) && changed[refOf(p)] {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // sameNamespaces reports whether a and b list the same namespaces with the
 // same labels, in the same order.
 func sameNamespaces(a, b []Namespace) bool {
@@ -164,48 +145,6 @@ func sameNamespaces(a, b []Namespace) bool {
 type podRef struct{ namespace, name string }
 
 func refOf(p *Pod) podRef { return podRef{p.Namespace, p.Name} }
-
-// changedPods returns the pods added, removed or changed between last and
-// next; ok false when there are more than patchMaxPods. Snapshots list
-// their pods in the same order when few changed: those are compared side
-// by side, without building a map of either.
-func changedPods(last, next *Snapshot) (map[podRef]bool, bool) {
-	out := map[podRef]bool{}
-	if len(last.Pods) == len(next.Pods) {
-		for i := range next.Pods {
-			a, b := &last.Pods[i], &next.Pods[i]
-			if a.Namespace != b.Namespace || a.Name != b.Name {
-				out = nil
-				break
-			}
-			if !samePod(a, b) {
-				if out[refOf(b)] = true; len(out) > patchMaxPods {
-					return nil, false
-				}
-			}
-		}
-		if out != nil {
-			return out, true
-		}
-		out = map[podRef]bool{}
-	}
-	before := make(map[podRef]*Pod, len(last.Pods))
-	for i := range last.Pods {
-		before[refOf(&last.Pods[i])] = &last.Pods[i]
-	}
-	for i := range next.Pods {
-		p := &next.Pods[i]
-		key := refOf(p)
-		if was, found := before[key]; !found || !samePod(was, p) {
-			out[key] = true
-		}
-		delete(before, key)
-	}
-	for key := range before {
-		out[key] = true
-	}
-	return out, len(out) <= patchMaxPods
-}
 
 // samePod reports whether a and b are the same to Compile. Labels that are
 // the same map (a source that reuses what did not change) are not compared.

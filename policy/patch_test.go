@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand"
-	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,6 +97,20 @@ var patchChanges = []patchChange{
 		s.Pods = append(slices.Clone(s.Pods), p)
 		return s, atts
 	}},
+	{"remote pod named port", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		p := clonePod(s, pickPod(r, s, false))
+		names := []string{"http", "grpc", "metrics"}
+		p.Ports = []policy.NamedPort{{Name: names[r.Intn(len(names))], Protocol: corev1.ProtocolTCP, Port: int32(8000 + r.Intn(100))}}
+		return s, atts
+	}},
+	{"remote pod namespace", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
+		i := pickPod(r, s, false)
+		p := s.Pods[i]
+		p.Namespace = s.Namespaces[r.Intn(len(s.Namespaces))].Name
+		p.Labels = maps.Clone(p.Labels)
+		s.Pods = append(slices.Delete(slices.Clone(s.Pods), i, i+1), p)
+		return s, atts
+	}},
 	{"attachment removed", true, func(r *rand.Rand, s *policy.Snapshot, atts []policy.Attachment) (*policy.Snapshot, []policy.Attachment) {
 		i := r.Intn(len(atts))
 		return s, slices.Delete(slices.Clone(atts), i, i+1)
@@ -145,6 +159,11 @@ var patchChanges = []patchChange{
 
 func ptr[T any](v T) *T { return &v }
 
+// remoteOnly names the changes that only pods of other nodes make: Patch
+// takes its members-only path for them (policy.PatchPeers).
+var remoteOnly = map[string]bool{"remote pod labels": true, "remote pod address": true, "remote pod deleted": true,
+	"remote pod added": true, "remote pod named port": true, "remote pod namespace": true}
+
 // TestPatchIsCompile drives Patch through a chain of random changes of
 // every kind, each from the last result, and requires each result to be
 // exactly what Compile makes of the same input (rules, sets, members,
@@ -172,14 +191,20 @@ func TestPatchIsCompile(t *testing.T) {
 		switch {
 		case ok:
 			patched[ch.name]++
-			if reflect.DeepEqual(want, got) {
-				break
-			}
-			if d := cmp.Diff(want, got); d != "" {
+			if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(policy.Compiled{})); d != "" {
 				t.Fatalf("step %d (%s): Patch differs from Compile (-want +got):\n%s", step, ch.name, d)
 			}
 		case ch.patched:
 			t.Errorf("step %d (%s): Patch declined", step, ch.name)
+		}
+		if remoteOnly[ch.name] {
+			peers, ok := policy.PatchPeers(prev, snap, next, nextAtts)
+			if !ok {
+				t.Fatalf("step %d (%s): the members-only path declined", step, ch.name)
+			}
+			if d := cmp.Diff(want, peers, cmpopts.IgnoreUnexported(policy.Compiled{})); d != "" {
+				t.Fatalf("step %d (%s): the members-only path differs from Compile (-want +got):\n%s", step, ch.name, d)
+			}
 		}
 		prev, snap, atts = want, next, nextAtts
 	}
