@@ -40,6 +40,11 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	if !ok {
 		return nil, false, nil
 	}
+	if len(changed.refs) == 0 && sameAttachmentsOrder(lastAtts, atts) {
+		if out, ok := patchPolicies(prev, last, next); ok {
+			return out, true, nil
+		}
+	}
 	if sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changed.changesLocal(last, next) {
 		if changed.sharesAddress(next, changed.touched(last, next)) {
 			return nil, false, nil
