@@ -40,18 +40,8 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	if !ok {
 		return nil, false, nil
 	}
-	if len(changed.refs) == 0 && sameAttachmentsOrder(lastAtts, atts) {
-		if out, ok := patchPolicies(prev, last, next); ok {
-			return out, true, nil
-		}
-	}
-	if sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changed.changesLocal(last, next) {
-		if changed.sharesAddress(next, changed.touched(last, next)) {
-			return nil, false, nil
-		}
-		if out, ok := patchPeers(prev, last, next, atts, changed); ok {
-			return out, true, nil
-		}
+	if out, ok, decline := patchShort(prev, last, lastAtts, next, atts, changed); ok || decline {
+		return out, ok, nil
 	}
 	touched := changed.touched(last, next, lastAtts, atts)
 	// A touched address held by a pod that did not change: its members
@@ -109,6 +99,30 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 		}
 	}
 	return out, true, nil
+}
+
+// patchShort is Patch's two short ways: a change of policies alone that
+// keeps this node's groups (patchPolicies), and a change of pods of other
+// nodes alone (patchPeers). decline: a changed address is shared with a
+// pod that did not change, which no way can patch.
+func patchShort(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot, atts []Attachment,
+	changed *podChanges) (out *Compiled, ok, decline bool) {
+	if !sameAttachmentsOrder(lastAtts, atts) {
+		return nil, false, false
+	}
+	if len(changed.refs) == 0 {
+		if out, ok := patchPolicies(prev, last, next); ok {
+			return out, true, false
+		}
+	}
+	if !samePolicies(last, next) || changed.changesLocal(last, next) {
+		return nil, false, false
+	}
+	if changed.sharesAddress(next, changed.touched(last, next)) {
+		return nil, false, true
+	}
+	out, ok = patchPeers(prev, last, next, atts, changed)
+	return out, ok, false
 }
 
 // sameAttachmentsOrder reports whether a and b are the same records in

@@ -51,25 +51,9 @@ func patchPolicies(prev *Compiled, last, next *Snapshot) (*Compiled, bool) {
 		if len(is) == 0 {
 			continue // compiled into nothing, before and now
 		}
-		np := pair[1]
-		cp := &compiledPolicy{key: policyKey(np), np: np, dirs: [2]bool{in, eg}}
-		for _, f := range ipt.Families {
-			c.sets, c.seen = map[string]*ipt.Set{}, map[string]map[string]bool{}
-			old := prev.Ruleset(f)
-			for d := Ingress; d <= Egress; d++ {
-				if !cp.dirs[d] {
-					continue
-				}
-				ch, err := c.policyRules(f, d, cp)
-				if old == nil || err != nil {
-					return nil, false
-				}
-				was := findChain(old.Chains, ch.Name)
-				if was == nil || !slices.Equal(setsNamed(was), setsNamed(&ch)) {
-					return nil, false
-				}
-				replace[familyPrefix(f)+" "+ch.Name] = ch
-			}
+		cp := &compiledPolicy{key: policyKey(pair[1]), np: pair[1], dirs: [2]bool{in, eg}}
+		if !c.policyChains(prev, cp, replace) {
+			return nil, false
 		}
 	}
 	out := *prev
@@ -84,6 +68,31 @@ func patchPolicies(prev *Compiled, last, next *Snapshot) (*Compiled, bool) {
 		}
 	}
 	return &out, true
+}
+
+// policyChains compiles the chains of cp (c compiles rules only) into
+// replace, by family prefix and name; false when prev lacks one of them,
+// or had it name other sets.
+func (c *compiler) policyChains(prev *Compiled, cp *compiledPolicy, replace map[string]ipt.Chain) bool {
+	for _, f := range ipt.Families {
+		c.sets, c.seen = map[string]*ipt.Set{}, map[string]map[string]bool{}
+		old := prev.Ruleset(f)
+		for d := Ingress; d <= Egress; d++ {
+			if !cp.dirs[d] {
+				continue
+			}
+			ch, err := c.policyRules(f, d, cp)
+			if old == nil || err != nil {
+				return false
+			}
+			was := findChain(old.Chains, ch.Name)
+			if was == nil || !slices.Equal(setsNamed(was), setsNamed(&ch)) {
+				return false
+			}
+			replace[familyPrefix(f)+" "+ch.Name] = ch
+		}
+	}
+	return true
 }
 
 // changedPolicies returns the policies of next that are not in last as
