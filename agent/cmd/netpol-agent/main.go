@@ -112,7 +112,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
 	fs.BoolVar(&o.audit, "audit", false, "audit every policy of this node: evaluate as enforcement would, but let what it would drop pass (logged as would-deny)")
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
-	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
+	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source and a manifest directory inotify can watch also push them; a watched directory's files are then compared once a second)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
 	fs.DurationVar(&o.staleGrace, "stale-record-grace", 2*time.Minute,
 		"remove a pod record this old whose pod the source no longer places on this node and whose network namespace is gone (a lost DEL); 0 keeps every record")
