@@ -37,7 +37,8 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 		a.WriteBehind = true
 		defer func() { a.WriteBehind = false }()
 	}
-	defer a.writer.flush() // the last snapshot is stored when Run returns
+	defer a.writer.flush()    // the last snapshot is stored when Run returns
+	defer a.rz.writer.flush() // and the last versions in force
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
