@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 		a.last = &applied{snap: snap, atts: atts, stamp: stamp, compiled: compiled}
 		return compiled, nil
 	}
-	indexChanged := a.last == nil || !bytes.Equal(state.EncodeIndex(&a.last.compiled.Index), state.EncodeIndex(&compiled.Index))
+	indexChanged := a.last == nil || !sameIndex(&a.last.compiled.Index, &compiled.Index)
 	if indexChanged {
 		if err := a.writeTransitionIndex(&compiled.Index); err != nil {
 			return nil, err
@@ -275,6 +276,18 @@ func (a *Agent) writeTransitionIndex(next *policy.Index) error {
 		return fmt.Errorf("write transition index: %w", err)
 	}
 	return nil
+}
+
+// sameIndex reports whether a and b encode alike: at once when b is a
+// patch that kept a's memberships (the same map and list), else by their
+// encodings.
+func sameIndex(a, b *policy.Index) bool {
+	if a.Version == b.Version && len(a.Pods) == len(b.Pods) && len(a.Isolated) == len(b.Isolated) &&
+		reflect.ValueOf(a.Pods).UnsafePointer() == reflect.ValueOf(b.Pods).UnsafePointer() &&
+		(len(a.Isolated) == 0 || &a.Isolated[0] == &b.Isolated[0]) {
+		return true
+	}
+	return bytes.Equal(state.EncodeIndex(a), state.EncodeIndex(b))
 }
 
 func summarize(c *policy.Compiled, disabled []ipt.Family) health.SyncResult {

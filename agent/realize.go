@@ -24,7 +24,8 @@ type realizer struct {
 	// manifest's version is a hash of the whole object).
 	policies []networkingv1.NetworkPolicy
 	versions []string
-	written  []state.PolicyRealized // what the realized file holds
+	written  []state.PolicyRealized // what the realized file holds (or will: writer)
+	writer   realizedWriter
 }
 
 // version returns policy.Version(&nps[i]), reusing the last realize's.
@@ -97,10 +98,18 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 		out.Policies = append(out.Policies, r)
 	}
 	a.rz.inForce, a.rz.policies, a.rz.versions = now, slices.Clone(snap.Policies), versions
+	if a.rz.writer.failed.Swap(false) {
+		a.rz.written = nil // write it again
+	}
 	if a.rz.written != nil && slices.Equal(a.rz.written, out.Policies) {
 		return delays // the file holds it already
 	}
 	a.rz.written = nil
+	if a.WriteBehind {
+		a.rz.writer.write(a, out)
+		a.rz.written = out.Policies
+		return delays
+	}
 	if err := a.Store.WriteRealized(out); err != nil {
 		a.Log.Warn("store the realized policy versions", "err", err)
 		return delays

@@ -15,8 +15,10 @@ import (
 type RunOptions struct {
 	Poll        time.Duration // how often the source is asked for changes
 	RepairEvery time.Duration // how often the kernel is read back for drift
-	// Debounce is how long Run waits after a source.Notifier's signal before it
-	// loads, gathering a burst of changes into one sync (default 20 ms).
+	// Debounce: after a source.Notifier's signal Run loads at once, then
+	// gathers the signals of the next Debounce (default 20 ms) into one
+	// load at its end, so that a burst of changes costs two syncs, and a
+	// lone change waits for nothing.
 	Debounce time.Duration
 }
 
@@ -35,7 +37,8 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 		a.WriteBehind = true
 		defer func() { a.WriteBehind = false }()
 	}
-	defer a.writer.flush() // the last snapshot is stored when Run returns
+	defer a.writer.flush()    // the last snapshot is stored when Run returns
+	defer a.rz.writer.flush() // and the last versions in force
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
@@ -47,20 +50,28 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 	if n, ok := src.(source.Notifier); ok {
 		notify = n.Notify()
 	}
-	var debounce <-chan time.Time
-	var drift <-chan driftResult // a read-back in flight
+	var debounce <-chan time.Time // a window after a load on a signal
+	pending := false              // a signal arrived in that window
+	var drift <-chan driftResult  // a read-back in flight
 	for {
 		a.status().Beat()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-notify:
-			if debounce == nil {
-				debounce = time.After(opts.Debounce)
+			if debounce != nil {
+				pending = true
+				continue
 			}
+			l.loadIfChanged(ctx)
+			debounce = time.After(opts.Debounce)
 		case <-debounce:
 			debounce = nil
-			l.loadIfChanged(ctx)
+			if pending {
+				pending = false
+				l.loadIfChanged(ctx)
+				debounce = time.After(opts.Debounce)
+			}
 		case <-poll.C:
 			l.loadIfChanged(ctx)
 		case <-repair.C:

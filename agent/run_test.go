@@ -163,3 +163,26 @@ func TestRunNoStoredSnapshot(t *testing.T) {
 func (k *fakeKernel) ApplyChange(context.Context, []ipt.Ruleset, []ipt.Ruleset) error {
 	return ipt.ErrNoChange
 }
+
+// TestRunLoneChangeAtOnce: a signalled change is loaded at once, not
+// after the debounce (an hour here, as the poll), which only gathers the
+// signals that follow it.
+func TestRunLoneChangeAtOnce(t *testing.T) {
+	k := &fakeKernel{}
+	a := &Agent{Store: state.New(t.TempDir()), Kernel: k, Log: slog.New(slog.DiscardHandler), LockTimeout: time.Second,
+		Status: &health.Status{}}
+	src := &fakeSource{notify: make(chan struct{}, 1), ready: true, snap: snapshot("first")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- a.Run(ctx, src, RunOptions{Poll: time.Hour, RepairEvery: time.Hour, Debounce: time.Hour})
+	}()
+	waitUntil(t, "first snapshot synced", func() bool { return a.Status.Ready() })
+	applies := k.count()
+	src.set(true, snapshot("second"))
+	waitUntil(t, "a lone change synced", func() bool { return k.count() > applies })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state"
 )
 
 // snapshotWriter writes the snapshot after the sync that committed it,
@@ -88,6 +90,65 @@ func (w *snapshotWriter) flush() {
 	if w.running {
 		close(w.hurry)
 		w.hurry = nil
+	}
+	for w.running {
+		w.idle.Wait()
+	}
+}
+
+// realizedWriter writes realized.json after the sync that committed its
+// versions, beside the run loop (Run), as snapshotWriter does the
+// snapshot: the file is still written only after the kernel holds what it
+// says, a little later, and a change that follows a policy change is not
+// kept waiting for the encoding and fsync of 1,000 policies' versions.
+// The last one handed over is the last written; failed says a write
+// failed, so that the next sync writes again.
+type realizedWriter struct {
+	mu      sync.Mutex
+	pending *state.Realized
+	running bool
+	idle    *sync.Cond // signalled when running turns false
+	failed  atomic.Bool
+}
+
+// write hands r over; it is written in the background.
+func (w *realizedWriter) write(a *Agent, r *state.Realized) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = r
+	if !w.running {
+		w.running = true
+		go w.run(a)
+	}
+}
+
+// run writes the pending versions until none is left.
+func (w *realizedWriter) run(a *Agent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.pending != nil {
+		r := w.pending
+		w.pending = nil
+		w.mu.Unlock()
+		err := a.Store.WriteRealized(r)
+		w.mu.Lock()
+		if err != nil {
+			a.Log.Warn("store the realized policy versions", "err", err)
+			w.failed.Store(true)
+		}
+	}
+	w.running = false
+	if w.idle != nil {
+		w.idle.Broadcast()
+	}
+}
+
+// flush waits until no write runs.
+func (w *realizedWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.idle == nil {
+		w.idle = sync.NewCond(&w.mu)
 	}
 	for w.running {
 		w.idle.Wait()

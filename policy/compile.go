@@ -19,6 +19,11 @@ type Compiled struct {
 	// Groups names the policies behind each group hash that a drop's
 	// NFLOG prefix can carry.
 	Groups GroupPolicies
+
+	// podSets says how each peer and named-port set (by name) is filled:
+	// what Patch needs to recompute one pod's members of them without a
+	// compile. It is derived from the policies alone.
+	podSets map[string]podSetSource
 }
 
 // Ruleset returns the ruleset of family f.
@@ -81,7 +86,7 @@ func CompileUnknown(atts []Attachment, dl DropLog) (*Compiled, error) {
 }
 
 func (c *compiler) compile() (*Compiled, error) {
-	out := &Compiled{Index: c.index(), Groups: c.groupPolicies()}
+	out := &Compiled{Index: c.index(), Groups: c.groupPolicies(), podSets: c.podSets}
 	for _, f := range ipt.Families {
 		rs, err := c.family(f)
 		if err != nil {
@@ -124,6 +129,7 @@ type compiler struct {
 	member    map[string]map[Membership]bool // pod key -> memberships, all families
 	peerCache map[string][]*Pod              // peer key -> the pods it selects
 	families  map[string]ipt.Family          // address -> its family
+	podSets   map[string]podSetSource        // peer and named-port set -> how it is filled
 	dropLog   DropLog
 
 	// rulesOnly leaves the peer and named-port sets empty: for CompilePod,
@@ -134,7 +140,7 @@ type compiler struct {
 func newCompiler(s *Snapshot, atts []Attachment) (*compiler, error) {
 	pods, local, unknown := mergePods(s, OwnAddresses(atts))
 	c := &compiler{snap: s, w: newWorld(s, pods), local: local, member: map[string]map[Membership]bool{},
-		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}, dropLog: s.dropLog()}
+		peerCache: map[string][]*Pod{}, families: map[string]ipt.Family{}, podSets: map[string]podSetSource{}, dropLog: s.dropLog()}
 	if err := c.dropLog.Validate(); err != nil {
 		return nil, err
 	}

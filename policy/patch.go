@@ -40,34 +40,22 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	if !ok {
 		return nil, false, nil
 	}
-	touched := map[string]bool{}
-	for _, list := range [][]Attachment{lastAtts, atts} {
-		for _, a := range list {
-			for _, ip := range a.IPs {
-				touched[ip] = true
-			}
-		}
+	if out, ok, decline := patchShort(prev, last, lastAtts, next, atts, changed); ok || decline {
+		return out, ok, nil
 	}
-	for _, s := range []*Snapshot{last, next} {
-		for i := range s.Pods {
-			if p := &s.Pods[i]; len(p.IPs) > 0 && !s.IsLocal(p) && changed[refOf(p)] {
-				for _, ip := range p.IPs {
-					touched[ip] = true
-				}
-			}
-		}
-	}
+	touched := changed.touched(last, next, lastAtts, atts)
 	// A touched address held by a pod that did not change: its members
 	// cannot be told apart from the changed pod's.
-	for i := range next.Pods {
-		p := &next.Pods[i]
-		if !next.IsLocal(p) && slices.ContainsFunc(p.IPs, func(ip string) bool { return touched[ip] }) && !changed[refOf(p)] {
-			return nil, false, nil
-		}
+	if changed.sharesAddress(next, touched) {
+		return nil, false, nil
 	}
 	reduced := &Snapshot{Version: next.Version, Node: next.Node, Namespaces: next.Namespaces, Policies: next.Policies}
+	inNext := make([]bool, len(next.Pods))
+	for _, i := range changed.next {
+		inNext[i] = true
+	}
 	for i := range next.Pods {
-		if p := &next.Pods[i]; next.IsLocal(p) || changed[refOf(p)] {
+		if p := &next.Pods[i]; next.IsLocal(p) || inNext[i] {
 			reduced.Pods = append(reduced.Pods, *p)
 		}
 	}
@@ -78,7 +66,7 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	// With the same policies and this node's pods and records, the rules
 	// are prev's: keep its chains, so that a caller can tell them unchanged
 	// without comparing them.
-	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changesLocal(last, next, changed)
+	sameRules := sameAttachmentsOrder(lastAtts, atts) && samePolicies(last, next) && !changed.changesLocal(last, next)
 	var fill *Compiled // the new peer and named-port sets, whole
 	for i := range out.Rulesets {
 		rs := &out.Rulesets[i]
@@ -113,6 +101,30 @@ func Patch(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot
 	return out, true, nil
 }
 
+// patchShort is Patch's two short ways: a change of policies alone that
+// keeps this node's groups (patchPolicies), and a change of pods of other
+// nodes alone (patchPeers). decline: a changed address is shared with a
+// pod that did not change, which no way can patch.
+func patchShort(prev *Compiled, last *Snapshot, lastAtts []Attachment, next *Snapshot, atts []Attachment,
+	changed *podChanges) (out *Compiled, ok, decline bool) {
+	if !sameAttachmentsOrder(lastAtts, atts) {
+		return nil, false, false
+	}
+	if len(changed.refs) == 0 {
+		if out, ok := patchPolicies(prev, last, next); ok {
+			return out, true, false
+		}
+	}
+	if !samePolicies(last, next) || changed.changesLocal(last, next) {
+		return nil, false, false
+	}
+	if changed.sharesAddress(next, changed.touched(last, next)) {
+		return nil, false, true
+	}
+	out, ok = patchPeers(prev, last, next, atts, changed)
+	return out, ok, false
+}
+
 // sameAttachmentsOrder reports whether a and b are the same records in
 // the same order.
 func sameAttachmentsOrder(a, b []Attachment) bool {
@@ -140,18 +152,6 @@ func samePolicies(last, next *Snapshot) bool {
 	return true
 }
 
-// changesLocal reports whether a changed pod is this node's in last or next.
-func changesLocal(last, next *Snapshot, changed map[podRef]bool) bool {
-	for _, s := range []*Snapshot{last, next} {
-		for i := range s.Pods {
-			if p := &s.Pods[i]; s.IsLocal(p) && changed[refOf(p)] {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // sameNamespaces reports whether a and b list the same namespaces with the
 // same labels, in the same order.
 func sameNamespaces(a, b []Namespace) bool {
@@ -164,48 +164,6 @@ func sameNamespaces(a, b []Namespace) bool {
 type podRef struct{ namespace, name string }
 
 func refOf(p *Pod) podRef { return podRef{p.Namespace, p.Name} }
-
-// changedPods returns the pods added, removed or changed between last and
-// next; ok false when there are more than patchMaxPods. Snapshots list
-// their pods in the same order when few changed: those are compared side
-// by side, without building a map of either.
-func changedPods(last, next *Snapshot) (map[podRef]bool, bool) {
-	out := map[podRef]bool{}
-	if len(last.Pods) == len(next.Pods) {
-		for i := range next.Pods {
-			a, b := &last.Pods[i], &next.Pods[i]
-			if a.Namespace != b.Namespace || a.Name != b.Name {
-				out = nil
-				break
-			}
-			if !samePod(a, b) {
-				if out[refOf(b)] = true; len(out) > patchMaxPods {
-					return nil, false
-				}
-			}
-		}
-		if out != nil {
-			return out, true
-		}
-		out = map[podRef]bool{}
-	}
-	before := make(map[podRef]*Pod, len(last.Pods))
-	for i := range last.Pods {
-		before[refOf(&last.Pods[i])] = &last.Pods[i]
-	}
-	for i := range next.Pods {
-		p := &next.Pods[i]
-		key := refOf(p)
-		if was, found := before[key]; !found || !samePod(was, p) {
-			out[key] = true
-		}
-		delete(before, key)
-	}
-	for key := range before {
-		out[key] = true
-	}
-	return out, len(out) <= patchMaxPods
-}
 
 // samePod reports whether a and b are the same to Compile. Labels that are
 // the same map (a source that reuses what did not change) are not compared.

@@ -72,6 +72,13 @@ func (c *compiler) peerMatches(f ipt.Family, d Direction, cp *compiledPolicy, fi
 			return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
 		}
 		s := c.set(f, peerSet(f, key), ipt.HashIP, key)
+		if _, ok := c.podSets[s.Name]; !ok {
+			src, err := c.w.peerSource(cp.np.Namespace, peer)
+			if err != nil {
+				return nil, fmt.Errorf("networkpolicy %s: %s peer %d: %w", cp.key, field, j, err)
+			}
+			c.podSets[s.Name] = src
+		}
 		if c.seen[s.Name] == nil && !c.rulesOnly { // a peer shared by several policies is filled once
 			pods, err := c.peerPods(key, cp.np.Namespace, peer)
 			if err != nil {
@@ -231,6 +238,7 @@ func chunkPorts(rs []ipt.PortRange) [][]ipt.PortRange {
 func (c *compiler) namedPort(f ipt.Family, proto corev1.Protocol, name string) *ipt.Set {
 	key := string(proto) + "/" + name
 	s := c.set(f, namedPortSet(f, key), ipt.HashIPPort, key)
+	c.podSets[s.Name] = podSetSource{proto: proto, port: name}
 	if len(s.Members) > 0 || c.seen[s.Name] != nil || c.rulesOnly {
 		return s
 	}

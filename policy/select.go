@@ -3,10 +3,15 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/netpol/netpol/ipt"
 )
 
 // world is the snapshot indexed for selection: namespaces by name, pods by
@@ -91,31 +96,82 @@ func (w *world) selectedPods(ns string, podSelector *metav1.LabelSelector) ([]*P
 //   - namespaceSelector alone: "selects all Pods in the Namespaces selected";
 //   - both: "selects particular Pods within particular Namespaces" (AND).
 func (w *world) peerPods(policyNS string, peer *networkingv1.NetworkPolicyPeer) ([]*Pod, error) {
-	if peer.NamespaceSelector == nil {
-		return w.selectedPods(policyNS, peer.PodSelector)
-	}
-	nsSel, err := w.selector(peer.NamespaceSelector)
+	src, err := w.peerSource(policyNS, peer)
 	if err != nil {
 		return nil, err
 	}
-	podSel := labels.Everything()
-	if peer.PodSelector != nil {
-		if podSel, err = w.selector(peer.PodSelector); err != nil {
-			return nil, err
-		}
-	}
 	var out []*Pod
 	for _, ns := range w.nsNames {
-		if !nsSel.Matches(w.nsLabels(ns)) {
+		if src.nsSel == nil && ns != src.ns || src.nsSel != nil && !src.nsSel.Matches(w.nsLabels(ns)) {
 			continue
 		}
 		for _, p := range w.podsByNS[ns] {
-			if podSel.Matches(labels.Set(p.Labels)) {
+			if src.podSel.Matches(labels.Set(p.Labels)) {
 				out = append(out, p)
 			}
 		}
 	}
 	return out, nil
+}
+
+// podSetSource is how a peer or named-port set is filled: the pods a
+// selector peer selects (ns, or nsSel when the peer has a
+// namespaceSelector; podSel), or the pods declaring the named port
+// proto/port.
+type podSetSource struct {
+	ns     string
+	nsSel  labels.Selector
+	podSel labels.Selector
+	proto  corev1.Protocol
+	port   string
+}
+
+// peerSource parses a selector peer of a policy in namespace policyNS
+// (see peerPods for what it selects).
+func (w *world) peerSource(policyNS string, peer *networkingv1.NetworkPolicyPeer) (podSetSource, error) {
+	if peer.NamespaceSelector == nil {
+		sel, err := w.selector(peer.PodSelector)
+		return podSetSource{ns: policyNS, podSel: sel}, err
+	}
+	nsSel, err := w.selector(peer.NamespaceSelector)
+	if err != nil {
+		return podSetSource{}, err
+	}
+	podSel := labels.Everything()
+	if peer.PodSelector != nil {
+		if podSel, err = w.selector(peer.PodSelector); err != nil {
+			return podSetSource{}, err
+		}
+	}
+	return podSetSource{nsSel: nsSel, podSel: podSel}, nil
+}
+
+// entries returns the members pod p (with its addresses of family f)
+// has in a set filled from src, as Compile's addPod makes them; nsLabels
+// are the labels of p's namespace (NamespaceLabels).
+func (src *podSetSource) entries(p *Pod, f ipt.Family, nsLabels labels.Set) []string {
+	var suffixes []string
+	switch {
+	case src.podSel == nil:
+		for _, np := range p.Ports {
+			if np.Name == src.port && ProtocolOrTCP(np.Protocol) == src.proto {
+				suffixes = append(suffixes, fmt.Sprintf(",%s:%d", strings.ToLower(string(src.proto)), np.Port))
+			}
+		}
+	case src.nsSel == nil && p.Namespace == src.ns, src.nsSel != nil && src.nsSel.Matches(nsLabels):
+		if src.podSel.Matches(labels.Set(p.Labels)) {
+			suffixes = []string{""}
+		}
+	}
+	var out []string
+	for _, ip := range p.IPs {
+		if fam, ok := ipFamily(ip); ok && fam == f {
+			for _, sfx := range suffixes {
+				out = append(out, ip+sfx)
+			}
+		}
+	}
+	return out
 }
 
 // peerKey is the canonical identity of a selector peer: two peers with the

@@ -18,7 +18,10 @@ import (
 // DirSource is a directory of manifests (see manifest.Load). A change is
 // noticed by a fingerprint of the file names, sizes and modification times;
 // each Load decodes only the files whose content changed since the last one
-// (manifest.Cache).
+// (manifest.Cache). Once Notify was called, the directory is watched with
+// inotify: a change is signalled as it happens, and Changed compares the
+// fingerprint only once a second (fullCheckEvery), the net under what
+// inotify cannot see, instead of at every poll.
 type DirSource struct {
 	Dir  string
 	Node string
@@ -29,6 +32,9 @@ type DirSource struct {
 	once  sync.Once
 	cache *manifest.Cache
 	last  [32]byte
+
+	watch   *dirWatch // nil: not watched, every Changed compares fingerprints
+	checked time.Time // when the fingerprint was last compared
 
 	noticed  time.Time         // when Changed first saw the fingerprint move
 	hashes   map[string]string // file name -> content hash, at the last Load
@@ -45,11 +51,14 @@ func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
 			}
 		}
 	})
+	if d.watch != nil {
+		d.watch.dirty.Store(false) // an event from now on is a change after this Load
+	}
 	fp, err := d.fingerprint()
 	if err != nil {
 		return nil, err
 	}
-	d.last = fp
+	d.last, d.checked = fp, time.Now()
 	when := d.noticed
 	if when.IsZero() {
 		when = time.Now()
@@ -83,14 +92,44 @@ func (d *DirSource) Persist() error {
 
 // Changed reports whether any manifest was added, removed or modified.
 func (d *DirSource) Changed(context.Context) (bool, error) {
+	if w := d.watch; w != nil && !w.broken.Load() && time.Since(d.checked) < fullCheckEvery {
+		if !w.pending() {
+			return false, nil
+		}
+		if d.noticed.IsZero() {
+			d.noticed = time.Now()
+		}
+		return true, nil
+	}
 	fp, err := d.fingerprint()
 	if err != nil {
 		return false, err
 	}
+	d.checked = time.Now()
 	if fp != d.last && d.noticed.IsZero() {
 		d.noticed = time.Now()
 	}
 	return fp != d.last, nil
+}
+
+// Notify starts watching the directory and returns the channel that
+// signals its changes (see Notifier); nil when it cannot be watched.
+func (d *DirSource) Notify() <-chan struct{} {
+	if d.watch == nil {
+		d.watch = watchDir(d.Dir)
+		d.checked = time.Time{} // what changed before the watch began: compare at the next Changed
+	}
+	if d.watch == nil {
+		return nil
+	}
+	return d.watch.notify
+}
+
+// Close stops watching the directory.
+func (d *DirSource) Close() {
+	if d.watch != nil {
+		d.watch.close()
+	}
 }
 
 func (d *DirSource) fingerprint() ([32]byte, error) {

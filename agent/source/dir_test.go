@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/state"
@@ -57,4 +58,68 @@ func TestDirSourceDecodesOnlyChangedFiles(t *testing.T) {
 	}
 	last := &DirSource{Dir: dir, Node: "n", Store: store}
 	load(last, manifest.Stats{Files: 2, Read: 2})
+}
+
+// A watched DirSource signals a file renamed into its directory at once,
+// and reports it changed until it is loaded; a write through a symbolic
+// link to a file elsewhere, which inotify does not see, is still found by
+// the fingerprint within fullCheckEvery.
+func TestDirSourceWatch(t *testing.T) {
+	ctx := context.Background()
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	write(t, dir, "a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+	write(t, elsewhere, "b.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n")
+	if err := os.Symlink(filepath.Join(elsewhere, "b.yaml"), filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	d := &DirSource{Dir: dir, Node: "n"}
+	defer d.Close()
+	if _, err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	notify := d.Notify()
+	if notify == nil {
+		t.Skip("inotify not available")
+	}
+	changed := func() bool {
+		t.Helper()
+		c, err := d.Changed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if changed() { // the first check after the watch began compares fingerprints
+		t.Fatal("Changed with nothing changed")
+	}
+	if changed() {
+		t.Fatal("Changed with nothing changed, watched")
+	}
+	write(t, elsewhere, "c.tmp", "apiVersion: v1\nkind: Namespace\nmetadata: {name: c}\n")
+	if err := os.Rename(filepath.Join(elsewhere, "c.tmp"), filepath.Join(dir, "c.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if !changed() {
+		t.Fatal("a file renamed in: not changed")
+	}
+	select {
+	case <-notify:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a file renamed in: no signal")
+	}
+	snap, err := d.Load(ctx)
+	if err != nil || len(snap.Namespaces) != 3 {
+		t.Fatalf("Load = %v namespaces, %v; want 3", snap, err)
+	}
+	if changed() {
+		t.Fatal("Changed right after Load")
+	}
+	write(t, elsewhere, "b.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: b, labels: {x: y}}\n")
+	deadline := time.Now().Add(fullCheckEvery + 10*time.Second)
+	for !changed() {
+		if time.Now().After(deadline) {
+			t.Fatal("a write through a symbolic link: never changed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

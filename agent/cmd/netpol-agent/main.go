@@ -112,11 +112,11 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.once, "once", false, "sync once and exit")
 	fs.BoolVar(&o.audit, "audit", false, "audit every policy of this node: evaluate as enforcement would, but let what it would drop pass (logged as would-deny)")
 	fs.BoolVar(&o.uninstall, "uninstall", false, "remove every chain, rule, set and state file of netpol and exit")
-	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source also pushes them)")
+	fs.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often the source is checked for changes (the API source and a manifest directory inotify can watch also push them; a watched directory's files are then compared once a second)")
 	fs.DurationVar(&o.repair, "repair-interval", 5*time.Second, "how often the kernel is read back and repaired")
 	fs.DurationVar(&o.staleGrace, "stale-record-grace", 2*time.Minute,
 		"remove a pod record this old whose pod the source no longer places on this node and whose network namespace is gone (a lost DEL); 0 keeps every record")
-	fs.DurationVar(&o.debounce, "debounce", 20*time.Millisecond, "API source: how long to gather changes before one sync")
+	fs.DurationVar(&o.debounce, "debounce", 20*time.Millisecond, "after a change the source pushed (the API; a watched manifest directory) is synced, how long to gather the next ones into one sync")
 	fs.DurationVar(&o.apiTimeout, "api-timeout", 10*time.Second,
 		"API source: how long to wait for the first complete list before enforcing the stored snapshot (with --once: before failing)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "",
@@ -239,6 +239,7 @@ func run(args []string) int {
 		return manifestsOnce(ctx, a, o, log)
 	default:
 		src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
+		defer src.Close()
 		if o.metricsAddr != "" {
 			if err := serveOps(ctx, a, o.metricsAddr, nil, log); err != nil {
 				fmt.Fprintln(os.Stderr, "netpol-agent:", err)
