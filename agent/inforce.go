@@ -13,6 +13,12 @@ type holder interface {
 	Holds(ctx context.Context, rulesets []ipt.Ruleset) ([]string, error)
 }
 
+// prover is a holder that can skip reading the rules back given the proof
+// an earlier read-back made (ipt.Runner.HoldsProven).
+type prover interface {
+	HoldsProven(ctx context.Context, rulesets []ipt.Ruleset, proof string) ([]string, string, error)
+}
+
 // inForce reports whether a sync of compiled (made of snap) would
 // change nothing: the stored index and snapshot are already its own, and
 // the kernel, read back now, holds exactly its rulesets, no more and no
@@ -20,6 +26,11 @@ type holder interface {
 // removed behind the agent's back, or one of ours left over, makes it
 // false and the sync rewrites as usual (fail closed). With IPv6 turned off,
 // or a kernel that cannot read itself back, it is false too.
+//
+// The rules are read back unless the data directory holds the kernel
+// edge's proof that they have not changed since a read-back found them as
+// wanted (ipt.Runner.HoldsProven: same boot, network namespace and
+// nftables generation); the sets are always read.
 //
 // Only the first sync of an Agent looks (a --once run, a restarted agent):
 // later syncs of a running agent cost less applied incrementally (the
@@ -35,7 +46,7 @@ func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *po
 	if !a.Store.HasIndex(&compiled.Index) || !a.Store.HasSnapshot(snap) {
 		return false
 	}
-	diffs, err := k.Holds(ctx, compiled.Rulesets)
+	diffs, err := a.holds(ctx, k, compiled.Rulesets)
 	if err != nil {
 		a.Log.Debug("read back before sync", "err", err)
 		return false
@@ -45,4 +56,27 @@ func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *po
 		return false
 	}
 	return true
+}
+
+// holds asks k whether it holds rulesets, with the stored rules proof when
+// k takes one, and stores the proof it returns.
+func (a *Agent) holds(ctx context.Context, k holder, rulesets []ipt.Ruleset) ([]string, error) {
+	p, ok := k.(prover)
+	if !ok {
+		return k.Holds(ctx, rulesets)
+	}
+	proof := a.Store.ReadRulesProof()
+	diffs, next, err := p.HoldsProven(ctx, rulesets, proof)
+	if err != nil {
+		return nil, err
+	}
+	proven := proof != "" && next == proof
+	a.Log.Info("read back before sync", "rules", map[bool]string{true: "proven unchanged", false: "read"}[proven],
+		"differences", len(diffs))
+	if next != proof {
+		if err := a.Store.WriteRulesProof(next); err != nil {
+			a.Log.Warn("store the rules proof", "err", err)
+		}
+	}
+	return diffs, nil
 }

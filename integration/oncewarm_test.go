@@ -20,18 +20,28 @@ import (
 // (its sync line says in_force=true).
 func onceInForce(t *testing.T, n *node.Node, dir string) bool {
 	t.Helper()
+	inForce, _ := onceProven(t, n, dir)
+	return inForce
+}
+
+// onceProven is onceInForce, also reporting whether the run took the rules
+// as proven unchanged since the last read-back (the stored rules proof)
+// rather than reading them.
+func onceProven(t *testing.T, n *node.Node, dir string) (inForce, proven bool) {
+	t.Helper()
 	out, err := n.RunAgent("--once", "--manifests", dir, "--node-name", n.Name)
 	if err != nil {
 		t.Fatalf("agent --once: %v\n%s", err, out)
 	}
+	proven = strings.Contains(string(out), `rules="proven unchanged"`)
 	switch {
 	case strings.Contains(string(out), "in_force=true"):
-		return true
+		return true, proven
 	case strings.Contains(string(out), "in_force=false"):
-		return false
+		return false, proven
 	}
 	t.Fatalf("agent --once logged no in_force:\n%s", out)
-	return false
+	return false, false
 }
 
 func TestAgentOnceWarmRepairsDrift(t *testing.T) {
@@ -55,6 +65,9 @@ func TestAgentOnceWarmRepairsDrift(t *testing.T) {
 	}
 	if got := enforcedRules(t, n); got != good {
 		t.Errorf("a warm --once changed the rules:\n%s\nwant:\n%s", got, good)
+	}
+	if inForce, proven := onceProven(t, n, dir); !inForce || !proven {
+		t.Fatalf("a third --once with nothing changed: in force %v, rules proven %v; want both", inForce, proven)
 	}
 	expectMatrix(t, "warm", pods, pods, allowed...)
 
@@ -109,6 +122,9 @@ func TestAgentOnceWarmRepairsDrift(t *testing.T) {
 		}
 		if !onceInForce(t, n, dir) {
 			t.Errorf("%s: after the repair, --once did not find its rules in force", tc.name)
+		}
+		if inForce, proven := onceProven(t, n, dir); !inForce || !proven {
+			t.Errorf("%s: the next --once: in force %v, rules proven %v; want both", tc.name, inForce, proven)
 		}
 	}
 	expectMatrix(t, "after every repair", pods, pods, allowed...)

@@ -306,7 +306,8 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true,
+		proofFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()
