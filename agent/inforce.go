@@ -32,6 +32,10 @@ type prover interface {
 // wanted (ipt.Runner.HoldsProven: same boot, network namespace and
 // nftables generation); the sets are always read.
 //
+// When the stored index or snapshot differ (a change since the last run)
+// it reads back only when a proof is stored, so that a Runner that finds
+// its rules proven changes only the sets.
+//
 // Only the first sync of an Agent looks (a --once run, a restarted agent):
 // later syncs of a running agent cost less applied incrementally (the
 // Runner remembers what it applied, and after a Holds with no difference
@@ -43,12 +47,19 @@ func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *po
 		return false
 	}
 	a.readBack = true
-	if !a.Store.HasIndex(&compiled.Index) || !a.Store.HasSnapshot(snap) {
+	files := a.Store.HasIndex(&compiled.Index) && a.Store.HasSnapshot(snap)
+	if !files && a.Store.ReadRulesProof() == "" {
 		return false
 	}
+	// With the files changed but a proof stored, the read-back is a set
+	// dump: when it proves the rules in force, the Runner remembers them
+	// and the sets that matched, and the sync changes only set members.
 	diffs, err := a.holds(ctx, k, compiled.Rulesets)
 	if err != nil {
 		a.Log.Debug("read back before sync", "err", err)
+		return false
+	}
+	if !files {
 		return false
 	}
 	if len(diffs) > 0 {

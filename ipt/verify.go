@@ -54,7 +54,7 @@ func (r *Runner) HoldsProven(ctx context.Context, rulesets []Ruleset, proof stri
 		if saved, ok := netlinkAllSets(); ok {
 			if key, ok := proofKey(st, now, p, saved); ok && key == proof {
 				diffs = setDiffs(p, saved)
-				r.remember(diffs, now)
+				r.rememberProven(diffs, now, p, saved)
 				return diffs, proof, nil
 			}
 		}
@@ -85,6 +85,38 @@ func (r *Runner) remember(diffs []string, now prints) {
 	}
 	r.mu.Lock()
 	r.memory = memory{valid: true, prints: now}
+	r.mu.Unlock()
+}
+
+// rememberProven is remember for rules proven unchanged: when the sets
+// differ from p's only in members (every set of p exists with its type,
+// and no other set of ours does), the Runner remembers the rules and the
+// sets that matched as applied, so that its next Apply changes only the
+// members of the others, with no read-back of the rules.
+func (r *Runner) rememberProven(diffs []string, now prints, p *plan, saved map[string]*savedSet) {
+	if len(diffs) == 0 {
+		r.remember(nil, now)
+		return
+	}
+	for name, s := range saved {
+		if Owned(name) && !p.wanted[name] && p.byFamily[s.Family] != nil {
+			return
+		}
+	}
+	sets := make(map[string][32]byte, len(now.sets))
+	for _, s := range p.sets {
+		have := saved[s.Name]
+		if have == nil || have.Type != s.Type || have.Family != s.Family {
+			return
+		}
+		if len(diffSet(s, s.Family, have)) == 0 {
+			sets[s.Name] = now.sets[s.Name]
+		}
+	}
+	known := now
+	known.sets = sets
+	r.mu.Lock()
+	r.memory = memory{valid: true, prints: known}
 	r.mu.Unlock()
 }
 
