@@ -63,6 +63,9 @@ type Agent struct {
 	// readBack: the first sync has looked for its result in force
 	// (inforce.go); later ones apply incrementally instead.
 	readBack bool
+	// storedSnap, while the first sync compiles, tells whether the stored
+	// snapshot is the one it syncs (inforce.go).
+	storedSnap <-chan bool
 	// StaleGrace: Sync removes a pod record once it is this old if its pod
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
@@ -145,6 +148,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if err != nil {
 		return res, err
 	}
+	a.compareStoredSnapshot(snap)
 	compiled, err := a.compile(snap, atts)
 	if err != nil {
 		a.last = nil
