@@ -64,8 +64,11 @@ type Agent struct {
 	// (inforce.go); later ones apply incrementally instead.
 	readBack bool
 	// storedSnap, while the first sync compiles, tells whether the stored
-	// snapshot is the one it syncs (inforce.go).
-	storedSnap <-chan bool
+	// snapshot is the one it syncs (inforce.go); encoded is the snapshot
+	// encodedOf, as that comparison encoded it for the write.
+	storedSnap <-chan storedSnapshot
+	encoded    []byte
+	encodedOf  *policy.Snapshot
 	// StaleGrace: Sync removes a pod record once it is this old if its pod
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
@@ -185,11 +188,12 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if a.written != snap {
 		if a.WriteBehind {
 			a.writer.write(a, snap)
-		} else if err := a.Store.WriteSnapshot(snap); err != nil {
+		} else if err := a.writeSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
 		}
 		a.written = snap
 	}
+	a.encoded, a.encodedOf = nil, nil
 	res.Realized = a.realize(snap, start, committed)
 	res.Write += time.Since(phase)
 	if a.last != nil {

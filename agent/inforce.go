@@ -51,7 +51,9 @@ func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *po
 	a.storedSnap = nil
 	files := a.Store.HasIndex(&compiled.Index)
 	if stored != nil {
-		files = <-stored && files
+		got := <-stored
+		a.encoded, a.encodedOf = got.encoded, snap
+		files = got.same && files
 	} else {
 		files = files && a.Store.HasSnapshot(snap)
 	}
@@ -99,16 +101,35 @@ func (a *Agent) holds(ctx context.Context, k holder, rulesets []ipt.Ruleset) ([]
 	return diffs, nil
 }
 
+// storedSnapshot is what compareStoredSnapshot found.
+type storedSnapshot struct {
+	same    bool
+	encoded []byte // the snapshot compared, encoded (nil when none is stored)
+}
+
 // compareStoredSnapshot starts comparing the stored snapshot with snap
 // (encoding snap, a tenth of a second at 10,000 pods) beside the compile,
 // when the sync is the first one, which will ask (inForce); the answer
-// arrives on storedSnap.
-func (a *Agent) compareStoredSnapshot(snap *policy.Snapshot) <-chan bool {
+// arrives on storedSnap, and the encoding is kept for the write.
+func (a *Agent) compareStoredSnapshot(snap *policy.Snapshot) {
 	if a.readBack {
-		return nil
+		return
 	}
-	out := make(chan bool, 1)
-	go func() { out <- a.Store.HasSnapshot(snap) }()
+	out := make(chan storedSnapshot, 1)
+	go func() {
+		same, encoded := a.Store.CompareSnapshot(snap)
+		out <- storedSnapshot{same, encoded}
+	}()
 	a.storedSnap = out
-	return out
+}
+
+// writeSnapshot stores snap, with the encoding the first sync's comparison
+// made of it when there is one.
+func (a *Agent) writeSnapshot(snap *policy.Snapshot) error {
+	data, of := a.encoded, a.encodedOf
+	a.encoded, a.encodedOf = nil, nil
+	if data != nil && of == snap {
+		return a.Store.WriteSnapshotData(data)
+	}
+	return a.Store.WriteSnapshot(snap)
 }

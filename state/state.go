@@ -239,6 +239,14 @@ func (s *Store) WriteSnapshot(snap *policy.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", snapshotFile, err)
 	}
+	return s.WriteSnapshotData(data)
+}
+
+// WriteSnapshotData is WriteSnapshot of a snapshot CompareSnapshot encoded.
+func (s *Store) WriteSnapshotData(data []byte) error {
+	if err := s.Ensure(); err != nil {
+		return err
+	}
 	return writeFileAtomic(filepath.Join(s.Dir, snapshotFile), data, 0o600, true)
 }
 
