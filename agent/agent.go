@@ -246,7 +246,12 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 		a.last = &applied{snap: snap, atts: atts, stamp: stamp, compiled: compiled}
 		return compiled, nil
 	}
-	indexChanged := a.last == nil || !bytes.Equal(state.EncodeIndex(&a.last.compiled.Index), state.EncodeIndex(&compiled.Index))
+	var indexChanged bool
+	if a.last == nil {
+		indexChanged = !a.Store.HasIndex(&compiled.Index) // a first sync, a change since the last run
+	} else {
+		indexChanged = !bytes.Equal(state.EncodeIndex(&a.last.compiled.Index), state.EncodeIndex(&compiled.Index))
+	}
 	if indexChanged {
 		if err := a.writeTransitionIndex(&compiled.Index); err != nil {
 			return nil, err
