@@ -172,6 +172,13 @@ func WriteFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 // writeFileAtomic is WriteFileAtomicMode; lock holds an flock on the temp
 // file from its creation until it is renamed (or removed).
 func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) error {
+	return writeFile(path, data, mode, lock, true)
+}
+
+// writeFile is writeFileAtomic; sync false skips the fsync before the
+// rename, for a file that is only a shortcut (after a crash it may be
+// empty or old, never a mix: the rename is atomic).
+func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -185,7 +192,10 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) erro
 	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(mode)
-	serr := tmp.Sync()
+	var serr error
+	if sync {
+		serr = tmp.Sync()
+	}
 	if err := errors.Join(werr, merr, serr); err != nil {
 		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
