@@ -260,6 +260,7 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 	if res.Disabled, res.Fast, err = a.program(ctx, compiled, atts); err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
+	a.storeAppliedProof()
 	res.Apply, phase = time.Since(phase), time.Now()
 	if indexChanged {
 		if err := a.Store.WriteIndex(&compiled.Index); err != nil {

@@ -133,3 +133,19 @@ func (a *Agent) writeSnapshot(snap *policy.Snapshot) error {
 	}
 	return a.Store.WriteSnapshot(snap)
 }
+
+// storeAppliedProof stores the rules proof the Kernel's last Apply made,
+// if it made one (ipt.Runner.AppliedProof: an Apply that read the rules
+// back and saw no other transaction until its end), so that the next
+// first sync need not read the rules back.
+func (a *Agent) storeAppliedProof() {
+	k, ok := a.Kernel.(interface{ AppliedProof() string })
+	if !ok {
+		return
+	}
+	if proof := k.AppliedProof(); proof != "" {
+		if err := a.Store.WriteRulesProof(proof); err != nil {
+			a.Log.Warn("store the rules proof", "err", err)
+		}
+	}
+}

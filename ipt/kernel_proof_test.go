@@ -86,3 +86,52 @@ func TestKernelHoldsProven(t *testing.T) {
 		t.Errorf("a Runner of another namespace: proof %q, %v; want none", next, err)
 	}
 }
+
+// TestKernelAppliedProof: an Apply with no memory (it reads the rules back
+// and rewrites what differs) makes a proof that a later read-back takes
+// without reading the rules; when another transaction commits between its
+// read-back and its end, it makes none, and the change it did not see is
+// still reported.
+func TestKernelAppliedProof(t *testing.T) {
+	ns := newTestNS(t)
+	enterNS(t, ns)
+	ctx := context.Background()
+	rulesets := []Ruleset{*testRuleset(), *testRuleset6()}
+	r := &Runner{Mode: ModeNFT, Timeout: time.Minute}
+	if err := r.Apply(ctx, rulesets); err != nil {
+		t.Fatal(err)
+	}
+	proof := r.AppliedProof()
+	if proof == "" || r.AppliedProof() != "" {
+		t.Fatalf("Apply made proof %q, then AppliedProof again; want one proof, once", proof)
+	}
+	saves := 0
+	fresh := &Runner{Mode: ModeNFT, Timeout: time.Minute, Trace: func(cmd string, _ time.Duration) {
+		if strings.Contains(cmd, "-save") {
+			saves++
+		}
+	}}
+	if d, next, err := fresh.HoldsProven(ctx, rulesets, proof); err != nil || len(d) != 0 || next != proof || saves != 0 {
+		t.Fatalf("with the applied proof: %q, same proof %v, %v, %d saves", d, next == proof, err, saves)
+	}
+	ns.must("iptables", "-w", "-F", "NETPOL-TAIL")
+	sneaked := false
+	sneaky := &Runner{Mode: ModeNFT, Timeout: time.Minute, Trace: func(cmd string, _ time.Duration) {
+		if strings.HasPrefix(cmd, "iptables-nft-save") && !sneaked {
+			sneaked = true
+			ns.must("iptables", "-w", "-N", "NETPOL-SNEAK")
+		}
+	}}
+	if err := sneaky.Apply(ctx, rulesets); err != nil {
+		t.Fatal(err)
+	}
+	if !sneaked {
+		t.Fatal("the Apply read no rules back")
+	}
+	if p := sneaky.AppliedProof(); p != "" {
+		t.Errorf("a transaction between the read-back and the end: proof %q; want none", p)
+	}
+	if d, _, err := fresh.HoldsProven(ctx, rulesets, proof); err != nil || len(d) != 1 || d[0] != "chain NETPOL-SNEAK not wanted" {
+		t.Errorf("after: %q, %v; want the sneaked chain reported", d, err)
+	}
+}

@@ -1,6 +1,7 @@
 package ipt
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -135,4 +136,64 @@ func nftGeneration() (uint32, error) {
 		}
 	}
 	return 0, fmt.Errorf("nftables generation: no NFTA_GEN_ID in %d messages", len(msgs))
+}
+
+// proving is the stamp and restore count at the start of an Apply that
+// reads the kernel back (a Runner with no memory).
+type proving struct {
+	mode     Mode
+	st       stamp
+	restores uint32
+	ok       bool
+}
+
+// startProof notes the stamp before an Apply reads the rules back.
+func (r *Runner) startProof(ctx context.Context) proving {
+	mode, err := r.backend(ctx)
+	if err != nil {
+		return proving{}
+	}
+	st, ok := r.proofStamp(mode)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return proving{mode: mode, st: st, restores: r.restores, ok: ok}
+}
+
+// finishProof makes the proof of a successful Apply that read the rules
+// back (with no memory): when the generation moved by exactly the
+// transactions it ran, nothing else changed the rules between its
+// read-back and its end, so they are the read-back's rules rewritten where
+// they differed: exactly the wanted ones (what Holds would have verified).
+func (r *Runner) finishProof(pr proving, now prints, p *plan) {
+	if !pr.ok {
+		return
+	}
+	st, ok := r.proofStamp(pr.mode)
+	r.mu.Lock()
+	ran := r.restores - pr.restores
+	r.mu.Unlock()
+	if !ok || st.boot != pr.st.boot || st.netns != pr.st.netns || st.gen != pr.st.gen+ran {
+		return
+	}
+	saved, ok := netlinkAllSets()
+	if !ok {
+		return
+	}
+	if key, ok := proofKey(st, now, p, saved); ok {
+		r.mu.Lock()
+		r.applied = key
+		r.mu.Unlock()
+	}
+}
+
+// AppliedProof returns the rules proof of the last Apply and forgets it
+// (a second call returns ""); "" when it made none: it read nothing back,
+// something else changed the rules meanwhile, or the Runner cannot prove
+// (see HoldsProven).
+func (r *Runner) AppliedProof() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	proof := r.applied
+	r.applied = ""
+	return proof
 }
