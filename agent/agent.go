@@ -64,6 +64,12 @@ type Agent struct {
 	// readBack: the first sync has looked for its result in force
 	// (inforce.go); later ones apply incrementally instead.
 	readBack bool
+	// storedSnap, while the first sync compiles, tells whether the stored
+	// snapshot is the one it syncs (inforce.go); encoded is the snapshot
+	// encodedOf, as that comparison encoded it for the write.
+	storedSnap <-chan storedSnapshot
+	encoded    []byte
+	encodedOf  *policy.Snapshot
 	// StaleGrace: Sync removes a pod record once it is this old if its pod
 	// is not on this node in the snapshot and its network namespace is gone
 	// (a DEL that never came); 0 keeps every record.
@@ -146,6 +152,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if err != nil {
 		return res, err
 	}
+	a.compareStoredSnapshot(snap)
 	compiled, err := a.compile(snap, atts)
 	if err != nil {
 		a.last = nil
@@ -182,11 +189,12 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if a.written != snap {
 		if a.WriteBehind {
 			a.writer.write(a, snap)
-		} else if err := a.Store.WriteSnapshot(snap); err != nil {
+		} else if err := a.writeSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
 		}
 		a.written = snap
 	}
+	a.encoded, a.encodedOf = nil, nil
 	res.Realized = a.realize(snap, start, committed)
 	res.Write += time.Since(phase)
 	if a.last != nil {
@@ -239,7 +247,12 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 		a.last = &applied{snap: snap, atts: atts, stamp: stamp, compiled: compiled}
 		return compiled, nil
 	}
-	indexChanged := a.last == nil || !sameIndex(&a.last.compiled.Index, &compiled.Index)
+	var indexChanged bool
+	if a.last == nil {
+		indexChanged = !a.Store.HasIndex(&compiled.Index) // a first sync, a change since the last run
+	} else {
+		indexChanged = !sameIndex(&a.last.compiled.Index, &compiled.Index)
+	}
 	if indexChanged {
 		if err := a.writeTransitionIndex(&compiled.Index); err != nil {
 			return nil, err
@@ -248,6 +261,7 @@ func (a *Agent) commit(ctx context.Context, snap *policy.Snapshot, reconcile boo
 	if res.Disabled, res.Fast, err = a.program(ctx, compiled, atts); err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
+	a.storeAppliedProof()
 	res.Apply, phase = time.Since(phase), time.Now()
 	if indexChanged {
 		if err := a.Store.WriteIndex(&compiled.Index); err != nil {

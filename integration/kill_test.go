@@ -336,8 +336,9 @@ func killOwned(t *testing.T, n *node.Node) []string {
 	return out
 }
 
-// killDataFiles lists the data dir, pod records and the logs (the
-// plugin's, and the drop records of the long-running agent) aside.
+// killDataFiles lists the data dir, pod records, the logs (the plugin's,
+// and the drop records of the long-running agent) and the rules proof
+// aside.
 func killDataFiles(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	var out []string
@@ -346,7 +347,9 @@ func killDataFiles(t *testing.T, n *node.Node) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(n.DataDir, path)
-		if d.IsDir() || strings.HasPrefix(rel, "pods/") || rel == "netpol.log" || strings.HasPrefix(rel, "drops/") {
+		// rules-proof: left by a read-back that found the rules in force,
+		// which a restarted agent may make and a fresh one does not.
+		if d.IsDir() || strings.HasPrefix(rel, "pods/") || rel == "netpol.log" || strings.HasPrefix(rel, "drops/") || rel == "rules-proof" {
 			return nil
 		}
 		out = append(out, rel)

@@ -58,6 +58,9 @@ type plan struct {
 // hold exactly. A family absent from rulesets is not touched at all: its
 // chains and sets stay.
 func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
+	r.mu.Lock()
+	r.applied = ""
+	r.mu.Unlock()
 	p, err := newPlan(rulesets)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
@@ -77,6 +80,12 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 	existing := mem.existing()
 	var current map[string]*savedSet // the kernel's members, when memory cannot tell
 	if !mem.valid {
+		proving := r.startProof(ctx)
+		defer func() {
+			if err == nil {
+				r.finishProof(proving, now, p)
+			}
+		}()
 		out, err := r.run(ctx, nil, "ipset", "save")
 		if err != nil {
 			return fmt.Errorf("apply: read sets: %w", err)

@@ -78,8 +78,9 @@ func chooseMode(f modeFacts) (Mode, error) {
 
 // DetectMode picks the iptables backend of the network namespace the process
 // runs in (or netns, when not empty, through `ip netns exec`). It reads
-// `iptables-{nft,legacy}-save` and `ip6tables-{nft,legacy}-save` of every
-// table; a backend that cannot be read counts as empty.
+// `iptables-legacy-save` and `ip6tables-legacy-save` of every table, and
+// the nft twins unless the legacy tables alone decide (see
+// legacyDecides); a backend that cannot be read counts as empty.
 func DetectMode(ctx context.Context, netns string) (Mode, error) {
 	have := func(bin string) bool { _, err := exec.LookPath(bin); return err == nil }
 	f := modeFacts{
@@ -89,10 +90,21 @@ func DetectMode(ctx context.Context, netns string) (Mode, error) {
 	}
 	if f.NFT && f.Legacy {
 		r := &Runner{NetNS: netns}
-		f.NFTHint, f.NFTRules = r.saveFacts(ctx, ModeNFT)
 		f.LegacyHint, f.LegacyRules = r.saveFacts(ctx, ModeLegacy)
+		if !legacyDecides(f) {
+			f.NFTHint, f.NFTRules = r.saveFacts(ctx, ModeNFT)
+		}
 	}
 	return chooseMode(f)
+}
+
+// legacyDecides reports whether chooseMode's answer for f does not depend
+// on the nft facts: with no hint chain and no rule in the legacy tables,
+// nft wins whatever they hold. This spares reading every nft table (with
+// our own rules in them, the costliest part of a first sync's start on an
+// nft node) where legacy is empty, as on current distributions.
+func legacyDecides(f modeFacts) bool {
+	return !f.LegacyHint && f.LegacyRules == 0
 }
 
 // saveFacts reads every table of both families of mode and reports whether

@@ -28,6 +28,38 @@ func TestChooseMode(t *testing.T) {
 	}
 }
 
+// TestLegacyDecides: whenever DetectMode skips the nft tables, the mode is
+// the one chooseMode picks from every nft fact it could have read.
+func TestLegacyDecides(t *testing.T) {
+	for _, legacyHint := range []bool{false, true} {
+		for _, legacyRules := range []int{0, 1, 7} {
+			f := modeFacts{NFT: true, Legacy: true, LegacyHint: legacyHint, LegacyRules: legacyRules}
+			if !legacyDecides(f) {
+				continue
+			}
+			skipped, err := chooseMode(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, nftHint := range []bool{false, true} {
+				for _, nftRules := range []int{0, 1, 7, 5000} {
+					g := f
+					g.NFTHint, g.NFTRules = nftHint, nftRules
+					if full, err := chooseMode(g); err != nil || full != skipped {
+						t.Errorf("%+v: chooseMode = %q, %v; without the nft facts %q", g, full, err, skipped)
+					}
+				}
+			}
+		}
+	}
+	if legacyDecides(modeFacts{NFT: true, Legacy: true, LegacyRules: 1}) {
+		t.Error("a legacy rule: the nft rules must be counted")
+	}
+	if legacyDecides(modeFacts{NFT: true, Legacy: true, LegacyHint: true}) {
+		t.Error("a legacy hint: the nft hint must be looked for")
+	}
+}
+
 func TestModeBinary(t *testing.T) {
 	tests := []struct {
 		m    Mode

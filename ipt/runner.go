@@ -36,6 +36,11 @@ type Runner struct {
 	mu     sync.Mutex
 	mode   Mode   // resolved Mode, set once
 	memory memory // what the last successful Apply installed
+	// restores counts the iptables-restore runs (each one nftables
+	// transaction at most); applied is the rules proof of the last Apply
+	// (proof.go), "" when it made none.
+	restores uint32
+	applied  string
 }
 
 // NewRunner returns a Runner for mode (ModeAuto, "", ModeNFT, ModeLegacy or
@@ -156,6 +161,9 @@ func (r *Runner) restore(ctx context.Context, fam Family, input []byte) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.restores++
+	r.mu.Unlock()
 	_, err = r.run(ctx, input, m.binary(fam, "-restore"), "-w", "--noflush")
 	return asRestoreError(err, input)
 }

@@ -170,6 +170,10 @@ func headerFamily(fields []string) Family {
 type savedSet struct {
 	SetInfo
 	Members map[string]bool // normalized, with " nomatch" when so flagged
+	// Refs is how many kernel objects (rules) reference the set, when
+	// RefsKnown (read over netlink; `ipset save` does not print it).
+	Refs      uint32
+	RefsKnown bool
 }
 
 // parseIPSetSave parses `ipset save` output.

@@ -144,9 +144,9 @@ func TestParseSetHeaders(t *testing.T) {
 func TestParseIPSetSaveAndDiffSet(t *testing.T) {
 	saved := parseIPSetSave(saveOut)
 	want := map[string]*savedSet{
-		"NETPOLn": {SetInfo{HashNet, IPv4}, map[string]bool{
+		"NETPOLn": {SetInfo: SetInfo{HashNet, IPv4}, Members: map[string]bool{
 			"10.1.0.0/16 nomatch": true, "10.2.3.4": true, "10.0.0.0/8": true}},
-		"NETPOL6p": {SetInfo{HashIPPort, IPv6}, map[string]bool{"fd00::1,tcp:80": true}},
+		"NETPOL6p": {SetInfo: SetInfo{HashIPPort, IPv6}, Members: map[string]bool{"fd00::1,tcp:80": true}},
 	}
 	if diff := cmp.Diff(want, saved); diff != "" {
 		t.Fatalf("parseIPSetSave (-want +got):\n%s", diff)

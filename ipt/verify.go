@@ -2,6 +2,7 @@ package ipt
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
@@ -24,10 +25,105 @@ import (
 // be sure that the kernel holds the rules, rather than trusting a record
 // of what was applied.
 func (r *Runner) Holds(ctx context.Context, rulesets []Ruleset) ([]string, error) {
+	diffs, _, err := r.HoldsProven(ctx, rulesets, "")
+	return diffs, err
+}
+
+// HoldsProven is Holds, given the proof (see proof.go) that an earlier
+// HoldsProven returned, or "". When proof is the key of the kernel now
+// (same boot, network namespace and nftables generation, rulesets with the
+// same hooks and chains, every wanted set with the same references), the
+// rules are known to be exactly as that read-back found them, and only the
+// sets are read. Otherwise it reads everything, as Holds. It returns the
+// proof of the rules in force: proof itself when it held; a new one when
+// the kernel, read back, held exactly rulesets (with no transaction
+// committed during the read); "" when it cannot make one (not the nft
+// backend, another network namespace, a difference).
+func (r *Runner) HoldsProven(ctx context.Context, rulesets []Ruleset, proof string) (diffs []string, next string, err error) {
 	p, err := newPlan(rulesets)
 	if err != nil {
-		return nil, fmt.Errorf("read back: %w", err)
+		return nil, "", fmt.Errorf("read back: %w", err)
 	}
+	mode, err := r.backend(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("read back: %w", err)
+	}
+	now := fingerprint(rulesets)
+	st, provable := r.proofStamp(mode)
+	if provable && proof != "" {
+		if saved, ok := netlinkAllSets(); ok {
+			if key, ok := proofKey(st, now, p, saved); ok && key == proof {
+				diffs = setDiffs(p, saved)
+				r.rememberProven(diffs, now, p, saved)
+				return diffs, proof, nil
+			}
+		}
+	}
+	diffs, err = r.ruleDiffs(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	saved, err := r.readAllSets(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("read back sets: %w", err)
+	}
+	diffs = append(diffs, setDiffs(p, saved)...)
+	r.remember(diffs, now)
+	if provable && len(diffs) == 0 {
+		if after, ok := r.proofStamp(mode); ok && after == st {
+			next, _ = proofKey(st, now, p, saved)
+		}
+	}
+	return diffs, next, nil
+}
+
+// remember makes the Runner's memory rulesets' prints when the kernel
+// holds them (no diffs).
+func (r *Runner) remember(diffs []string, now prints) {
+	if len(diffs) > 0 {
+		return
+	}
+	r.mu.Lock()
+	r.memory = memory{valid: true, prints: now}
+	r.mu.Unlock()
+}
+
+// rememberProven is remember for rules proven unchanged: when the sets
+// differ from p's only in members (every set of p exists with its type,
+// and no other set of ours does), the Runner remembers the rules and the
+// sets that matched as applied, so that its next Apply changes only the
+// members of the others, with no read-back of the rules.
+func (r *Runner) rememberProven(diffs []string, now prints, p *plan, saved map[string]*savedSet) {
+	if len(diffs) == 0 {
+		r.remember(nil, now)
+		return
+	}
+	for name, s := range saved {
+		if Owned(name) && !p.wanted[name] && p.byFamily[s.Family] != nil {
+			return
+		}
+	}
+	sets := make(map[string][32]byte, len(now.sets))
+	for _, s := range p.sets {
+		have := saved[s.Name]
+		if have == nil || have.Type != s.Type || have.Family != s.Family {
+			return
+		}
+		if len(diffSet(s, s.Family, have)) == 0 {
+			sets[s.Name] = now.sets[s.Name]
+		}
+	}
+	known := now
+	known.sets = sets
+	r.mu.Lock()
+	r.memory = memory{valid: true, prints: known}
+	r.mu.Unlock()
+}
+
+// ruleDiffs reads the filter table of each family of p back (one
+// `iptables-save -t filter` each) and describes how it differs from p's
+// hooks and chains, and each chain of ours that p lacks.
+func (r *Runner) ruleDiffs(ctx context.Context, p *plan) ([]string, error) {
 	var diffs []string
 	for _, fam := range Families {
 		rs := p.byFamily[fam]
@@ -52,10 +148,13 @@ func (r *Runner) Holds(ctx context.Context, rulesets []Ruleset) ([]string, error
 			}
 		}
 	}
-	saved, err := r.readAllSets(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read back sets: %w", err)
-	}
+	return diffs, nil
+}
+
+// setDiffs describes how the sets read back (saved) differ from p's, and
+// each set of ours of p's families that p lacks.
+func setDiffs(p *plan, saved map[string]*savedSet) []string {
+	var diffs []string
 	for _, s := range p.sets {
 		diffs = append(diffs, diffSet(s, s.Family, saved[s.Name])...)
 	}
@@ -66,13 +165,7 @@ func (r *Runner) Holds(ctx context.Context, rulesets []Ruleset) ([]string, error
 		}
 	}
 	sort.Strings(extra)
-	diffs = append(diffs, extra...)
-	if len(diffs) == 0 {
-		r.mu.Lock()
-		r.memory = memory{valid: true, prints: fingerprint(rulesets)}
-		r.mu.Unlock()
-	}
-	return diffs, nil
+	return append(diffs, extra...)
 }
 
 // diffHooks describes each hook missing from the saved table t, or not at
@@ -131,9 +224,11 @@ func netlinkAllSets() (map[string]*savedSet, bool) {
 		}
 		var name, typ string
 		var fam Family
-		var adt []byte
+		var adt, head []byte
 		eachAttr(msg[4:], func(t uint16, v []byte) {
 			switch t {
+			case nl.IPSET_ATTR_DATA:
+				head = v
 			case nl.IPSET_ATTR_SETNAME:
 				name = strings.TrimRight(string(v), "\x00")
 			case nl.IPSET_ATTR_TYPENAME:
@@ -154,6 +249,11 @@ func netlinkAllSets() (map[string]*savedSet, bool) {
 			s = &savedSet{SetInfo: SetInfo{Type: SetType(typ), Family: fam}, Members: make(map[string]bool)}
 			sets[name] = s
 		}
+		eachAttr(head, func(t uint16, v []byte) {
+			if t == nl.IPSET_ATTR_REFERENCES && len(v) == 4 {
+				s.Refs, s.RefsKnown = binary.BigEndian.Uint32(v), true
+			}
+		})
 		if adt == nil || !Owned(name) {
 			continue
 		}

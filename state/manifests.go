@@ -39,9 +39,19 @@ type ManifestCache struct {
 }
 
 // WriteManifestCache stores c (atomically, like every file here).
+// It is not fsynced: a cache lost or cut short by a crash only makes the
+// next run decode the files again (an unreadable cache is ignored, and a
+// file is reused only by the SHA-256 of its content).
 func (s *Store) WriteManifestCache(c *ManifestCache) error {
 	c.Version = ManifestCacheVersion
-	return s.writeJSON(manifestsFile, c)
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", manifestsFile, err)
+	}
+	return writeFile(filepath.Join(s.Dir, manifestsFile), data, 0o600, false, false)
 }
 
 // ReadManifestCache loads the cache; an error (os.ErrNotExist when there is

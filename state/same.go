@@ -12,11 +12,23 @@ import (
 // HasSnapshot reports whether the stored snapshot is snap, byte for byte
 // as WriteSnapshot would write it (false when it cannot tell).
 func (s *Store) HasSnapshot(snap *policy.Snapshot) bool {
+	same, _ := s.CompareSnapshot(snap)
+	return same
+}
+
+// CompareSnapshot is HasSnapshot, also returning snap encoded as
+// WriteSnapshotData takes it when it had to encode it (nil when no
+// snapshot is stored: snap is not encoded for nothing).
+func (s *Store) CompareSnapshot(snap *policy.Snapshot) (same bool, encoded []byte) {
+	have, err := os.ReadFile(filepath.Join(s.Dir, snapshotFile))
+	if err != nil {
+		return false, nil
+	}
 	want, err := json.Marshal(snap)
 	if err != nil {
-		return false
+		return false, nil
 	}
-	return s.hasFile(snapshotFile, want)
+	return bytes.Equal(have, want), want
 }
 
 // HasIndex reports whether the stored index is idx, byte for byte as

@@ -172,6 +172,13 @@ func WriteFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 // writeFileAtomic is WriteFileAtomicMode; lock holds an flock on the temp
 // file from its creation until it is renamed (or removed).
 func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) error {
+	return writeFile(path, data, mode, lock, true)
+}
+
+// writeFile is writeFileAtomic; sync false skips the fsync before the
+// rename, for a file that is only a shortcut (after a crash it may be
+// empty or old, never a mix: the rename is atomic).
+func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -185,7 +192,10 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) erro
 	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(mode)
-	serr := tmp.Sync()
+	var serr error
+	if sync {
+		serr = tmp.Sync()
+	}
 	if err := errors.Join(werr, merr, serr); err != nil {
 		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
@@ -238,6 +248,14 @@ func (s *Store) WriteSnapshot(snap *policy.Snapshot) error {
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", snapshotFile, err)
+	}
+	return s.WriteSnapshotData(data)
+}
+
+// WriteSnapshotData is WriteSnapshot of a snapshot CompareSnapshot encoded.
+func (s *Store) WriteSnapshotData(data []byte) error {
+	if err := s.Ensure(); err != nil {
+		return err
 	}
 	return writeFileAtomic(filepath.Join(s.Dir, snapshotFile), data, 0o600, true)
 }
@@ -306,7 +324,8 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
-		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true}
+		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true,
+		proofFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -84,11 +86,13 @@ func objectsValid(f *state.ManifestFile) bool {
 
 // validate returns policy.ValidateSnapshot(s) for s made of files, without
 // validating again the pods and policies of files decoded and validated
-// earlier: when every file is valid, only the namespaces and the
-// uniqueness of names are checked; otherwise, or when one of those fails,
-// the whole snapshot is validated, for the error ValidateSnapshot names.
-// After a whole validation passes, every file is valid.
+// earlier: the files not known valid (seeded from a stored cache) have
+// their pods and policies validated, one worker per CPU; when every file
+// is then valid, only the namespaces and the uniqueness of names are
+// checked; otherwise, or when one of those fails, the whole snapshot is
+// validated, for the error ValidateSnapshot names.
 func validate(s *policy.Snapshot, files map[string]*cached) error {
+	validateFiles(files)
 	all := true
 	for _, f := range files {
 		all = all && f.valid
@@ -99,10 +103,31 @@ func validate(s *policy.Snapshot, files map[string]*cached) error {
 	if err := policy.ValidateSnapshot(s); err != nil {
 		return err
 	}
-	for _, f := range files {
-		f.valid = true
-	}
 	return nil
+}
+
+// validateFiles sets valid on each file of files whose pods and policies
+// all pass validation (objectsValid), checking those not known valid on a
+// pool of workers, one per CPU the process may use.
+func validateFiles(files map[string]*cached) {
+	work := make(chan *cached)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				f.valid = objectsValid(&f.file)
+			}
+		}()
+	}
+	for _, f := range files {
+		if !f.valid {
+			work <- f
+		}
+	}
+	close(work)
+	wg.Wait()
 }
 
 // namespacesAndNamesValid reports whether the namespaces of s are valid
