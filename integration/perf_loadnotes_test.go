@@ -58,13 +58,20 @@ func (w *pfLoadWatch) notes() []string {
 	took := time.Since(w.start)
 	out := w.agent.Output()[w.logAt:]
 	var held []time.Duration
+	longest := ""
 	for _, m := range bnHeldLine.FindAllStringSubmatch(out, -1) {
 		if d, err := time.ParseDuration(m[1]); err == nil {
+			if len(held) == 0 || d > slices.Max(held) {
+				longest = m[0]
+			}
 			held = append(held, d)
 		}
 	}
 	lines := []string{fmt.Sprintf("row 7's agent over %v: %d syncs, %d drift repairs; lock held by its syncs: %s",
 		took.Round(time.Second), len(held), strings.Count(out, "repairing"), pfSpreadP(held))}
+	if longest != "" {
+		lines = append(lines, "row 7's agent, the sync that held the lock longest: "+longest[strings.Index(longest, "why="):])
+	}
 	for i, l := range pfRepairLine.FindAllString(out, 3) {
 		lines = append(lines, fmt.Sprintf("row 7's agent, repair %d: %.200s", i+1, l))
 	}
