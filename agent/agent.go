@@ -88,7 +88,8 @@ type Agent struct {
 	// patched changes: the baseline of benchmarks and tests.
 	FullSync bool
 	// BeforeCommit, when set, runs after a sync compiled and before it
-	// takes the lock to commit (tests: an ADD in between).
+	// takes the lock to commit, each time it does (tests: an ADD in
+	// between).
 	BeforeCommit func()
 
 	// last is what the last successful sync committed (live.go); nil after
@@ -159,16 +160,13 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		return res, err
 	}
 	res.Compile = time.Since(start)
-	if a.BeforeCommit != nil {
-		a.BeforeCommit()
-	}
-	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
+	unlock, compiled, prepared, err := a.lockForCommit(ctx, snap, compiled, records{stamp, atts}, &res)
 	if err != nil {
+		a.last = nil
 		return res, err
 	}
 	locked := time.Now()
-	res.Wait = locked.Sub(start) - res.Compile
-	compiled, err = a.commit(ctx, snap, reconcile, compiled, records{stamp, atts}, &res)
+	compiled, err = a.commit(ctx, snap, reconcile, compiled, prepared, &res)
 	unlock()
 	res.Held = time.Since(locked)
 	a.commits++ // a failed commit may have changed the kernel too
@@ -204,6 +202,56 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	res.Chains, res.Rules, res.Sets, res.Members = sum.Chains, sum.Rules, sum.Sets, sum.Members
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// commitTries is how many times a sync takes the lock to commit: each time
+// but the last, finding that ADD or DEL changed the pod records since it
+// compiled, it lets the lock go again and patches its result with them
+// without it (lockForCommit); the last time it keeps the lock and commit
+// patches under it, so that a stream of ADDs cannot hold a sync off.
+const commitTries = 3
+
+// lockForCommit takes the data directory lock for the commit of compiled,
+// made of the records prepared. A commit that found the records changed
+// would patch compiled with them under the lock (this node's pods
+// compiled again: tens of milliseconds, hundreds on a loaded machine) and
+// keep every CNI ADD and DEL of the node waiting meanwhile; so while tries
+// remain, it unlocks, reads the records and patches without the lock, and
+// locks again. It returns the unlock function, the result and the records
+// it is made of.
+func (a *Agent) lockForCommit(ctx context.Context, snap *policy.Snapshot, compiled *policy.Compiled, prepared records,
+	res *health.SyncResult) (func(), *policy.Compiled, records, error) {
+	for try := 1; ; try++ {
+		if a.BeforeCommit != nil {
+			a.BeforeCommit()
+		}
+		asked := time.Now()
+		unlock, err := a.Store.Lock(ctx, a.LockTimeout)
+		if err != nil {
+			return nil, nil, prepared, err
+		}
+		res.Wait += time.Since(asked)
+		if try == commitTries {
+			return unlock, compiled, prepared, nil
+		}
+		stamp, err := a.Store.RecordsStamp()
+		if err != nil || stamp == prepared.stamp {
+			return unlock, compiled, prepared, nil // commit reports the error
+		}
+		unlock()
+		phase := time.Now()
+		atts, err := a.attachments()
+		if err != nil {
+			return nil, nil, prepared, err
+		}
+		if !sameAttachments(prepared.atts, atts) {
+			if compiled, err = a.recompile(compiled, snap, prepared.atts, atts); err != nil {
+				return nil, nil, prepared, err
+			}
+		}
+		prepared = records{stamp, atts}
+		res.Compile += time.Since(phase)
+	}
 }
 
 // commit is the part of a sync under the lock: the records read again

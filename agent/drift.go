@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"runtime"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
@@ -74,4 +77,23 @@ func (a *Agent) readKernel(ctx context.Context, d *driftCheck) ([]string, error)
 		}
 	}
 	return out, nil
+}
+
+// ReadBackNice is the nice value of a drift check's read-back (Run): the
+// thread that reads the kernel back and the iptables-save processes it
+// starts. At 10,000 pods a read-back keeps a core busy for most of a
+// second; a CNI ADD that starts meanwhile (its process, the Go runtime)
+// competes with it for the CPU, so the read-back, which holds no lock and
+// has no deadline, yields. Work under the data directory lock is never
+// lowered: an ADD may be waiting for it.
+const ReadBackNice = 10
+
+// lowerPriority gives the calling goroutine a thread of its own at
+// ReadBackNice, for the rest of its life: the thread is locked to the
+// goroutine and never unlocked, so it ends with it and its nice value is
+// never used for anything else. Processes it starts inherit the value.
+// Equivalent to: renice -n 10 -p TID.
+func lowerPriority() {
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), ReadBackNice) // a best effort: raising nice needs no privilege
 }

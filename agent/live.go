@@ -107,14 +107,15 @@ func kernelBefore(l *applied, atts []policy.Attachment) []ipt.Ruleset {
 	}
 	idx := &l.compiled.Index
 	add, del := map[ipt.Entry]bool{}, map[ipt.Entry]bool{}
+	touched := map[string]bool{} // the sets they name: only these are folded
 	for i := range added {
 		for _, e := range idx.Entries(&added[i]) {
-			add[e] = true
+			add[e], touched[e.Set] = true, true
 		}
 	}
 	for i := range removed {
 		for _, e := range idx.Release(&removed[i], atts) {
-			del[e], add[e] = true, false
+			del[e], add[e], touched[e.Set] = true, false, true
 		}
 	}
 	out := slices.Clone(l.compiled.Rulesets)
@@ -123,6 +124,9 @@ func kernelBefore(l *applied, atts []policy.Attachment) []ipt.Ruleset {
 		rs.Sets = slices.Clone(rs.Sets)
 		for j := range rs.Sets {
 			s := &rs.Sets[j]
+			if !touched[s.Name] {
+				continue
+			}
 			members, changed := foldEntries(s, add, del)
 			if changed {
 				s.Members = members

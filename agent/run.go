@@ -192,6 +192,7 @@ func (l *loop) startRepair(ctx context.Context) <-chan driftResult {
 		return out
 	}
 	go func() {
+		lowerPriority()
 		r.drift, r.err = l.a.readKernel(ctx, check)
 		out <- r
 	}()

@@ -239,7 +239,7 @@ func (p *pfBench) live(b *testing.B) []pfRow {
 			pfRow{name: "6b running agent: policy change to the rules, large vs small", unit: "ms", side: pol[0], base: pol[1], percents: true})
 	}
 	if p.rows[7] {
-		rows = append(rows, p.loadedAdd(b))
+		rows = append(rows, p.loadedAdd(b, agents[0]))
 	}
 	// Let the last change of row 7 land before SIGTERM, then note (not
 	// fail on) an agent that does not stop in time.
@@ -260,8 +260,9 @@ func (p *pfBench) live(b *testing.B) []pfRow {
 // loadedAdd is row 7: netpol's ADD on the node whose agent runs on the
 // large world, repairs every second and gets a label change every second,
 // paired with an ADD on the netpol node of the traffic rows (same world,
-// no agent running).
-func (p *pfBench) loadedAdd(b *testing.B) pfRow {
+// no agent running). What the agent did meanwhile is noted under the
+// table (pfLoadWatch).
+func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 	b.Helper()
 	nodes := []*node.Node{p.agent, p.netpol.node}
 	var netns [2]string
@@ -293,6 +294,7 @@ func (p *pfBench) loadedAdd(b *testing.B) pfRow {
 	}()
 	local := p.large.LocalPods()
 	var side, base []float64
+	watch := pfWatchLoad(agent, p.agent)
 	start := time.Now()
 	for i := 0; i < pfLoadedAdds && time.Since(start) < pfLoadedFor; i++ {
 		lp := local[i%len(local)]
@@ -308,6 +310,9 @@ func (p *pfBench) loadedAdd(b *testing.B) pfRow {
 			got[j] = bnMs(d)
 		}
 		side, base = append(side, got[0]), append(base, got[1])
+	}
+	for _, l := range watch.notes() {
+		p.log.add("%s", l)
 	}
 	close(stop)
 	wg.Wait()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // AddEntries adds entries to their sets; entries already present are fine.
@@ -122,8 +123,16 @@ var ipsetProtos = map[string]uint8{"tcp": syscall.IPPROTO_TCP, "udp": syscall.IP
 // entry was done; false when an entry cannot be expressed or the kernel
 // refused one, and some entries may then have been done.
 //
+// Every request goes through one netlink socket, opened here (one per
+// request would cost four more system calls each, on CNI ADD's path).
+//
 // Equivalent to: `ipset -exist add SET VALUE` (or del) for each entry.
 func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
+	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			return false
@@ -133,11 +142,10 @@ func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
 			return false
 		}
 		ent.Replace = true // no NLM_F_EXCL: -exist
-		var err error
 		if add {
-			err = netlink.IpsetAdd(e.Set, ent)
+			err = h.IpsetAdd(e.Set, ent)
 		} else {
-			err = netlink.IpsetDel(e.Set, ent)
+			err = h.IpsetDel(e.Set, ent)
 		}
 		if err != nil && !(!add && errors.Is(err, syscall.ENOENT)) {
 			return false

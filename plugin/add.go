@@ -67,7 +67,8 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	v := idx.Admit(att)
 	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
 		"known", v.Reason == policy.KnownPod, "failClosed", v.Action() == policy.Deny,
-		"verdict", v.Action().String(), "reason", v.String())
+		"verdict", v.Action().String(), "reason", v.String(),
+		"waited", inv.waited, "took", time.Since(inv.start))
 	return inv.printResult()
 }
 

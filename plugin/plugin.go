@@ -74,10 +74,15 @@ type invocation struct {
 	kernel Kernel
 	ctx    context.Context
 	close  func()
+	// start is when the invocation began; waited how long it waited for
+	// the data directory lock (logged by ADD).
+	start  time.Time
+	waited time.Duration
 }
 
 // begin parses the config and opens the store, the log and the kernel.
 func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invocation, error) {
+	start := time.Now()
 	nc, err := conf.Parse(args.StdinData, requirePrev)
 	if err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
@@ -86,7 +91,11 @@ func (p *Plugin) begin(args *skel.CmdArgs, verb string, requirePrev bool) (*invo
 	if err := st.Ensure(); err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
-	return p.open(args, verb, nc, st)
+	inv, err := p.open(args, verb, nc, st)
+	if inv != nil {
+		inv.start = start
+	}
+	return inv, err
 }
 
 // open opens the log and the kernel of one invocation.
@@ -126,11 +135,13 @@ func (p *Plugin) locked(args *skel.CmdArgs, verb string, requirePrev bool, f fun
 		return err
 	}
 	defer inv.close()
+	asked := time.Now()
 	unlock, err := inv.lock(p.LockTimeout)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	inv.waited = time.Since(asked)
 	return f(inv)
 }
 

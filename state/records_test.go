@@ -149,7 +149,10 @@ func TestUnusableRecordsAreQuarantined(t *testing.T) {
 }
 
 // TestRecordsStamp: the stamp changes when a record is added, rewritten
-// (even with the same content) or removed, and only then.
+// (even with the same content) or removed, and only then; a record added
+// and removed again between two stamps changes it too (an ADD and its DEL
+// during a drift check's read-back: equal stamps would make the check take
+// the ADD's set members for drift and rewrite everything).
 func TestRecordsStamp(t *testing.T) {
 	s := New(t.TempDir())
 	stamp := func() [32]byte {
@@ -178,7 +181,19 @@ func TestRecordsStamp(t *testing.T) {
 	if err := s.RemoveAttachment("c1", "eth0"); err != nil {
 		t.Fatal(err)
 	}
-	if got := stamp(); got == one {
-		t.Error("stamp unchanged after the record was removed")
+	if got := stamp(); got == one || got == empty {
+		t.Errorf("stamp after the record was removed: unchanged %v, the empty directory's %v, want neither", got == one, got == empty)
+	}
+	before := stamp()
+	b := a
+	b.ContainerID = "c2"
+	if err := s.WriteAttachment(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAttachment("c2", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if stamp() == before {
+		t.Error("stamp unchanged after a record was added and removed again")
 	}
 }
