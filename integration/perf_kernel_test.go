@@ -6,7 +6,6 @@ package integration
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,10 +23,9 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	"golang.org/x/sys/unix"
 
 	"github.com/netpol/netpol/integration/node"
+	"github.com/netpol/netpol/ipt"
 )
 
 // pfPollEvery is how often a waiting benchmark reads the kernel back.
@@ -42,40 +40,10 @@ func pfFlushConntrack(n *node.Node) error {
 	})
 }
 
-// pfNFTGen is the nftables ruleset generation of the calling thread's
-// network namespace: every committed transaction (one iptables-restore,
-// one iptables -A, of any family) increments it. It fails where nftables
-// is unavailable (iptables-legacy).
-// Equivalent to: the "# new generation N" lines of `nft monitor`.
-func pfNFTGen() (gen uint32, err error) {
-	const msgGetGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN
-	req := nl.NewNetlinkRequest(msgGetGen, unix.NLM_F_ACK)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
-	if err != nil {
-		return 0, fmt.Errorf("nftables generation: %w", err)
-	}
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
-		}
-		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return 0, fmt.Errorf("nftables generation: %w", err)
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
-				return binary.BigEndian.Uint32(a.Value), nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("nftables generation: no NFTA_GEN_ID in %d messages", len(msgs))
-}
-
-// pfGen is pfNFTGen of node n.
+// pfGen is ipt.NFTGeneration of node n.
 func pfGen(n *node.Node) (gen uint32, err error) {
 	err = ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
-		gen, err = pfNFTGen()
+		gen, err = ipt.NFTGeneration()
 		return err
 	})
 	return gen, err
@@ -145,7 +113,7 @@ func pfWatchGen(n *node.Node) *pfGenWatch {
 		defer close(w.done)
 		err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
 			for i := 0; ; i++ {
-				g, err := pfNFTGen()
+				g, err := ipt.NFTGeneration()
 				if err != nil {
 					return err
 				}

@@ -61,7 +61,7 @@ func (r *Runner) proofStamp(mode Mode) (stamp, bool) {
 	if err != nil {
 		return stamp{}, false
 	}
-	gen, err := nftGeneration()
+	gen, err := NFTGeneration()
 	if err != nil {
 		return stamp{}, false
 	}
@@ -110,10 +110,12 @@ func netnsCookie() (uint64, error) {
 	return v, nil
 }
 
-// nftGeneration is the nftables ruleset generation of the calling thread's
-// network namespace. Equivalent to: the "# new generation N" lines of `nft
+// NFTGeneration is the nftables ruleset generation of the calling thread's
+// network namespace: every committed transaction (one iptables-restore, one
+// iptables -A, of any family) increments it. It fails where nftables is
+// unavailable. Equivalent to: the "# new generation N" lines of `nft
 // monitor`.
-func nftGeneration() (uint32, error) {
+func NFTGeneration() (uint32, error) {
 	const msgGetGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN
 	req := nl.NewNetlinkRequest(msgGetGen, unix.NLM_F_ACK)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
