@@ -98,10 +98,10 @@ type Agent struct {
 	last    *applied
 	written *policy.Snapshot
 	// WriteBehind: the snapshot is written after the sync returns, beside
-	// the caller (Run sets it; see snapshotWriter); writer does it, and
+	// the caller (Run sets it; see behindWriter); writer does it, and
 	// writeFailed says a write failed, so that the next sync writes again.
 	WriteBehind bool
-	writer      snapshotWriter
+	writer      behindWriter[policy.Snapshot]
 	writeFailed atomic.Bool
 	// commits counts the syncs that changed the kernel (Run: a read-back
 	// that overlapped one cannot tell drift from that sync's change).
@@ -186,7 +186,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	}
 	if a.written != snap {
 		if a.WriteBehind {
-			a.writer.write(a, snap)
+			a.writeSnapshotBehind(snap)
 		} else if err := a.writeSnapshot(snap); err != nil {
 			return health.SyncResult{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -25,7 +26,9 @@ type realizer struct {
 	policies []networkingv1.NetworkPolicy
 	versions []string
 	written  []state.PolicyRealized // what the realized file holds (or will: writer)
-	writer   realizedWriter
+	writer   behindWriter[state.Realized]
+	// writeFailed says a write of writer failed: the next realize writes again.
+	writeFailed atomic.Bool
 }
 
 // version returns policy.Version(&nps[i]), reusing the last realize's.
@@ -98,7 +101,7 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 		out.Policies = append(out.Policies, r)
 	}
 	a.rz.inForce, a.rz.policies, a.rz.versions = now, slices.Clone(snap.Policies), versions
-	if a.rz.writer.failed.Swap(false) {
+	if a.rz.writeFailed.Swap(false) {
 		a.rz.written = nil // write it again
 	}
 	if a.rz.written != nil && slices.Equal(a.rz.written, out.Policies) {
@@ -106,7 +109,7 @@ func (a *Agent) realize(snap *policy.Snapshot, began, committed time.Time) []tim
 	}
 	a.rz.written = nil
 	if a.WriteBehind {
-		a.rz.writer.write(a, out)
+		a.writeRealizedBehind(out)
 		a.rz.written = out.Policies
 		return delays
 	}

@@ -63,7 +63,7 @@ func TestWriteBehindLastWins(t *testing.T) {
 	st := state.New(t.TempDir())
 	a := &Agent{Store: st, Log: slog.New(slog.DiscardHandler)}
 	for i := range 50 {
-		a.writer.write(a, snapshot(fmt.Sprintf("ns%d", i)))
+		a.writeSnapshotBehind(snapshot(fmt.Sprintf("ns%d", i)))
 	}
 	a.writer.flush()
 	got, err := st.ReadSnapshot()
