@@ -23,8 +23,9 @@ const (
 	ChainIngress = "NETPOL-INGRESS"
 	ChainEgress  = "NETPOL-EGRESS"
 	// ChainAllow clears the pending bit (AllowMark) of a packet that some
-	// policy rule allowed. ChainPass is no longer in the ruleset (a group
-	// chain returns by itself); the name stays so it is known as netpol's.
+	// policy rule allowed. ChainPass names no chain of a compiled ruleset
+	// (a group chain returns by itself); a chain of that name left in the
+	// kernel is one of ours (ipt.Owned) and is deleted as stale.
 	ChainAllow = "NETPOL-ALLOW"
 	ChainPass  = "NETPOL-PASS"
 )
