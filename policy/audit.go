@@ -51,9 +51,9 @@ func tokenVerdict(tok string) string {
 
 // groupVerdict ends a group chain, reached when no policy of the group
 // allowed the packet: the drop rules (logged, then DROP), or in audit the
-// same log rule with the would-deny verdict and RETURN instead of DROP, so
-// that the packet goes on to the other direction's check, or back to
-// FORWARD. Policies are namespaced, so a group's pods share one namespace:
+// same log rule with the would-deny verdict and, instead of DROP, a rule
+// that clears AllowMark and ends the chain, so that the packet returns to
+// the other direction's check, or back to FORWARD. Policies are namespaced, so a group's pods share one namespace:
 // audit is decided per group, here and only here.
 func (c *compiler) groupVerdict(g *group) []ipt.Rule {
 	cause := DropCause{Direction: g.dir, Verdict: VerdictDrop, Reason: ReasonNoPolicy, Group: hash(g.key)}
@@ -62,6 +62,6 @@ func (c *compiler) groupVerdict(g *group) []ipt.Rule {
 	}
 	cause.Verdict = VerdictWouldDeny
 	rules := c.dropRules(nil, cause, g.dir.String()+" would be denied (audit): no policy allows it")
-	rules[len(rules)-1].Verdict = ipt.Jump(ipt.Return)
+	rules[len(rules)-1].Verdict = ipt.SetMark(markClear)
 	return rules
 }

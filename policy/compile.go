@@ -51,9 +51,11 @@ func (c *Compiled) Ruleset(f ipt.Family) *ipt.Ruleset {
 //	NETPOL-INGRESS/EGRESS: DENY set -> NETPOL-DENY-I/E (log, DROP); the destination (source) pod
 //	           isolated -> -g the dispatch tree, which finds its group chain
 //	           in O(log groups) set lookups (see dispatcher)
-//	group chain: clear mark, -j each policy chain while not marked yet,
-//	           marked -> -g NETPOL-PASS, else log (NFLOG, rate-limited) and DROP
-//	policy chain: one rule per allowed (peer, ports) -> -g NETPOL-ALLOW
+//	group chain: set the pending mark, -j each policy chain while still
+//	           pending, allowed (mark clear) -> RETURN, else log (NFLOG,
+//	           rate-limited) and DROP
+//	policy chain: one rule per allowed (peer, ports) -> -g NETPOL-ALLOW,
+//	           which clears the pending mark
 //
 // A pod created or deleted changes set members only; rules change with
 // policies and with the distinct policy combinations that select local pods.

@@ -57,7 +57,7 @@ spec:
 					t.Errorf("%s %s: chain %s is not Compile's", c.pod, rs.Family, ch.Name)
 				}
 			}
-			for _, name := range append([]string{ChainForward, ChainBridged, ChainRouted, ChainIngress, ChainEgress, ChainAllow, ChainPass}, c.want...) {
+			for _, name := range append([]string{ChainForward, ChainBridged, ChainRouted, ChainIngress, ChainEgress, ChainAllow}, c.want...) {
 				if _, ok := got[name]; !ok {
 					t.Errorf("%s %s: chain %s missing", c.pod, rs.Family, name)
 				}

@@ -25,10 +25,12 @@ const leafGroups = 2
 //
 // NETPOL-INGRESS (EGRESS) goes to the root of the tree for a packet whose
 // destination (source) is in the isolated set; any other packet leaves it
-// unrestricted. An inner node of the tree tests one bit set and goes to one
-// of its two halves; a leaf tries the group sets of its at most leafGroups
-// groups and goes to the group chain of the one that holds the pod. A
-// packet costs one set lookup per level, about log2(n), plus the leaf's.
+// unrestricted. An inner node of the tree tests one bit set and goes to the
+// chain of its upper half; its lower half's rules follow in its own chain
+// (so a chain is a run of bit tests, high to low, ending in a leaf); a leaf
+// tries the group sets of its at most leafGroups groups and goes to the
+// group chain of the one that holds the pod. A packet costs one rule and
+// one set lookup per level, about log2(n), plus the leaf's.
 //
 // The tree only finds which group-set rule to try: the rule that reaches a
 // group chain is the same set match the linear scan would use. So when the
@@ -111,34 +113,39 @@ func (t *dispatcher) groupRule(g *group) ipt.Rule {
 // node returns the chain that dispatches the groups numbered lo..lo+span-1
 // (span a power of two; numbers past the last group do not exist).
 func (t *dispatcher) node(lo, span int) string {
+	ch := ipt.Chain{Name: treeChain(t.d, lo, span), Rules: t.nodeRules(lo, span)}
+	t.chains = append(t.chains, ch)
+	return ch.Name
+}
+
+// nodeRules returns the rules that dispatch the groups lo..lo+span-1. An
+// inner node tests its bit set and goes to the chain of its upper half;
+// its lower half's rules follow in the same chain, with no rule to go to
+// them: a packet pays one rule and one lookup a level whichever half it
+// takes, and the leaf's rules end the chain.
+func (t *dispatcher) nodeRules(lo, span int) []ipt.Rule {
 	n := min(lo+span, len(t.groups)) - lo
 	if n <= leafGroups {
-		ch := ipt.Chain{Name: treeChain(t.d, lo, span)}
+		var rules []ipt.Rule
 		for _, g := range t.groups[lo : lo+n] {
-			ch.Rules = append(ch.Rules, t.groupRule(g))
+			rules = append(rules, t.groupRule(g))
 		}
-		ch.Rules = append(ch.Rules, ipt.Rule{
+		return append(rules, ipt.Rule{
 			Comment: "the bit sets disagree with the group sets: scan",
 			Verdict: ipt.Goto(ipt.Target(scanChain(t.d))),
 		})
-		t.chains = append(t.chains, ch)
-		return ch.Name
 	}
 	half := span / 2
 	if lo+half >= len(t.groups) {
-		return t.node(lo, half) // no group has this bit set
+		return t.nodeRules(lo, half) // no group has this bit set
 	}
 	level := bits.Len(uint(half)) - 1
 	t.levels[level] = true
-	ch := ipt.Chain{Name: treeChain(t.d, lo, span), Rules: []ipt.Rule{
-		{
-			Matches: []ipt.Match{ipt.SetMatch{Set: t.bitSet(level).Name, Dir: dispatchDir(t.d)}},
-			Verdict: ipt.Goto(ipt.Target(t.node(lo+half, half))),
-		},
-		{Verdict: ipt.Goto(ipt.Target(t.node(lo, half)))},
-	}}
-	t.chains = append(t.chains, ch)
-	return ch.Name
+	upper := ipt.Rule{
+		Matches: []ipt.Match{ipt.SetMatch{Set: t.bitSet(level).Name, Dir: dispatchDir(t.d)}},
+		Verdict: ipt.Goto(ipt.Target(t.node(lo+half, half))),
+	}
+	return append([]ipt.Rule{upper}, t.nodeRules(lo, half)...)
 }
 
 // bitSet returns the set of the pods whose group number has bit level set.

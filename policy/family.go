@@ -92,9 +92,6 @@ func (c *compiler) fixedChains(f ipt.Family) []ipt.Chain {
 		path(ChainBridged),
 		path(ChainRouted),
 		{Name: ChainAllow, Rules: []ipt.Rule{
-			{Verdict: ipt.SetMark(AllowMark)},
-		}},
-		{Name: ChainPass, Rules: []ipt.Rule{
 			{Verdict: ipt.SetMark(markClear)},
 		}},
 	}
@@ -145,27 +142,29 @@ func peerDir(d Direction) ipt.Dir {
 	return ipt.Src
 }
 
-// groupRules is the chain of a group: the union of its policies. Each policy
-// chain marks the packet when one of its rules allows it; when none did,
-// groupVerdict ends the chain (a drop, or in audit a would-deny that passes).
-// A policy after the first runs only while the packet is not marked yet: once
-// one policy allowed it, the union allows it, and the packet skips the rest
-// at the cost of one plain mark match each instead of their rules and set
-// lookups.
+// groupRules is the chain of a group: the union of its policies. It sets
+// AllowMark (pending) on entry; a policy chain's rule that allows the
+// packet clears it. A policy after the first runs only while the packet is
+// still pending: once one policy allowed it, the union allows it, and the
+// packet skips the rest at the cost of one plain mark match each instead of
+// their rules and set lookups. An allowed packet then returns (the chain
+// was reached by goto, so it returns to the path chain, which goes on to
+// the other direction); when none allowed it, groupVerdict ends the chain
+// (a drop, or in audit a would-deny that clears the bit and returns).
 func (c *compiler) groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
-	ch.Rules = append(ch.Rules, ipt.Rule{Verdict: ipt.SetMark(markClear)})
+	ch.Rules = append(ch.Rules, ipt.Rule{Comment: "pending: no policy allowed it yet", Verdict: ipt.SetMark(AllowMark)})
 	for i, cp := range g.policies {
 		r := ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))}
 		if i > 0 {
-			r.Matches = []ipt.Match{notAllowed}
+			r.Matches = []ipt.Match{pending}
 		}
 		ch.Rules = append(ch.Rules, r)
 	}
 	ch.Rules = append(ch.Rules, ipt.Rule{
-		Matches: []ipt.Match{ipt.Mark(AllowMark)},
+		Matches: []ipt.Match{allowed},
 		Comment: "allowed by a policy",
-		Verdict: ipt.Goto(ChainPass),
+		Verdict: ipt.Jump(ipt.Return),
 	})
 	ch.Rules = append(ch.Rules, c.groupVerdict(g)...)
 	return ch

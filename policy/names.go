@@ -22,24 +22,33 @@ const (
 	// destination (ingress) or source (egress) pod, by set lookup.
 	ChainIngress = "NETPOL-INGRESS"
 	ChainEgress  = "NETPOL-EGRESS"
-	// ChainAllow marks a packet that some policy rule allowed; ChainPass
-	// clears the mark again on the way out.
+	// ChainAllow clears the pending bit (AllowMark) of a packet that some
+	// policy rule allowed. ChainPass names no chain of a compiled ruleset
+	// (a group chain returns by itself); a chain of that name left in the
+	// kernel is one of ours (ipt.Owned) and is deleted as stale.
 	ChainAllow = "NETPOL-ALLOW"
 	ChainPass  = "NETPOL-PASS"
 )
 
-// AllowMark is the packet mark bit (value/mask) that carries "a policy of
-// this pod allowed it" from a policy chain back to the pod's group chain. It
-// is cleared before the group's policies run and before leaving the group.
-// kube-proxy uses 0x4000 and 0x8000; flannel and the bridge plugin use none.
+// AllowMark is the packet mark bit (value/mask) that carries a group's
+// verdict from a policy chain back to the group chain. Set, it means
+// "pending: no policy of the group has allowed the packet yet": a group
+// chain sets it on entry, a policy rule that allows clears it (through
+// ChainAllow), and the group chain returns as soon as it finds it clear;
+// so it is clear again whenever a packet leaves netpol. kube-proxy uses
+// 0x4000 and 0x8000; flannel and the bridge plugin use none.
 const AllowMark = "0x10000/0x10000"
 
 // markClear is the --set-xmark argument that clears AllowMark.
 const markClear = "0x0/0x10000"
 
-// notAllowed matches a packet that does not carry AllowMark (no policy of
-// the group allowed it yet).
-const notAllowed = ipt.Mark(markClear)
+// pending matches a packet that carries AllowMark: no policy of the group
+// allowed it yet.
+const pending = ipt.Mark(AllowMark)
+
+// allowed matches a packet whose AllowMark is clear: a policy of the group
+// allowed it.
+const allowed = ipt.Mark(markClear)
 
 // Direction is the side of a pod that a policy governs.
 type Direction int

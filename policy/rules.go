@@ -15,7 +15,7 @@ import (
 // policyRules compiles the chain of one policy in direction d: one rule per
 // (peer, port group) that the policy's rules allow. The chain is entered
 // with -j from a group chain; an allowing rule does -g NETPOL-ALLOW, which
-// marks the packet and returns to the group chain.
+// clears the packet's pending mark and returns to the group chain.
 func (c *compiler) policyRules(f ipt.Family, d Direction, cp *compiledPolicy) (ipt.Chain, error) {
 	ch := ipt.Chain{Name: policyChain(d, cp.key)}
 	type spec struct {

@@ -31,11 +31,14 @@ type TraceResult struct {
 }
 
 // RuleRef names one rule of a ruleset that a packet was tested against:
-// its chain, its 0-based index, and whether it matched.
+// its chain, its 0-based index, whether it matched, and how many set
+// lookups testing it took (its set matches up to the first match that
+// failed, as netfilter stops there).
 type RuleRef struct {
 	Chain   string
 	Index   int
 	Matched bool
+	Lookups int
 }
 
 // Trace walks p through the compiled ruleset of its family the way netfilter
@@ -88,11 +91,11 @@ func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
 			continue
 		}
 		r := ch.Rules[top.pos]
-		hit, err := traceMatches(r.Matches, p, sets, mark)
+		hit, lookups, err := traceMatches(r.Matches, p, sets, mark)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", ipt.RenderRule(ch.Name, r), err)
 		}
-		res.Walked = append(res.Walked, RuleRef{ch.Name, top.pos, hit})
+		res.Walked = append(res.Walked, RuleRef{Chain: ch.Name, Index: top.pos, Matched: hit, Lookups: lookups})
 		top.pos++
 		if !hit {
 			continue
@@ -125,7 +128,9 @@ func TraceRuleset(rs *ipt.Ruleset, p Packet) (TraceResult, error) {
 	return res, nil
 }
 
-func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark uint32) (bool, error) {
+// traceMatches reports whether every match of ms holds for p, and how many
+// set lookups it took to find out.
+func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark uint32) (hit bool, lookups int, err error) {
 	for _, m := range ms {
 		ok := false
 		switch m := m.(type) {
@@ -138,7 +143,7 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark uint3
 		case ipt.Mark:
 			value, mask, valid := m.Bits()
 			if !valid {
-				return false, fmt.Errorf("mark %q is not VALUE[/MASK]", string(m))
+				return false, lookups, fmt.Errorf("mark %q is not VALUE[/MASK]", string(m))
 			}
 			ok = mark&mask == value
 		case ipt.Limit:
@@ -156,17 +161,18 @@ func traceMatches(ms []ipt.Match, p Packet, sets map[string]*ipt.Set, mark uint3
 		case ipt.SetMatch:
 			s := sets[m.Set]
 			if s == nil {
-				return false, fmt.Errorf("missing set %s", m.Set)
+				return false, lookups, fmt.Errorf("missing set %s", m.Set)
 			}
+			lookups++
 			ok = inSet(s, m.Dir, p)
 		default:
-			return false, fmt.Errorf("unknown match %T", m)
+			return false, lookups, fmt.Errorf("unknown match %T", m)
 		}
 		if !ok {
-			return false, nil
+			return false, lookups, nil
 		}
 	}
-	return true, nil
+	return true, lookups, nil
 }
 
 // inSet answers a set lookup the way ipset does for the types we use.

@@ -21,7 +21,11 @@ import (
 // (manifest.Cache). Once Notify was called, the directory is watched with
 // inotify: a change is signalled as it happens, and Changed compares the
 // fingerprint only once a second (fullCheckEvery), the net under what
-// inotify cannot see, instead of at every poll.
+// inotify cannot see, instead of at every poll. When the directory itself
+// is deleted or moved away, the watch ends and every Changed compares
+// fingerprints; at most once a fullCheckEvery it also tries to watch the
+// path again, and once the directory is back the watch signals on the
+// same channel as before.
 type DirSource struct {
 	Dir  string
 	Node string
@@ -33,8 +37,10 @@ type DirSource struct {
 	cache *manifest.Cache
 	last  [32]byte
 
-	watch   *dirWatch // nil: not watched, every Changed compares fingerprints
-	checked time.Time // when the fingerprint was last compared
+	watch     *dirWatch     // nil: not watched, every Changed compares fingerprints
+	notify    chan struct{} // what Notify returned: every watch of Dir signals it
+	checked   time.Time     // when the fingerprint was last compared
+	rewatched time.Time     // when a broken watch was last tried again
 
 	noticed  time.Time         // when Changed first saw the fingerprint move
 	hashes   map[string]string // file name -> content hash, at the last Load
@@ -101,6 +107,7 @@ func (d *DirSource) Changed(context.Context) (bool, error) {
 		}
 		return true, nil
 	}
+	d.rewatch()
 	fp, err := d.fingerprint()
 	if err != nil {
 		return false, err
@@ -112,17 +119,37 @@ func (d *DirSource) Changed(context.Context) (bool, error) {
 	return fp != d.last, nil
 }
 
+// rewatch replaces a watch that ended (its directory deleted or moved
+// away) by a new watch of Dir, trying at most once a fullCheckEvery; while
+// Dir is missing the broken watch stays. The caller compares fingerprints
+// right after, so a change made before the new watch began is not lost.
+func (d *DirSource) rewatch() {
+	if d.watch == nil || !d.watch.broken.Load() || time.Since(d.rewatched) < fullCheckEvery {
+		return
+	}
+	d.rewatched = time.Now()
+	w := watchDir(d.Dir, d.notify)
+	if w == nil {
+		return
+	}
+	d.watch.close()
+	d.watch = w
+}
+
 // Notify starts watching the directory and returns the channel that
 // signals its changes (see Notifier); nil when it cannot be watched.
 func (d *DirSource) Notify() <-chan struct{} {
 	if d.watch == nil {
-		d.watch = watchDir(d.Dir)
+		if d.notify == nil {
+			d.notify = make(chan struct{}, 1)
+		}
+		d.watch = watchDir(d.Dir, d.notify)
 		d.checked = time.Time{} // what changed before the watch began: compare at the next Changed
 	}
 	if d.watch == nil {
 		return nil
 	}
-	return d.watch.notify
+	return d.notify
 }
 
 // Close stops watching the directory.

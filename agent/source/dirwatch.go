@@ -29,14 +29,15 @@ type dirWatch struct {
 	fd     int
 	file   *os.File
 	dirty  atomic.Bool // an event arrived since the last clear
-	broken atomic.Bool // the watch ended (directory gone, read error)
+	broken atomic.Bool // the watch ended (directory gone or moved, read error)
 	notify chan struct{}
 	done   sync.WaitGroup
 }
 
-// watchDir starts watching dir; nil when inotify is not available (the
+// watchDir starts watching dir, signalling notify (capacity 1) at every
+// event; nil when inotify is not available or dir cannot be watched (the
 // caller then compares fingerprints on every poll, as without it).
-func watchDir(dir string) *dirWatch {
+func watchDir(dir string, notify chan struct{}) *dirWatch {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil
@@ -45,7 +46,7 @@ func watchDir(dir string) *dirWatch {
 		unix.Close(fd)
 		return nil
 	}
-	w := &dirWatch{fd: fd, file: os.NewFile(uintptr(fd), "inotify "+dir), notify: make(chan struct{}, 1)}
+	w := &dirWatch{fd: fd, file: os.NewFile(uintptr(fd), "inotify "+dir), notify: notify}
 	w.done.Add(1)
 	go w.read()
 	return w
