@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netpol/netpol/state/cluster"
+
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -30,7 +32,7 @@ func explainWorld(t *testing.T) *Agent {
 				{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}}}}},
 		},
 	}}
-	if err := st.WriteSnapshot(snap); err != nil {
+	if err := cluster.WriteSnapshot(st, snap); err != nil {
 		t.Fatal(err)
 	}
 	for name, ips := range map[string][]string{"db": {"10.0.0.2", "fd00::2"}, "client": {"10.0.0.3", "fd00::3"},

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/netpol/netpol/state/cluster"
+
 	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
@@ -129,7 +131,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 // rebuilt from the pods recorded since.
 func (l *loop) loadStored(ctx context.Context) {
 	mtime, _ := l.a.Store.SnapshotModTime()
-	snap, err := l.a.Store.ReadSnapshot()
+	snap, err := cluster.ReadSnapshot(l.a.Store)
 	if errors.Is(err, os.ErrNotExist) {
 		l.a.Log.Warn("no stored snapshot: pods of namespaces with policies stay denied until the source is ready")
 		return

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netpol/netpol/state/cluster"
+
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/state"
 )
@@ -39,7 +41,7 @@ func TestWriteBehindCrashIsRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.writer.flush()
-	if err := st.WriteSnapshot(older); err != nil { // the write that never happened
+	if err := cluster.WriteSnapshot(st, older); err != nil { // the write that never happened
 		t.Fatal(err)
 	}
 
@@ -66,7 +68,7 @@ func TestWriteBehindLastWins(t *testing.T) {
 		a.writeSnapshotBehind(snapshot(fmt.Sprintf("ns%d", i)))
 	}
 	a.writer.flush()
-	got, err := st.ReadSnapshot()
+	got, err := cluster.ReadSnapshot(st)
 	if err != nil || got.Namespaces[0].Name != "ns49" {
 		t.Fatalf("stored %v, %v; want the last snapshot handed over (ns49)", got, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
@@ -58,7 +59,7 @@ func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
 		return nil, err
 	}
 	var rulesets []ipt.Ruleset
-	snap, err := inv.store.ReadSnapshot()
+	snap, err := cluster.ReadSnapshot(inv.store)
 	switch {
 	case errors.Is(err, os.ErrNotExist) || idx == nil:
 		var skeleton *policy.Compiled

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/netpol/netpol/state/cluster"
+
 	"github.com/netpol/netpol/policy"
 )
 
@@ -18,7 +20,7 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 	if err := s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "default", Name: "db"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSnapshot(&policy.Snapshot{}); err != nil {
+	if err := cluster.WriteSnapshot(s, &policy.Snapshot{}); err != nil {
 		t.Fatal(err)
 	}
 	records, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
