@@ -41,6 +41,7 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 	}
 	defer a.writer.flush()    // the last snapshot is stored when Run returns
 	defer a.rz.writer.flush() // and the last versions in force
+	defer a.ex.writer.flush() // and the rules CHECK compares
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)

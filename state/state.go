@@ -11,6 +11,7 @@
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	realized.json   the NetworkPolicy versions in force and when (Realized)
+//	expected.json   the rules of the last commit, rendered, for CHECK (expected.go)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //	drops/          the agent's drop records, JSON lines, rotated (drops.go)
 //
@@ -312,7 +313,7 @@ func (s *Store) RemoveAll() error {
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
 		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true,
-		proofFile: true}
+		proofFile: true, expectedFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

@@ -13,9 +13,14 @@ const ExpectedVersion = 1
 // rely on (a group's chain, a policy's chain) names the group sets whose
 // pods rely on it; every other chain (the fixed chains, the dispatch and
 // its tree) every pod relies on.
+//
+// Index is the SHA-256 (hex) of the stored index of the same commit: the
+// agent writes the Expected after each commit, a little later, so CHECK
+// refuses an Expected made for another index than the one it reads.
 type Expected struct {
-	Version  int              `json:"version"`
-	Families []ExpectedFamily `json:"families"`
+	Version  int
+	Index    string
+	Families []ExpectedFamily
 }
 
 // ExpectedFamily is the part of Expected of one address family.
@@ -56,6 +61,21 @@ func (e *Expected) For(f ipt.Family, ms []Membership) (hooks []ipt.RenderedHook,
 		return ef.Hooks, chains, true
 	}
 	return nil, nil, false
+}
+
+// ExpectedOf is the Expected of rulesets that every pod relies on whole
+// (Skeleton's), for no index.
+func ExpectedOf(rulesets []ipt.Ruleset) *Expected {
+	e := &Expected{Version: ExpectedVersion}
+	for i := range rulesets {
+		hooks, chains := ipt.Render(&rulesets[i])
+		ef := ExpectedFamily{Family: rulesets[i].Family, Hooks: hooks}
+		for _, c := range chains {
+			ef.Chains = append(ef.Chains, ExpectedChain{RenderedChain: c})
+		}
+		e.Families = append(e.Families, ef)
+	}
+	return e
 }
 
 func reliedOn(groups []string, mine map[string]bool) bool {
