@@ -50,7 +50,9 @@ func (s *Store) WriteExpected(index string, body []byte) error {
 		return err
 	}
 	head := fmt.Sprintf("%s %d %s\n", expectedMagic, node.ExpectedVersion, index)
-	return writeFile(filepath.Join(s.Dir, expectedFile), append([]byte(head), body...), 0o600, false, false)
+	// Written without the data directory lock, like the snapshot: its temp
+	// file is flocked until the rename, so RemoveTemps leaves it alone.
+	return writeFile(filepath.Join(s.Dir, expectedFile), append([]byte(head), body...), 0o600, true, false)
 }
 
 // ReadExpected loads the expected file (os.ErrNotExist when there is
