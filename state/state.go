@@ -183,16 +183,13 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) erro
 // rename, for a file that is only a shortcut (after a crash it may be
 // empty or old, never a mix: the rename is atomic).
 func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	newTemp := func() (*os.File, error) { return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") }
+	if lock {
+		newTemp = func() (*os.File, error) { return lockedTemp(path) }
+	}
+	tmp, err := newTemp()
 	if err != nil {
 		return err
-	}
-	if lock {
-		if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX); err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-			return fmt.Errorf("write %s: lock temp file: %w", path, err)
-		}
 	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(mode)
@@ -216,6 +213,29 @@ func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) erro
 		return fmt.Errorf("write %s: %w", path, cerr)
 	}
 	return nil
+}
+
+// lockedTemp creates the temp file of path and flocks it. Another
+// process's RemoveTemps that finds it in the instant between its creation
+// and the lock takes it for a killed writer's leftover and removes it; a
+// temp no longer at its name is let go and another one made, a few times
+// at most (then the rename reports the error).
+func lockedTemp(path string) (*os.File, error) {
+	for try := 1; ; try++ {
+		tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX); err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+			return nil, fmt.Errorf("write %s: lock temp file: %w", path, err)
+		}
+		if try == 3 || isFileAt(tmp, tmp.Name()) {
+			return tmp, nil
+		}
+		_ = tmp.Close()
+	}
 }
 
 func (s *Store) writeJSON(name string, v any) error {
