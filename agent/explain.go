@@ -6,11 +6,10 @@ import (
 	"net"
 	"strings"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // ExplainQuery is "would From reach To on Protocol/Port". From and To are

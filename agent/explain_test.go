@@ -5,13 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // explainWorld stores a node with db (dual-stack, admitting ingress from

@@ -3,10 +3,9 @@ package agent
 import (
 	"context"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // holder is a Kernel that can tell whether it holds rulesets exactly

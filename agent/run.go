@@ -6,11 +6,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // RunOptions tune the long-running loop.

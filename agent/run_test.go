@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/agent/health"
 	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // fakeKernel records what Apply was given.

@@ -4,10 +4,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // behindWriter writes a file after the sync that committed what it says,

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // holdingKernel is a fakeKernel that, read back, holds whatever it is

@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 func TestAttachmentsRoundTripAndRemove(t *testing.T) {

@@ -7,9 +7,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // A writer killed between its temp file and the rename leaves the temp

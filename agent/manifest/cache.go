@@ -11,9 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // racyWindow: a file whose modification time is this close to the moment it

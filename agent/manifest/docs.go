@@ -7,11 +7,10 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // docObjects is what one document of a manifest file converted to.

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/netpol/netpol/state/cluster"
-
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // DirSource is a directory of manifests (see manifest.Load). A change is
