@@ -108,7 +108,7 @@ type Agent struct {
 	commits uint64
 
 	// DropLog, when set, is how the rules log drops (stored in the
-	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
+	// snapshot, so that a compile of it logs the same); nil keeps the snapshot's,
 	// policy.DefaultDropLog() when it has none.
 	DropLog *policy.DropLog
 

@@ -26,7 +26,8 @@ type Snapshot struct {
 	// Audit puts every policy of the node in audit (see Audited).
 	Audit bool `json:"audit,omitempty"`
 	// DropLog is how the agent that wrote the snapshot has drops logged
-	// (nil: DefaultDropLog()); CHECK compiles with it, as the agent did.
+	// (nil: DefaultDropLog()); a compile of the stored snapshot (an agent
+	// restarted, explain) logs as the agent did.
 	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
