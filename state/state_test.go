@@ -134,6 +134,7 @@ func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
 	s := New(t.TempDir())
 	_ = s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0"})
 	_ = cluster.WriteSnapshot(s, &policy.Snapshot{Version: policy.SnapshotVersion})
+	_ = s.WriteExpected("sum", []byte("[]"))
 	// An older version's record of its chains is netpol's too.
 	if err := os.WriteFile(filepath.Join(s.Dir, "applied.json"), []byte(`{"chains":{}}`), 0o600); err != nil {
 		t.Fatal(err)
