@@ -15,7 +15,8 @@ import (
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
 // FORWARD, the fixed and dispatch chains, and the chains of the pod's groups
-// and policies must all be in the kernel, rule for rule. The error names the
+// and policies must all be in the kernel, rule for rule, as the agent's
+// last commit left them (expected.json; see missing). The error names the
 // first missing pieces.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	return p.locked(args, "CHECK", true, func(inv *invocation) error { return inv.check(args) })
