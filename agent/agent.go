@@ -108,11 +108,12 @@ type Agent struct {
 	commits uint64
 
 	// DropLog, when set, is how the rules log drops (stored in the
-	// snapshot, so that CHECK compiles the same); nil keeps the snapshot's,
+	// snapshot, so that a compile of it logs the same); nil keeps the snapshot's,
 	// policy.DefaultDropLog() when it has none.
 	DropLog *policy.DropLog
 
 	drops dropViews // for RunDropLog: the last sync's pods and groups
+	ex    expecter  // expected.json, for CHECK
 }
 
 // Sync stores snap and makes the kernel match it plus the attachments CNI
@@ -193,6 +194,7 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 		a.written = snap
 	}
 	a.encoded, a.encodedOf = nil, nil
+	a.writeExpected(compiled)
 	res.Realized = a.realize(snap, start, committed)
 	res.Write += time.Since(phase)
 	if a.last != nil {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // ExplainQuery is "would From reach To on Protocol/Port". From and To are
@@ -35,7 +36,7 @@ type ExplainQuery struct {
 // pods, once over IPv4 and once over IPv6, and the verdict is ALLOWED only
 // when both are. Ends with no family in common are an error.
 func (a *Agent) Explain(q ExplainQuery, w io.Writer) (bool, error) {
-	snap, err := a.Store.ReadSnapshot()
+	snap, err := cluster.ReadSnapshot(a.Store)
 	if err != nil {
 		return false, fmt.Errorf("read snapshot: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // explainWorld stores a node with db (dual-stack, admitting ingress from
@@ -30,7 +31,7 @@ func explainWorld(t *testing.T) *Agent {
 				{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}}}}},
 		},
 	}}
-	if err := st.WriteSnapshot(snap); err != nil {
+	if err := cluster.WriteSnapshot(st, snap); err != nil {
 		t.Fatal(err)
 	}
 	for name, ips := range map[string][]string{"db": {"10.0.0.2", "fd00::2"}, "client": {"10.0.0.3", "fd00::3"},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // holder is a Kernel that can tell whether it holds rulesets exactly
@@ -55,7 +56,7 @@ func (a *Agent) inForce(ctx context.Context, snap *policy.Snapshot, compiled *po
 		a.encoded, a.encodedOf = got.encoded, snap
 		files = got.same && files
 	} else {
-		files = files && a.Store.HasSnapshot(snap)
+		files = files && cluster.HasSnapshot(a.Store, snap)
 	}
 	if !files && a.Store.ReadRulesProof() == "" {
 		return false
@@ -117,7 +118,7 @@ func (a *Agent) compareStoredSnapshot(snap *policy.Snapshot) {
 	}
 	out := make(chan storedSnapshot, 1)
 	go func() {
-		same, encoded := a.Store.CompareSnapshot(snap)
+		same, encoded := cluster.CompareSnapshot(a.Store, snap)
 		out <- storedSnapshot{same, encoded}
 	}()
 	a.storedSnap = out
@@ -131,7 +132,7 @@ func (a *Agent) writeSnapshot(snap *policy.Snapshot) error {
 	if data != nil && of == snap {
 		return a.Store.WriteSnapshotData(data)
 	}
-	return a.Store.WriteSnapshot(snap)
+	return cluster.WriteSnapshot(a.Store, snap)
 }
 
 // storeAppliedProof stores the rules proof the Kernel's last Apply made,

@@ -9,6 +9,7 @@ import (
 	"github.com/netpol/netpol/agent/source"
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // RunOptions tune the long-running loop.
@@ -39,6 +40,7 @@ func (a *Agent) Run(ctx context.Context, src source.Source, opts RunOptions) err
 	}
 	defer a.writer.flush()    // the last snapshot is stored when Run returns
 	defer a.rz.writer.flush() // and the last versions in force
+	defer a.ex.writer.flush() // and the rules CHECK compares
 	a.status().Beat()
 	a.CheckBridgeNF()
 	l.load(ctx, true)
@@ -129,7 +131,7 @@ func (l *loop) load(ctx context.Context, start bool) {
 // rebuilt from the pods recorded since.
 func (l *loop) loadStored(ctx context.Context) {
 	mtime, _ := l.a.Store.SnapshotModTime()
-	snap, err := l.a.Store.ReadSnapshot()
+	snap, err := cluster.ReadSnapshot(l.a.Store)
 	if errors.Is(err, os.ErrNotExist) {
 		l.a.Log.Warn("no stored snapshot: pods of namespaces with policies stay denied until the source is ready")
 		return

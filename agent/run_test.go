@@ -13,6 +13,7 @@ import (
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // fakeKernel records what Apply was given.
@@ -96,7 +97,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // within the debounce (not the hour-long poll) and is ready.
 func TestRunStoredThenSource(t *testing.T) {
 	st := state.New(t.TempDir())
-	if err := st.WriteSnapshot(snapshot("stored")); err != nil {
+	if err := cluster.WriteSnapshot(st, snapshot("stored")); err != nil {
 		t.Fatal(err)
 	}
 	k := &fakeKernel{}
@@ -120,7 +121,7 @@ func TestRunStoredThenSource(t *testing.T) {
 	waitUntil(t, "source's snapshot synced", func() bool { return a.Status.Ready() })
 	// The snapshot is written behind the sync.
 	waitUntil(t, "source's snapshot stored", func() bool {
-		got, err := st.ReadSnapshot()
+		got, err := cluster.ReadSnapshot(st)
 		return err == nil && got.Namespaces[0].Name == "live"
 	})
 	applies := k.count()
@@ -132,7 +133,7 @@ func TestRunStoredThenSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Run returns after the last snapshot was written.
-	got, err := st.ReadSnapshot()
+	got, err := cluster.ReadSnapshot(st)
 	if err != nil || got.Namespaces[0].Name != "live2" {
 		t.Errorf("stored snapshot after Run = %v, %v; want the last synced", got, err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // behindWriter writes a file after the sync that committed what it says,
@@ -101,7 +102,7 @@ func (w *behindWriter[T]) flush() {
 // write every writeBehindEvery).
 func (a *Agent) writeSnapshotBehind(snap *policy.Snapshot) {
 	a.writer.write(snap, writeBehindEvery, func(s *policy.Snapshot) {
-		if err := a.Store.WriteSnapshot(s); err != nil {
+		if err := cluster.WriteSnapshot(a.Store, s); err != nil {
 			a.Log.Error("write snapshot; the next sync writes it again", "err", err)
 			a.writeFailed.Store(true)
 		}

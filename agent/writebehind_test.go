@@ -9,6 +9,7 @@ import (
 
 	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // holdingKernel is a fakeKernel that, read back, holds whatever it is
@@ -39,7 +40,7 @@ func TestWriteBehindCrashIsRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.writer.flush()
-	if err := st.WriteSnapshot(older); err != nil { // the write that never happened
+	if err := cluster.WriteSnapshot(st, older); err != nil { // the write that never happened
 		t.Fatal(err)
 	}
 
@@ -66,7 +67,7 @@ func TestWriteBehindLastWins(t *testing.T) {
 		a.writeSnapshotBehind(snapshot(fmt.Sprintf("ns%d", i)))
 	}
 	a.writer.flush()
-	got, err := st.ReadSnapshot()
+	got, err := cluster.ReadSnapshot(st)
 	if err != nil || got.Namespaces[0].Name != "ns49" {
 		t.Fatalf("stored %v, %v; want the last snapshot handed over (ns49)", got, err)
 	}

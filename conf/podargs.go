@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // PodArgs is the pod identity a Kubernetes runtime passes in CNI_ARGS.
@@ -41,10 +40,10 @@ func ParsePodArgs(cniArgs string) (PodArgs, error) {
 	if args.K8S_POD_NAME == "" {
 		return PodArgs{}, fmt.Errorf("netpol CNI_ARGS %q: key K8S_POD_NAME is missing or empty", cniArgs)
 	}
-	if errs := validation.IsDNS1123Label(string(args.K8S_POD_NAMESPACE)); len(errs) > 0 {
+	if errs := isDNS1123Label(string(args.K8S_POD_NAMESPACE)); len(errs) > 0 {
 		return PodArgs{}, invalidKey("K8S_POD_NAMESPACE", string(args.K8S_POD_NAMESPACE), "namespace", errs)
 	}
-	if errs := validation.IsDNS1123Subdomain(string(args.K8S_POD_NAME)); len(errs) > 0 {
+	if errs := isDNS1123Subdomain(string(args.K8S_POD_NAME)); len(errs) > 0 {
 		return PodArgs{}, invalidKey("K8S_POD_NAME", string(args.K8S_POD_NAME), "pod name", errs)
 	}
 	return PodArgs{

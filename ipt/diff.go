@@ -72,12 +72,21 @@ func diffChain(c Chain, t *savedTable) []string {
 	for i, r := range c.Rules {
 		want[i] = RenderRule(c.Name, r)
 	}
-	have := t.Rules[c.Name]
+	return diffRenderedChain(c.Name, want, t)
+}
+
+// diffRenderedChain compares the rules want of the chain called name
+// (rendered) with the saved table t, in which the chain is declared.
+func diffRenderedChain(name string, want []string, t *savedTable) []string {
+	if !t.Declared[name] {
+		return []string{fmt.Sprintf("chain %s missing", name)}
+	}
+	have := t.Rules[name]
 	missing, extra := multisetDiff(want, have)
-	diffs := describe("chain "+c.Name+": missing rule: ", missing)
-	diffs = append(diffs, describe("chain "+c.Name+": unexpected rule: ", extra)...)
+	diffs := describe("chain "+name+": missing rule: ", missing)
+	diffs = append(diffs, describe("chain "+name+": unexpected rule: ", extra)...)
 	if len(diffs) == 0 && !slices.Equal(want, have) {
-		diffs = append(diffs, fmt.Sprintf("chain %s: rules out of order", c.Name))
+		diffs = append(diffs, fmt.Sprintf("chain %s: rules out of order", name))
 	}
 	return diffs
 }

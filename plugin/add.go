@@ -13,7 +13,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netpol/netpol/conf"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // Add handles CNI ADD: record the pod, put its addresses into its sets, and
@@ -37,7 +37,7 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	if err := bridgeNFOn(podFamilies(ips)...); err != nil {
 		return err // the pod's bridged traffic would bypass every rule
 	}
-	att := &policy.Attachment{
+	att := &node.Attachment{
 		ContainerID: args.ContainerID,
 		IfName:      args.IfName,
 		Namespace:   pod.Namespace,
@@ -66,7 +66,7 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 	}
 	v := idx.Admit(att)
 	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
-		"known", v.Reason == policy.KnownPod, "failClosed", v.Action() == policy.Deny,
+		"known", v.Reason == node.KnownPod, "failClosed", v.Action() == node.Deny,
 		"verdict", v.Action().String(), "reason", v.String(),
 		"waited", inv.waited, "took", time.Since(inv.start))
 	return inv.printResult()
@@ -84,8 +84,8 @@ func (inv *invocation) printResult() error {
 // readIndex loads the agent's index, with the memberships of pod podKey
 // ("namespace/name") only, or of every pod when podKey is ""; nil when there
 // is none yet.
-func (inv *invocation) readIndex(podKey string) (*policy.Index, error) {
-	var idx *policy.Index
+func (inv *invocation) readIndex(podKey string) (*node.Index, error) {
+	var idx *node.Index
 	var err error
 	if podKey == "" {
 		idx, err = inv.store.ReadIndex()
@@ -107,11 +107,11 @@ func (inv *invocation) bootstrap() error {
 	if err != nil {
 		return err
 	}
-	compiled, err := policy.CompileUnknown(atts, dropLog(inv.conf))
+	skeleton, err := node.Skeleton(atts, dropLog(inv.conf))
 	if err != nil {
 		return kernelError("compile skeleton", err)
 	}
-	if err := inv.kernel.Apply(inv.ctx, compiled.Rulesets); err != nil {
+	if err := inv.kernel.Apply(inv.ctx, skeleton); err != nil {
 		return kernelError("install skeleton", err)
 	}
 	return nil
@@ -176,8 +176,8 @@ func notThePods(r *types100.Result, ipc *types100.IPConfig, ifName string) strin
 }
 
 // dropLog is the netconf's drop logging over the defaults.
-func dropLog(nc *conf.NetConf) policy.DropLog {
-	dl := policy.DefaultDropLog()
+func dropLog(nc *conf.NetConf) node.DropLog {
+	dl := node.DefaultDropLog()
 	if nc.DropLog.Group != nil {
 		dl.Group = *nc.DropLog.Group
 	}

@@ -9,14 +9,14 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/netpol/netpol/ipt"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 	"github.com/netpol/netpol/state"
 )
 
 // Check handles CNI CHECK: the pod's record, its set entries, our hook in
 // FORWARD, the fixed and dispatch chains, and the chains of the pod's groups
-// and policies must all be in the kernel, rule for rule. The error names the
+// and policies must all be in the kernel, rule for rule, as the agent's
+// last commit left them (expected.json; see missing). The error names the
 // first missing pieces.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	return p.locked(args, "CHECK", true, func(inv *invocation) error { return inv.check(args) })
@@ -49,40 +49,31 @@ func (inv *invocation) check(args *skel.CmdArgs) error {
 }
 
 // missing returns what attachment att needs that is missing from the
-// kernel: the hook and the chains its pod relies on (policy.CompilePod, or
-// the fixed chains of a node whose agent never synced) and its own set
-// entries, from the index. Other pods' sets are not read.
-func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
-	idx, err := inv.readIndex(att.PodKey())
+// kernel: the hook and the chains its pod relies on, as the agent's last
+// commit left them (expected.json: node.Expected.For, with the pod's index
+// entry), or the skeleton of a node whose agent never synced, and its own
+// set entries, from the index. Nothing is compiled and other pods' sets are
+// not read. Without expected.json, or with one made for another index than
+// the one in force, it fails: it cannot tell, so it does not pass.
+func (inv *invocation) missing(att *node.Attachment) ([]string, error) {
+	idx, exp, err := inv.expected(att.PodKey())
 	if err != nil {
 		return nil, err
 	}
-	var rulesets []ipt.Ruleset
-	snap, err := inv.store.ReadSnapshot()
-	switch {
-	case errors.Is(err, os.ErrNotExist) || idx == nil:
-		var skeleton *policy.Compiled
-		if skeleton, err = policy.CompileUnknown(nil, dropLog(inv.conf)); err == nil {
-			rulesets = skeleton.Rulesets
-		}
-	case err != nil:
-		return nil, types.NewError(types.ErrIOFailure, "read snapshot", err.Error())
-	default:
-		rulesets, err = policy.CompilePod(snap, att.PodKey())
-	}
-	if err != nil {
-		return nil, kernelError("compile the pod's chains", err)
+	var mine []node.Membership // none in the skeleton: every chain is everyone's
+	if idx != nil {
+		mine = idx.Pods[att.PodKey()]
 	}
 	var problems []string
-	for _, rs := range rulesets {
-		if !hasFamily(att, rs.Family) {
+	for _, f := range podFamilies(att.IPs) {
+		hooks, chains, ok := exp.For(f, mine)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("the expected rules name no %s ruleset", f))
 			continue
 		}
-		rules := rs
-		rules.Sets = nil // set contents are checked for this pod only, below
-		diff, err := inv.kernel.Diff(inv.ctx, &rules)
+		diff, err := inv.kernel.DiffRendered(inv.ctx, f, hooks, chains)
 		if err != nil {
-			return nil, kernelError("read back "+rs.Family.String(), err)
+			return nil, kernelError("read back "+f.String(), err)
 		}
 		problems = append(problems, diff...)
 	}
@@ -98,11 +89,35 @@ func (inv *invocation) missing(att *policy.Attachment) ([]string, error) {
 	return problems, nil
 }
 
-func hasFamily(att *policy.Attachment, f ipt.Family) bool {
-	for _, ip := range att.IPs {
-		if fam, ok := policy.AddressFamily(ip); ok && fam == f {
-			return true
+// expected returns the index (with the memberships of pod podKey only) and
+// what CHECK compares with the kernel: expected.json when the agent has
+// synced (an error when it is missing or names another index), else the
+// skeleton ADD installs (node.Skeleton with the netconf's drop logging).
+func (inv *invocation) expected(podKey string) (*node.Index, *node.Expected, error) {
+	idx, sum, err := inv.store.ReadIndexSummed(podKey)
+	if errors.Is(err, os.ErrNotExist) {
+		skeleton, err := node.Skeleton(nil, dropLog(inv.conf))
+		if err != nil {
+			return nil, nil, kernelError("compile skeleton", err)
 		}
+		return nil, node.ExpectedOf(skeleton), nil
 	}
-	return false
+	if err != nil {
+		return nil, nil, types.NewError(types.ErrIOFailure, "read index", err.Error())
+	}
+	exp, err := inv.store.ReadExpected()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, errorf(types.ErrInternal, "netpol: the agent has synced under %s but left no expected.json, "+
+			"the rules CHECK compares with the kernel: it has not committed a sync since netpol was installed or upgraded; "+
+			"CHECK cannot verify the pod until it does", inv.conf.DataDir)
+	}
+	if err != nil {
+		return nil, nil, types.NewError(types.ErrIOFailure, "read the expected rules", err.Error())
+	}
+	if exp.Index != sum {
+		return nil, nil, errorf(types.ErrTryAgainLater, "netpol: %s/expected.json was made for another index (sha256 %s) "+
+			"than the one in force (sha256 %s): the agent writes it just after each commit; CHECK again",
+			inv.conf.DataDir, exp.Index, sum)
+	}
+	return idx, exp, nil
 }

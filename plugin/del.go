@@ -8,7 +8,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netpol/netpol/conf"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 	"github.com/netpol/netpol/state"
 )
 
@@ -38,7 +38,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 		// been added: nothing to release but the record, so its error does
 		// not fail DEL.
 		ips, _ := resultIPs(inv.conf.PrevResult, args.IfName)
-		att = &policy.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, IPs: ips}
+		att = &node.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, IPs: ips}
 		if pod, perr := conf.ParsePodArgs(args.Args); perr == nil { // else: never added under that name
 			att.Namespace, att.Name = pod.Namespace, pod.Name
 		}
@@ -54,7 +54,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 
 // release removes an attachment's record and its set entries, keeping the
 // entries that another recorded attachment with the same address still owns.
-func (inv *invocation) release(att *policy.Attachment) error {
+func (inv *invocation) release(att *node.Attachment) error {
 	if err := inv.store.RemoveAttachment(att.ContainerID, att.IfName); err != nil {
 		return types.NewError(types.ErrIOFailure, "remove pod record", err.Error())
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/netpol/netpol/conf"
 	"github.com/netpol/netpol/ipt"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 	"github.com/netpol/netpol/state"
 )
 
@@ -32,7 +32,7 @@ type Kernel interface {
 	Apply(ctx context.Context, rulesets []ipt.Ruleset) error
 	AddEntries(ctx context.Context, entries []ipt.Entry) error
 	DelEntries(ctx context.Context, entries []ipt.Entry) error
-	Diff(ctx context.Context, rs *ipt.Ruleset) ([]string, error)
+	DiffRendered(ctx context.Context, fam ipt.Family, hooks []ipt.RenderedHook, chains []ipt.RenderedChain) ([]string, error)
 	ListEntries(ctx context.Context) (map[ipt.Entry]bool, error)
 }
 
@@ -184,7 +184,7 @@ func (p *Plugin) lockedIfInstalled(args *skel.CmdArgs, verb string, f func(*invo
 
 // attachments loads the pod records, logging each one found unusable and
 // moved aside: its pod is unknown from now on (see state.Quarantined).
-func (inv *invocation) attachments() ([]policy.Attachment, error) {
+func (inv *invocation) attachments() ([]node.Attachment, error) {
 	atts, bad, err := inv.store.Attachments()
 	logQuarantined(inv.log, bad...)
 	if err != nil {

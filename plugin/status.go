@@ -7,7 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netpol/netpol/ipt"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // errPluginNotAvailable is CNI's error 50: "The plugin is not available
@@ -32,7 +32,7 @@ func podFamilies(ips []string) []ipt.Family {
 	var out []ipt.Family
 	for _, f := range ipt.Families {
 		for _, ip := range ips {
-			if fam, ok := policy.AddressFamily(ip); ok && fam == f {
+			if fam, ok := node.AddressFamily(ip); ok && fam == f {
 				out = append(out, f)
 				break
 			}

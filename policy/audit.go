@@ -28,27 +28,6 @@ func (s *Snapshot) Audited(ns string) bool {
 // other value leaves the namespace enforced).
 func AuditOn(annotations map[string]string) bool { return annotations[AuditAnnotation] == "true" }
 
-// VerdictWouldDeny is the verdict of a packet that a policy in audit would
-// have dropped and that passed; its NFLOG prefix carries the token "audit".
-const VerdictWouldDeny = "would-deny"
-
-// verdictTokens are the NFLOG prefix tokens of the verdicts (the prefix
-// is split at "-", so a token has none).
-var verdictTokens = map[string]string{VerdictDrop: "drop", VerdictWouldDeny: "audit"}
-
-// verdictToken is the prefix token of verdict v.
-func verdictToken(v string) string { return verdictTokens[v] }
-
-// tokenVerdict is the verdict of a prefix token, "" when it is none.
-func tokenVerdict(tok string) string {
-	for v, t := range verdictTokens {
-		if t == tok {
-			return v
-		}
-	}
-	return ""
-}
-
 // groupVerdict ends a group chain, reached when no policy of the group
 // allowed the packet: the drop rules (logged, then DROP), or in audit the
 // same log rule with the would-deny verdict and, instead of DROP, a rule

@@ -1,9 +1,11 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -114,4 +116,34 @@ func BenchmarkPatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkExpect is what a sync pays to make what CHECK reads (Expect,
+// encoded as state stores it) in the large cluster, next to Compile of the
+// same input (the baseline), alternating.
+func BenchmarkExpect(b *testing.B) {
+	c := testsnap.Generate(testsnap.Large("node-000"))
+	snap, atts := c.Snapshot(), c.Attachments(100)
+	compiled, err := policy.Compile(snap, atts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bytes int
+	var expect, compile time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		data, err := json.Marshal(policy.Expect(compiled))
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes = len(data)
+		t1 := time.Now()
+		if _, err := policy.Compile(snap, atts); err != nil {
+			b.Fatal(err)
+		}
+		expect, compile = expect+t1.Sub(t0), compile+time.Since(t1)
+	}
+	b.ReportMetric(float64(expect.Microseconds())/float64(b.N), "expect-µs/op")
+	b.ReportMetric(float64(compile.Microseconds())/float64(b.N), "compile-µs/op")
+	b.ReportMetric(float64(bytes), "bytes")
 }

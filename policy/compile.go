@@ -2,13 +2,13 @@ package policy
 
 import (
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // Compiled is the desired state of one node: a Ruleset per family and the
@@ -68,23 +68,14 @@ func Compile(s *Snapshot, atts []Attachment) (*Compiled, error) {
 }
 
 // CompileUnknown is the desired state of a node whose agent has never
-// synced: the fixed chains, and every recorded attachment denied (nothing is
-// known, so nothing is trusted). The plugin installs it on ADD when there is
-// no index yet; each ADD installs it whole, so it must name every pod. dl
-// is how its drops are logged (the plugin's netconf).
+// synced (node.Skeleton), with no index: the plugin must keep failing
+// closed.
 func CompileUnknown(atts []Attachment, dl DropLog) (*Compiled, error) {
-	c, err := newCompiler(&Snapshot{Version: SnapshotVersion, DropLog: &dl}, nil)
+	rulesets, err := node.Skeleton(atts, dl)
 	if err != nil {
 		return nil, err
 	}
-	c.unknown = OwnAddresses(atts)
-	sort.Slice(c.unknown, func(i, j int) bool { return c.unknown[i].ContainerID < c.unknown[j].ContainerID })
-	out, err := c.compile()
-	if err != nil {
-		return nil, err
-	}
-	out.Index = Index{} // there is no index: the plugin must keep failing closed
-	return out, nil
+	return &Compiled{Rulesets: rulesets, Groups: GroupPolicies{}}, nil
 }
 
 func (c *compiler) compile() (*Compiled, error) {
@@ -324,23 +315,7 @@ func (c *compiler) memberships() map[string][]Membership {
 	return out
 }
 
-// AddressFamily returns the family of an address or CIDR, and false if it
-// parses as neither.
-func AddressFamily(s string) (ipt.Family, bool) { return ipFamily(s) }
-
-func ipFamily(s string) (ipt.Family, bool) {
-	ip := net.ParseIP(s)
-	if ip == nil {
-		var err error
-		if ip, _, err = net.ParseCIDR(s); err != nil {
-			return 0, false
-		}
-	}
-	if ip.To4() != nil {
-		return ipt.IPv4, true
-	}
-	return ipt.IPv6, true
-}
+func ipFamily(s string) (ipt.Family, bool) { return node.AddressFamily(s) }
 
 func canonicalIPs(in []string) []string {
 	out := make([]string, len(in))

@@ -6,8 +6,10 @@ import "github.com/netpol/netpol/ipt"
 // relies on, without sets: per family, the FORWARD hook, the fixed chains,
 // the dispatch chains NETPOL-INGRESS and NETPOL-EGRESS whole, the chains of
 // the pod's groups and the chains of the policies that select it. Every chain
-// it returns is exactly the one Compile returns for the node, so CHECK can
-// compare it with the kernel; the pod's set entries come from the Index. It
+// it returns is exactly the one Compile returns for the node. CNI CHECK
+// compares the same chains with the kernel without compiling (Expect, then
+// node.Expected.For, held to CompilePod by a test); the pod's set entries
+// come from the Index. It
 // costs the policy selection of the node and the rules of the pod's own
 // policies; no set is filled.
 func CompilePod(s *Snapshot, podKey string) ([]ipt.Ruleset, error) {

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // leafGroups is the most groups a leaf of the dispatch tree tries one by
@@ -50,20 +51,14 @@ type dispatcher struct {
 	levels map[int]bool // levels the tree tests a bit of
 }
 
-// dispatch returns the direction's dispatch chain (named name, starting
-// with the fail-closed DENY rule, which goes to the chain that logs and
-// drops), that chain, the tree and scan chains, and fills the isolated, bit
-// and group sets with the groups' pods.
-func (c *compiler) dispatch(f ipt.Family, d Direction, name, deny string, groups []*group) []ipt.Chain {
+// dispatch returns the direction's dispatch chain (node.DispatchHead: it
+// starts with the fail-closed DENY rule, which goes to the chain that logs
+// and drops), that chain, the tree and scan chains, and fills the
+// isolated, bit and group sets with the groups' pods.
+func (c *compiler) dispatch(f ipt.Family, d Direction, groups []*group) []ipt.Chain {
 	dir := dispatchDir(d)
-	top := ipt.Chain{Name: name, Rules: []ipt.Rule{{
-		Matches: []ipt.Match{ipt.SetMatch{Set: deny, Dir: dir}},
-		Comment: "fail closed: pod not known to netpol yet",
-		Verdict: ipt.Goto(ipt.Target(denyChain(d))),
-	}}}
-	unknown := ipt.Chain{Name: denyChain(d), Rules: c.dropRules(nil,
-		DropCause{Direction: d, Verdict: VerdictDrop, Reason: ReasonUnknown},
-		"fail closed: pod not known to netpol yet")}
+	head := node.DispatchHead(f, d, c.dropLog)
+	top, unknown := head[0], head[1]
 	if len(groups) == 0 {
 		return []ipt.Chain{top, unknown}
 	}

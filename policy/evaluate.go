@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netpol/netpol/policy/node"
 )
 
 // Evaluation is the answer to "would this connection be allowed, and why".
@@ -104,7 +106,7 @@ func (e *evaluator) side(d Direction, self, peer string, c Connection) Side {
 		for i := range e.s.Policies {
 			isolated = isolated || e.s.Policies[i].Namespace == a.Namespace
 		}
-		v := admission(true, false, isolated)
+		v := node.Admission(true, false, isolated)
 		v.Direction = d
 		return Side{Pod: a.PodKey(), Isolated: isolated, Verdict: v}
 	}
@@ -280,12 +282,7 @@ func inBlock(addr string, b *networkingv1.IPBlock) bool {
 	return true
 }
 
-func canonicalIP(s string) string {
-	if ip := net.ParseIP(s); ip != nil {
-		return ip.String()
-	}
-	return s
-}
+func canonicalIP(s string) string { return node.CanonicalIP(s) }
 
 // noPodIPv6 reports whether addr is an IPv6 link-local unicast or a
 // multicast address: no pod's (see fixedChains).

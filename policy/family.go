@@ -1,24 +1,24 @@
 package policy
 
 import (
-	"slices"
 	"sort"
 
 	"github.com/netpol/netpol/ipt"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // family compiles the ruleset of one address family.
 func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	c.sets = map[string]*ipt.Set{}
 	c.seen = map[string]map[string]bool{}
-	chains := c.fixedChains(f)
-
-	deny := c.set(f, DenySet(f), ipt.HashIP, "pods whose policies are not known yet (fail closed)")
-	if f == ipt.IPv6 {
-		noPod := c.set(f, noPodSet, ipt.HashNet, "IPv6 link-local and multicast addresses: no pod's set holds them")
-		c.addMember(noPod, "fe80::/10", false)
-		c.addMember(noPod, "ff00::/8", false)
+	chains := node.FixedChains(f, c.dropLog)
+	for _, fs := range node.FixedSets(f) {
+		s := c.set(f, fs.Name, fs.Type, fs.Comment)
+		for _, m := range fs.Members {
+			c.addMember(s, m.Entry, m.NoMatch)
+		}
 	}
+	deny := c.sets[DenySet(f)]
 	for _, a := range c.unknown {
 		for _, ip := range a.IPs {
 			if fam, ok := ipFamily(ip); ok && fam == f {
@@ -31,8 +31,8 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 		byDir[g.dir] = append(byDir[g.dir], g)
 		chains = append(chains, c.groupRules(groupChain(g.dir, g.key), g))
 	}
-	chains = append(chains, c.dispatch(f, Ingress, ChainIngress, deny.Name, byDir[Ingress])...)
-	chains = append(chains, c.dispatch(f, Egress, ChainEgress, deny.Name, byDir[Egress])...)
+	chains = append(chains, c.dispatch(f, Ingress, byDir[Ingress])...)
+	chains = append(chains, c.dispatch(f, Egress, byDir[Egress])...)
 	for _, cp := range c.policies {
 		for d := Ingress; d <= Egress; d++ {
 			if !cp.dirs[d] {
@@ -48,90 +48,10 @@ func (c *compiler) family(f ipt.Family) (*ipt.Ruleset, error) {
 	sort.Slice(chains, func(i, j int) bool { return chains[i].Name < chains[j].Name })
 	return &ipt.Ruleset{
 		Family: f,
-		Hooks: []ipt.Hook{{
-			Chain:    ipt.Forward,
-			Position: 1,
-			Rule:     ipt.Rule{Comment: "netpol: NetworkPolicy enforcement", Verdict: ipt.Jump(ChainForward)},
-		}},
+		Hooks:  node.Hooks(),
 		Chains: chains,
 		Sets:   c.sortedSets(),
 	}, nil
-}
-
-// fixedChains are the chains every node has, whatever its policies. A
-// packet whose source is its destination is a pod reaching itself (through
-// a Service, hairpinned on its bridge port): "a pod's traffic to itself is
-// never blocked", so it leaves netpol before any group or DENY set is looked
-// at (see ipt.SameAddress for how the kernel compares the two).
-func (c *compiler) fixedChains(f ipt.Family) []ipt.Chain {
-	path := func(name string) ipt.Chain {
-		return ipt.Chain{Name: name, Rules: []ipt.Rule{
-			{Verdict: ipt.Jump(ChainEgress)},
-			{Verdict: ipt.Jump(ChainIngress)},
-		}}
-	}
-	chains := []ipt.Chain{
-		{Name: ChainForward, Rules: []ipt.Rule{
-			{
-				Matches: []ipt.Match{ipt.CTState{"RELATED", "ESTABLISHED"}},
-				Comment: "reply traffic of allowed connections",
-				Verdict: ipt.Jump(ipt.Return),
-			},
-			{
-				Matches: []ipt.Match{ipt.SameAddress{Family: f}},
-				Comment: "a pod to itself, through a Service (hairpin)",
-				Verdict: ipt.Jump("RETURN"),
-			},
-			{
-				Matches: []ipt.Match{ipt.PhysdevBridged{}},
-				Comment: "same-node traffic through the bridge",
-				Verdict: ipt.Goto(ChainBridged),
-			},
-			{Comment: "routed traffic", Verdict: ipt.Goto(ChainRouted)},
-		}},
-		path(ChainBridged),
-		path(ChainRouted),
-		{Name: ChainAllow, Rules: []ipt.Rule{
-			{Verdict: ipt.SetMark(markClear)},
-		}},
-	}
-	if f == ipt.IPv6 {
-		// IPv6 does not work without neighbour discovery (NS, NA), router
-		// messages (RS, RA) and MLD on the bridge. Conntrack leaves exactly
-		// these ICMPv6 types UNTRACKED (never NEW or ESTABLISHED), so they
-		// would walk the dispatch, and an isolated pod's group chain would
-		// drop the neighbour advertisements its allowed peers need to reach
-		// it. They carry nothing to applications: they leave netpol here.
-		// Every other packet to or from a link-local address, or to a
-		// multicast group, is dropped: every pod's interface has a
-		// link-local address (IPv4-only pods too) and any pod may join a
-		// group, no set holds either, so they would reach an isolated pod
-		// past every group chain.
-		ll := func(dir ipt.Dir, d Direction) []ipt.Rule {
-			return c.dropRules([]ipt.Match{ipt.SetMatch{Set: noPodSet, Dir: dir}},
-				DropCause{Direction: d, Verdict: VerdictDrop, Reason: ReasonNoPod},
-				"link-local and multicast addresses are in no pod set: fail closed")
-		}
-		rules := append([]ipt.Rule{{
-			Matches: []ipt.Match{ipt.Protocol("ipv6-icmp"), ipt.CTState{"UNTRACKED"}},
-			Comment: "IPv6 neighbour discovery, router messages and MLD",
-			Verdict: ipt.Jump(ipt.Return),
-		}}, ll(ipt.Src, Egress)...)
-		rules = append(rules, ll(ipt.Dst, Ingress)...)
-		chains[0].Rules = slices.Insert(chains[0].Rules, 1, rules...)
-	}
-	return chains
-}
-
-// noPodSet holds fe80::/10 and ff00::/8 in the IPv6 ruleset (see
-// fixedChains).
-const noPodSet = "NETPOL6-NOPOD"
-
-func dispatchDir(d Direction) ipt.Dir {
-	if d == Egress {
-		return ipt.Src
-	}
-	return ipt.Dst
 }
 
 // peerDir is the side of the packet that a policy's peers are matched on.

@@ -5,9 +5,6 @@
 package policy
 
 import (
-	"time"
-
-	"github.com/netpol/netpol/ipt"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -29,7 +26,8 @@ type Snapshot struct {
 	// Audit puts every policy of the node in audit (see Audited).
 	Audit bool `json:"audit,omitempty"`
 	// DropLog is how the agent that wrote the snapshot has drops logged
-	// (nil: DefaultDropLog()); CHECK compiles with it, as the agent did.
+	// (nil: DefaultDropLog()); a compile of the stored snapshot (an agent
+	// restarted, explain) logs as the agent did.
 	DropLog *DropLog `json:"dropLog,omitempty"`
 }
 
@@ -61,46 +59,4 @@ type NamedPort struct {
 	Name     string          `json:"name"`
 	Protocol corev1.Protocol `json:"protocol"`
 	Port     int32           `json:"port"`
-}
-
-// Attachment is one pod interface that CNI ADD set up on this node, as the
-// plugin recorded it under dataDir.
-type Attachment struct {
-	ContainerID string   `json:"containerID"`
-	IfName      string   `json:"ifName"`
-	Namespace   string   `json:"namespace"`
-	Name        string   `json:"name"`
-	IPs         []string `json:"ips"`
-	// Created is when ADD recorded the attachment: of two attachments
-	// holding one address, the newer owns it (see OwnAddresses). Zero in
-	// records of older versions: older than any other.
-	Created time.Time `json:"created,omitzero"`
-	// Netns is the network namespace ADD was given (CNI_NETNS); the agent
-	// takes an attachment whose namespace is gone, and whose pod the source
-	// no longer has, for one whose DEL was lost. Empty in records of older
-	// versions.
-	Netns string `json:"netns,omitempty"`
-}
-
-// PodKey is "namespace/name" of the attachment's pod.
-func (a *Attachment) PodKey() string { return a.Namespace + "/" + a.Name }
-
-// Index is the small per-node view the plugin reads on ADD and DEL: which
-// sets each local pod's IPs belong in. Its size grows with the pods of this
-// node, not with the cluster, so ADD latency does not grow with cluster size.
-type Index struct {
-	Version int
-	// Isolated lists the namespaces that have at least one NetworkPolicy: a pod
-	// there that the index does not know is denied until the agent knows it.
-	Isolated []string
-	// Pods maps "namespace/name" of each local pod to its memberships.
-	Pods map[string][]Membership
-}
-
-// Membership says: the pod's address of Family belongs in Set, as the entry
-// IP+Suffix (Suffix is empty for hash:ip sets, ",tcp:8080" for named ports).
-type Membership struct {
-	Family ipt.Family
-	Set    string
-	Suffix string // "" for hash:ip sets, ",tcp:8080" for named ports
 }

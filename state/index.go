@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/netpol/netpol/ipt"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // The index is stored as lines of text, the way ipset save writes sets:
@@ -27,7 +27,7 @@ import (
 const indexMagic = "netpol-index"
 
 // EncodeIndex renders idx in its stored form.
-func EncodeIndex(idx *policy.Index) []byte {
+func EncodeIndex(idx *node.Index) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d\n", indexMagic, idx.Version)
 	b.WriteString("isolated")
@@ -40,7 +40,7 @@ func EncodeIndex(idx *policy.Index) []byte {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	pos := map[policy.Membership]int{}
+	pos := map[node.Membership]int{}
 	var pods strings.Builder
 	for _, k := range keys {
 		pods.WriteString("pod " + k)
@@ -66,7 +66,7 @@ func EncodeIndex(idx *policy.Index) []byte {
 // DecodeIndex parses a stored index. With only set to "namespace/name", it
 // keeps that pod alone in Pods (absent if the index does not know it) and
 // skips the other pods' lines; with only empty it keeps every pod.
-func DecodeIndex(data []byte, only string) (*policy.Index, error) {
+func DecodeIndex(data []byte, only string) (*node.Index, error) {
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 	if len(lines) < 2 {
 		return nil, fmt.Errorf("index: truncated")
@@ -83,7 +83,7 @@ func DecodeIndex(data []byte, only string) (*policy.Index, error) {
 	if len(iso) == 0 || iso[0] != "isolated" {
 		return nil, fmt.Errorf("index: line 2: want isolated NAMESPACES, got %q", lines[1])
 	}
-	idx := &policy.Index{Version: v, Isolated: iso[1:], Pods: map[string][]policy.Membership{}}
+	idx := &node.Index{Version: v, Isolated: iso[1:], Pods: map[string][]node.Membership{}}
 	var table []string // membership lines, parsed only when referenced
 	for n, line := range lines[2:] {
 		switch {
@@ -106,9 +106,9 @@ func DecodeIndex(data []byte, only string) (*policy.Index, error) {
 	return idx, nil
 }
 
-func resolveRefs(table []string, refs string) ([]policy.Membership, error) {
+func resolveRefs(table []string, refs string) ([]node.Membership, error) {
 	fields := strings.Fields(refs)
-	out := make([]policy.Membership, 0, len(fields))
+	out := make([]node.Membership, 0, len(fields))
 	for _, f := range fields {
 		i, err := strconv.Atoi(f)
 		if err != nil || i < 0 || i >= len(table) {
@@ -122,7 +122,7 @@ func resolveRefs(table []string, refs string) ([]policy.Membership, error) {
 		if err != nil {
 			return nil, fmt.Errorf("membership %d: family %q", i, parts[0])
 		}
-		m := policy.Membership{Family: ipt.Family(fam), Set: parts[1]}
+		m := node.Membership{Family: ipt.Family(fam), Set: parts[1]}
 		if len(parts) == 3 {
 			m.Suffix = parts[2]
 		}

@@ -1,76 +1,29 @@
 package state
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-
-	networkingv1 "k8s.io/api/networking/v1"
-
-	"github.com/netpol/netpol/policy"
 )
 
 // manifestsFile caches what `--manifests` made of each file, so that a
 // later run decodes only the files whose content changed.
 const manifestsFile = "manifests.cache"
 
-// ManifestCacheVersion is the version of the manifests.cache format; a
-// cache of another version is ignored.
-const ManifestCacheVersion = 1
-
-// ManifestFile is what the manifest loader made of one file: the SHA-256
-// of its content (hex) and the objects converted from it, in file order.
-type ManifestFile struct {
-	Name       string                       `json:"name"`
-	Sum        string                       `json:"sum"`
-	Namespaces []policy.Namespace           `json:"namespaces,omitempty"`
-	Pods       []policy.Pod                 `json:"pods,omitempty"`
-	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
-}
-
-// ManifestCache is the decoded content of a manifest directory for one
-// node (a pod without spec.nodeName is that node's).
-type ManifestCache struct {
-	Version int            `json:"version"`
-	Node    string         `json:"node"`
-	Files   []ManifestFile `json:"files"`
-}
-
-// WriteManifestCache stores c (atomically, like every file here).
-// It is not fsynced: a cache lost or cut short by a crash only makes the
-// next run decode the files again (an unreadable cache is ignored, and a
-// file is reused only by the SHA-256 of its content).
-func (s *Store) WriteManifestCache(c *ManifestCache) error {
-	c.Version = ManifestCacheVersion
+// WriteManifestCacheData stores an encoded manifest cache (package
+// state/cluster encodes it). It is not fsynced: a cache lost or cut short
+// by a crash only makes the next run decode the files again (an unreadable
+// cache is ignored, and a file is reused only by the SHA-256 of its
+// content).
+func (s *Store) WriteManifestCacheData(data []byte) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", manifestsFile, err)
-	}
-	return writeFile(filepath.Join(s.Dir, manifestsFile), data, 0o600, false, false)
+	return writeFile(s.ManifestCachePath(), data, 0o600, false, false)
 }
 
-// ReadManifestCache loads the cache; an error (os.ErrNotExist when there is
-// none) means there is nothing to reuse. A cache is only ever a shortcut:
-// its files are reused by content hash, and the snapshot made of them is
-// validated as any other.
-func (s *Store) ReadManifestCache() (*ManifestCache, error) {
-	data, err := os.ReadFile(filepath.Join(s.Dir, manifestsFile))
-	if err != nil {
-		return nil, err
-	}
-	var c ManifestCache
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(s.Dir, manifestsFile), err)
-	}
-	if c.Version != ManifestCacheVersion {
-		return nil, fmt.Errorf("%s: version %d, want %d", filepath.Join(s.Dir, manifestsFile), c.Version, ManifestCacheVersion)
-	}
-	return &c, nil
-}
+// ReadManifestCacheData returns the stored manifest cache as written
+// (os.ErrNotExist when there is none).
+func (s *Store) ReadManifestCacheData() ([]byte, error) { return os.ReadFile(s.ManifestCachePath()) }
+
+// ManifestCachePath is the manifest cache's file.
+func (s *Store) ManifestCachePath() string { return filepath.Join(s.Dir, manifestsFile) }

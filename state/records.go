@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // idPattern is what the CNI spec allows in a container ID; interface names
@@ -53,7 +53,7 @@ func legacyRecordName(containerID, ifName string) string {
 
 // WriteAttachment records an attachment. A record of the same attachment
 // under its legacy name is removed, so it is not listed twice.
-func (s *Store) WriteAttachment(a *policy.Attachment) error {
+func (s *Store) WriteAttachment(a *node.Attachment) error {
 	name, err := recordName(a.ContainerID, a.IfName)
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func (s *Store) WriteAttachment(a *policy.Attachment) error {
 // legacy name of (a_b, c) is also that of (a, b_c). An unusable record is
 // moved aside and returned as a Quarantined error (which matches
 // os.ErrNotExist).
-func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, error) {
+func (s *Store) ReadAttachment(containerID, ifName string) (*node.Attachment, error) {
 	name, err := recordName(containerID, ifName)
 	if err != nil {
 		return nil, err
@@ -86,8 +86,8 @@ func (s *Store) ReadAttachment(containerID, ifName string) (*policy.Attachment, 
 
 // readLegacy loads the record under the legacy name if it is this
 // attachment's.
-func (s *Store) readLegacy(containerID, ifName string) (policy.Attachment, error) {
-	var a policy.Attachment
+func (s *Store) readLegacy(containerID, ifName string) (node.Attachment, error) {
+	var a node.Attachment
 	legacy := legacyRecordName(containerID, ifName)
 	if err := s.readJSON(filepath.Join(podsDir, legacy), &a); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -96,7 +96,7 @@ func (s *Store) readLegacy(containerID, ifName string) (policy.Attachment, error
 		return s.readRecord(legacy) // unusable: quarantined
 	}
 	if a.ContainerID != containerID || a.IfName != ifName {
-		return policy.Attachment{}, fmt.Errorf("container %s interface %s: %w", containerID, ifName, os.ErrNotExist)
+		return node.Attachment{}, fmt.Errorf("container %s interface %s: %w", containerID, ifName, os.ErrNotExist)
 	}
 	return s.readRecord(legacy)
 }
@@ -118,7 +118,7 @@ func (s *Store) RemoveAttachment(containerID, ifName string) error {
 // attachment's (and not that of another one sharing the name).
 func (s *Store) removeLegacy(containerID, ifName string) error {
 	rel := filepath.Join(podsDir, legacyRecordName(containerID, ifName))
-	var a policy.Attachment
+	var a node.Attachment
 	if err := s.readJSON(rel, &a); err != nil || a.ContainerID != containerID || a.IfName != ifName {
 		return nil // none, another attachment's, or unreadable: not this one's to remove
 	}
@@ -148,8 +148,8 @@ func (q Quarantined) Unwrap() []error { return []error{os.ErrNotExist, q.Err} }
 
 // readRecord loads the record in file (a name in pods/). An unusable one
 // is moved to quarantine/ and returned as a Quarantined error.
-func (s *Store) readRecord(file string) (policy.Attachment, error) {
-	var a policy.Attachment
+func (s *Store) readRecord(file string) (node.Attachment, error) {
+	var a node.Attachment
 	err := s.readJSON(filepath.Join(podsDir, file), &a)
 	if errors.Is(err, os.ErrNotExist) {
 		return a, err
@@ -164,12 +164,12 @@ func (s *Store) readRecord(file string) (policy.Attachment, error) {
 	if merr := s.quarantine(file); merr != nil {
 		q.Err = errors.Join(err, merr)
 	}
-	return policy.Attachment{}, q
+	return node.Attachment{}, q
 }
 
 // checkRecord verifies that a decoded record is the attachment its file is
 // named after, with addresses that parse.
-func checkRecord(file string, a *policy.Attachment) error {
+func checkRecord(file string, a *node.Attachment) error {
 	name, err := recordName(a.ContainerID, a.IfName)
 	if err != nil {
 		return err
@@ -199,7 +199,7 @@ func (s *Store) quarantine(file string) error {
 // separately. An attachment recorded under both its name and its legacy
 // name (an upgrade interrupted between the two) is listed once, from its
 // name.
-func (s *Store) Attachments() ([]policy.Attachment, []Quarantined, error) {
+func (s *Store) Attachments() ([]node.Attachment, []Quarantined, error) {
 	entries, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -207,7 +207,7 @@ func (s *Store) Attachments() ([]policy.Attachment, []Quarantined, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	byID := map[[2]string]policy.Attachment{}
+	byID := map[[2]string]node.Attachment{}
 	current := map[[2]string]bool{} // read from its (non-legacy) name
 	var bad []Quarantined
 	for _, e := range entries {
@@ -231,7 +231,7 @@ func (s *Store) Attachments() ([]policy.Attachment, []Quarantined, error) {
 		}
 		byID[id], current[id] = a, isCurrent
 	}
-	var out []policy.Attachment
+	var out []node.Attachment
 	for _, a := range byID {
 		out = append(out, a)
 	}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // writeRecord writes a pod record atomically (temp file + rename), like
@@ -18,7 +18,7 @@ import (
 // belongs to pods that did not survive it either (the records are then
 // stale, or unusable and quarantined, and the runtime ADDs every pod
 // again). The rename still makes a reader see the old or the new record.
-func (s *Store) writeRecord(name string, a *policy.Attachment) error {
+func (s *Store) writeRecord(name string, a *node.Attachment) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}

@@ -3,21 +3,25 @@
 // its name and its format. Nothing else in netpol opens a file there.
 //
 //	lock            flock(2) held by whoever reads or changes the kernel state
-//	snapshot.json   the agent's cached cluster view (policy.Snapshot)
-//	index           the per-node view the plugin reads on ADD/DEL (policy.Index,
+//	snapshot.json   the agent's cached cluster view (policy.Snapshot, encoded by state/cluster)
+//	index           the per-node view the plugin reads on ADD/DEL (node.Index,
 //	                stored as lines of text: index.go)
 //	manifests.cache what --manifests made of each file, by content hash
-//	                (manifests.go), so that unchanged files are not decoded again
+//	                (state/cluster), so that unchanged files are not decoded again
 //	pods/ID@IF.json one record per attachment CNI ADD set up (policy.Attachment)
 //	quarantine/     pod records found unusable, moved aside (Quarantined)
 //	realized.json   the NetworkPolicy versions in force and when (Realized)
+//	expected.json   the rules of the last commit, rendered, for CHECK (expected.go)
 //	netpol.log      the plugin's log (conf.LogFileName, when the netconf names no other)
 //	drops/          the agent's drop records, JSON lines, rotated (drops.go)
 //
 // Every file but the drop log is written atomically (temp file + rename in the same
 // directory), so a reader sees the old or the new version, never half.
-// The plugin and the agent both import this package; it imports only policy
-// (the types it stores) and conf (the configured defaults).
+// The plugin and the agent both import this package; it imports only
+// policy/node (the types it stores), ipt and conf (the configured
+// defaults), no Kubernetes package: the files that hold Kubernetes objects
+// (snapshot.json, manifests.cache) are encoded by package state/cluster,
+// which the plugin does not import, and stored here as bytes.
 package state
 
 import (
@@ -32,7 +36,7 @@ import (
 	"time"
 
 	"github.com/netpol/netpol/conf"
-	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/policy/node"
 )
 
 // Store is a data directory.
@@ -179,16 +183,13 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) erro
 // rename, for a file that is only a shortcut (after a crash it may be
 // empty or old, never a mix: the rename is atomic).
 func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	newTemp := func() (*os.File, error) { return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") }
+	if lock {
+		newTemp = func() (*os.File, error) { return lockedTemp(path) }
+	}
+	tmp, err := newTemp()
 	if err != nil {
 		return err
-	}
-	if lock {
-		if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX); err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-			return fmt.Errorf("write %s: lock temp file: %w", path, err)
-		}
 	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(mode)
@@ -212,6 +213,29 @@ func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) erro
 		return fmt.Errorf("write %s: %w", path, cerr)
 	}
 	return nil
+}
+
+// lockedTemp creates the temp file of path and flocks it. Another
+// process's RemoveTemps that finds it in the instant between its creation
+// and the lock takes it for a killed writer's leftover and removes it; a
+// temp no longer at its name is let go and another one made, a few times
+// at most (then the rename reports the error).
+func lockedTemp(path string) (*os.File, error) {
+	for try := 1; ; try++ {
+		tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX); err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+			return nil, fmt.Errorf("write %s: lock temp file: %w", path, err)
+		}
+		if try == 3 || isFileAt(tmp, tmp.Name()) {
+			return tmp, nil
+		}
+		_ = tmp.Close()
+	}
 }
 
 func (s *Store) writeJSON(name string, v any) error {
@@ -238,39 +262,23 @@ func (s *Store) readJSON(name string, v any) error {
 	return nil
 }
 
-// WriteSnapshot stores the snapshot. It is written without the data
-// directory lock, so its temp file is flocked until the rename: RemoveTemps
-// leaves a locked one alone (a write in progress).
-func (s *Store) WriteSnapshot(snap *policy.Snapshot) error {
-	if err := s.Ensure(); err != nil {
-		return err
-	}
-	data, err := json.Marshal(snap)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", snapshotFile, err)
-	}
-	return s.WriteSnapshotData(data)
-}
-
-// WriteSnapshotData is WriteSnapshot of a snapshot CompareSnapshot encoded.
+// WriteSnapshotData stores an encoded snapshot (package state/cluster
+// encodes it). It is written without the data directory lock, so its temp
+// file is flocked until the rename: RemoveTemps leaves a locked one alone
+// (a write in progress).
 func (s *Store) WriteSnapshotData(data []byte) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.Dir, snapshotFile), data, 0o600, true)
+	return writeFileAtomic(s.SnapshotPath(), data, 0o600, true)
 }
 
-// ReadSnapshot loads the snapshot (os.ErrNotExist when there is none).
-func (s *Store) ReadSnapshot() (*policy.Snapshot, error) {
-	var snap policy.Snapshot
-	if err := s.readJSON(snapshotFile, &snap); err != nil {
-		return nil, err
-	}
-	if snap.Version != policy.SnapshotVersion {
-		return nil, fmt.Errorf("%s: version %d, want %d", snapshotFile, snap.Version, policy.SnapshotVersion)
-	}
-	return &snap, nil
-}
+// ReadSnapshotData returns the stored snapshot as written (os.ErrNotExist
+// when there is none).
+func (s *Store) ReadSnapshotData() ([]byte, error) { return os.ReadFile(s.SnapshotPath()) }
+
+// SnapshotPath is the snapshot's file.
+func (s *Store) SnapshotPath() string { return filepath.Join(s.Dir, snapshotFile) }
 
 // SnapshotModTime is when the snapshot was last written (os.ErrNotExist
 // when there is none).
@@ -282,8 +290,8 @@ func (s *Store) SnapshotModTime() (time.Time, error) {
 	return info.ModTime(), nil
 }
 
-// WriteIndex stores the plugin's index (see policy.Index.Encode).
-func (s *Store) WriteIndex(idx *policy.Index) error {
+// WriteIndex stores the plugin's index (see EncodeIndex).
+func (s *Store) WriteIndex(idx *node.Index) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
@@ -291,14 +299,14 @@ func (s *Store) WriteIndex(idx *policy.Index) error {
 }
 
 // ReadIndex loads the index (os.ErrNotExist when the agent has not synced).
-func (s *Store) ReadIndex() (*policy.Index, error) { return s.readIndex("") }
+func (s *Store) ReadIndex() (*node.Index, error) { return s.readIndex("") }
 
 // ReadIndexFor loads the index with only the memberships of one pod
 // ("namespace/name"): what ADD needs, parsed in time that does not grow
 // with the other pods' entries.
-func (s *Store) ReadIndexFor(podKey string) (*policy.Index, error) { return s.readIndex(podKey) }
+func (s *Store) ReadIndexFor(podKey string) (*node.Index, error) { return s.readIndex(podKey) }
 
-func (s *Store) readIndex(only string) (*policy.Index, error) {
+func (s *Store) readIndex(only string) (*node.Index, error) {
 	data, err := os.ReadFile(filepath.Join(s.Dir, indexFile))
 	if err != nil {
 		return nil, err
@@ -325,7 +333,7 @@ func (s *Store) RemoveAll() error {
 	}
 	ours := map[string]bool{snapshotFile: true, indexFile: true, appliedFile: true, podsDir: true, manifestsFile: true,
 		lockFile: true, conf.LogFileName: true, statusProbe: true, quarantineDir: true, dropsDir: true, realizedFile: true,
-		proofFile: true}
+		proofFile: true, expectedFile: true}
 	var errs []error
 	for _, e := range entries {
 		n := e.Name()

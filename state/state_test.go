@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 func TestAttachmentsRoundTripAndRemove(t *testing.T) {
@@ -132,7 +133,8 @@ func TestWriteFileAtomicLeavesNoTemp(t *testing.T) {
 func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
 	s := New(t.TempDir())
 	_ = s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0"})
-	_ = s.WriteSnapshot(&policy.Snapshot{Version: policy.SnapshotVersion})
+	_ = cluster.WriteSnapshot(s, &policy.Snapshot{Version: policy.SnapshotVersion})
+	_ = s.WriteExpected("sum", []byte("[]"))
 	// An older version's record of its chains is netpol's too.
 	if err := os.WriteFile(filepath.Join(s.Dir, "applied.json"), []byte(`{"chains":{}}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -147,13 +149,13 @@ func TestRemoveAllEmptiesTheDirectory(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("left behind: %v", entries)
 	}
-	if _, err := s.ReadSnapshot(); !errors.Is(err, os.ErrNotExist) {
+	if _, err := cluster.ReadSnapshot(s); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("snapshot after RemoveAll: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(s.Dir, "snapshot.json"), []byte(`{"version":99}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadSnapshot(); err == nil || !strings.Contains(err.Error(), "version 99") {
+	if _, err := cluster.ReadSnapshot(s); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Errorf("a snapshot of another version must be refused, got %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netpol/netpol/policy"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // A writer killed between its temp file and the rename leaves the temp
@@ -18,14 +19,14 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 	if err := s.WriteAttachment(&policy.Attachment{ContainerID: "c1", IfName: "eth0", Namespace: "default", Name: "db"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSnapshot(&policy.Snapshot{}); err != nil {
+	if err := cluster.WriteSnapshot(s, &policy.Snapshot{}); err != nil {
 		t.Fatal(err)
 	}
 	records, err := os.ReadDir(filepath.Join(s.Dir, podsDir))
 	if err != nil || len(records) != 1 {
 		t.Fatalf("records: %v, %v", records, err)
 	}
-	leftovers := []string{".snapshot.json.tmp-123", ".index.tmp-9", filepath.Join(podsDir, "."+records[0].Name()+".tmp-77")}
+	leftovers := []string{".snapshot.json.tmp-123", ".expected.json.tmp-5", ".index.tmp-9", filepath.Join(podsDir, "."+records[0].Name()+".tmp-77")}
 	kept := []string{"not-ours.tmp-1", ".hidden"}
 	for _, name := range append(slices.Clone(leftovers), kept...) {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte("half"), 0o600); err != nil {
@@ -35,16 +36,18 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 	// A snapshot temp is a leftover unless its writer holds its lock: a
 	// locked one is a write in progress (written without the data
 	// directory lock), and stays.
-	live := ".snapshot.json.tmp-456"
-	f, err := os.OpenFile(filepath.Join(s.Dir, live), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
+	// So is one of expected.json, written the same way.
+	for _, live := range []string{".snapshot.json.tmp-456", ".expected.json.tmp-7"} {
+		f, err := os.OpenFile(filepath.Join(s.Dir, live), os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, live)
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	kept = append(kept, live)
 	if err := s.RemoveTemps(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/netpol/netpol/policy"
-	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // racyWindow: a file whose modification time is this close to the moment it
@@ -49,7 +49,7 @@ type cached struct {
 	mtime  time.Time
 	ino    uint64
 	readAt time.Time // zero for a seeded file: trusted by hash only
-	file   state.ManifestFile
+	file   cluster.ManifestFile
 	docs   docSums // its documents' objects (nil for a seeded file)
 	// valid: every pod and policy of the file passed policy.ValidatePod and
 	// ValidatePolicy.
@@ -62,7 +62,7 @@ func NewCache(node string) *Cache { return &Cache{node: node, files: map[string]
 
 // Seed makes the files of c (stored by an earlier process) reusable by
 // content hash. A cache of another node is ignored.
-func (c *Cache) Seed(stored *state.ManifestCache) {
+func (c *Cache) Seed(stored *cluster.ManifestCache) {
 	if stored == nil || stored.Node != c.node {
 		return
 	}
@@ -75,8 +75,8 @@ func (c *Cache) Seed(stored *state.ManifestCache) {
 
 // Stored returns the files of the last successful Load, to be persisted
 // (state.Store.WriteManifestCache) and seeded into a later process's Cache.
-func (c *Cache) Stored() *state.ManifestCache {
-	out := &state.ManifestCache{Version: state.ManifestCacheVersion, Node: c.node}
+func (c *Cache) Stored() *cluster.ManifestCache {
+	out := &cluster.ManifestCache{Version: cluster.ManifestCacheVersion, Node: c.node}
 	for _, name := range sortedKeys(c.files) {
 		if e := c.files[name]; !e.readAt.IsZero() {
 			out.Files = append(out.Files, e.file)

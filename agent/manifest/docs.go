@@ -10,7 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/policy"
-	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // docObjects is what one document of a manifest file converted to.
@@ -70,7 +70,7 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error
 
 // objectsValid reports whether every pod and policy of f passes
 // policy.ValidatePod and ValidatePolicy.
-func objectsValid(f *state.ManifestFile) bool {
+func objectsValid(f *cluster.ManifestFile) bool {
 	for i := range f.Pods {
 		if len(policy.ValidatePod(&f.Pods[i])) > 0 {
 			return false

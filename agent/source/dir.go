@@ -13,6 +13,7 @@ import (
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state"
+	"github.com/netpol/netpol/state/cluster"
 )
 
 // DirSource is a directory of manifests (see manifest.Load). A change is
@@ -52,7 +53,7 @@ func (d *DirSource) Load(context.Context) (*policy.Snapshot, error) {
 	d.once.Do(func() {
 		d.cache = manifest.NewCache(d.Node)
 		if d.Store != nil {
-			if stored, err := d.Store.ReadManifestCache(); err == nil {
+			if stored, err := cluster.ReadManifestCache(d.Store); err == nil {
 				d.cache.Seed(stored)
 			}
 		}
@@ -93,7 +94,7 @@ func (d *DirSource) Persist() error {
 	if d.Store == nil || d.cache == nil || d.cache.Stats().Decoded == 0 {
 		return nil
 	}
-	return d.Store.WriteManifestCache(d.cache.Stored())
+	return cluster.WriteManifestCache(d.Store, d.cache.Stored())
 }
 
 // Changed reports whether any manifest was added, removed or modified.

@@ -1,4 +1,4 @@
-package policy
+package node
 
 import "strings"
 
@@ -134,11 +134,11 @@ func (v Verdict) String() string {
 	return "no verdict: denied"
 }
 
-// admission is the verdict on a pod's addresses before any policy is
+// Admission is the verdict on a pod's addresses before any policy is
 // looked at: indexed says whether the agent has synced, known whether the
 // snapshot knows the pod, isolated whether the pod's namespace has a policy.
-// Index.Admit (the plugin on ADD) and Evaluate both decide by it.
-func admission(indexed, known, isolated bool) Verdict {
+// Index.Admit (the plugin on ADD) and policy.Evaluate both decide by it.
+func Admission(indexed, known, isolated bool) Verdict {
 	switch {
 	case !indexed:
 		return Verdict{Reason: NoIndex}

@@ -1,4 +1,4 @@
-package policy
+package node
 
 import "slices"
 
@@ -17,7 +17,7 @@ func OwnAddresses(atts []Attachment) []Attachment {
 	owner := map[string]int{} // address -> index of its owner in atts
 	for i := range atts {
 		for _, ip := range atts[i].IPs {
-			ip = canonicalIP(ip)
+			ip = CanonicalIP(ip)
 			if j, ok := owner[ip]; !ok || newer(&atts[i], &atts[j]) {
 				owner[ip] = i
 			}
@@ -27,7 +27,7 @@ func OwnAddresses(atts []Attachment) []Attachment {
 	for i, a := range atts {
 		a.IPs = nil
 		for _, ip := range atts[i].IPs {
-			ip = canonicalIP(ip)
+			ip = CanonicalIP(ip)
 			if owner[ip] == i && !slices.Contains(a.IPs, ip) {
 				a.IPs = append(a.IPs, ip)
 			}

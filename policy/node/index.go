@@ -1,4 +1,4 @@
-package policy
+package node
 
 import (
 	"sort"
@@ -15,7 +15,7 @@ import (
 // set until the agent learns its labels.
 func (idx *Index) Admit(a *Attachment) Verdict {
 	_, known := idx.pod(a.PodKey())
-	return admission(idx != nil, known, idx != nil && idx.isIsolated(a.Namespace))
+	return Admission(idx != nil, known, idx != nil && idx.isIsolated(a.Namespace))
 }
 
 // Entries returns the set entries the addresses of attachment a belong in,
@@ -26,7 +26,7 @@ func (idx *Index) Entries(a *Attachment) []ipt.Entry {
 	ms, _ := idx.pod(a.PodKey())
 	var out []ipt.Entry
 	for _, ip := range a.IPs {
-		fam, ok := ipFamily(ip)
+		fam, ok := AddressFamily(ip)
 		if !ok {
 			continue
 		}
@@ -70,7 +70,7 @@ func (idx *Index) Release(gone *Attachment, remaining []Attachment) []ipt.Entry 
 	}
 	candidates := idx.Entries(gone)
 	for _, ip := range gone.IPs {
-		if fam, ok := ipFamily(ip); ok {
+		if fam, ok := AddressFamily(ip); ok {
 			candidates = append(candidates, ipt.Entry{Set: DenySet(fam), Value: ip})
 		}
 	}
