@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,13 @@ type Cache struct {
 	node  string
 	files map[string]*cached // by file name, as of the last successful Load
 	stats Stats
+	// last is the snapshot's objects as of the last successful Load, nil
+	// before one (or after Seed): a Load patches them with the objects of
+	// the changed files' changed documents (patch) instead of sorting and
+	// validating every object again.
+	last *sortedObjects
+	// patched: the last Load patched last (for tests).
+	patched bool
 }
 
 // Stats says what the last Load of a Cache did.
@@ -51,8 +59,11 @@ type cached struct {
 	readAt time.Time // zero for a seeded file: trusted by hash only
 	file   state.ManifestFile
 	docs   docSums // its documents' objects (nil for a seeded file)
-	// valid: every pod and policy of the file passed policy.ValidatePod and
-	// ValidatePolicy.
+	// units are its documents' objects in file order (nil for a seeded
+	// file until units makes one unit of all its objects).
+	units []*docObjects
+	// valid: every namespace, pod and policy of the file passed
+	// policy.ValidateNamespace, ValidatePod and ValidatePolicy.
 	valid bool
 }
 
@@ -66,6 +77,7 @@ func (c *Cache) Seed(stored *state.ManifestCache) {
 	if stored == nil || stored.Node != c.node {
 		return
 	}
+	c.last = nil // the next Load builds the snapshot whole
 	for _, f := range stored.Files {
 		if _, ok := c.files[f.Name]; !ok {
 			c.files[f.Name] = &cached{file: f}
@@ -100,7 +112,8 @@ func (c *Cache) Versions() map[string]string {
 func (c *Cache) Stats() Stats { return c.stats }
 
 // Load reads dir as the package-level Load does, reusing what it can. On
-// error the cache is left as it was.
+// error the cache is left as it was. The snapshot's slices are shared with
+// the cache (a later Load builds new ones): the caller must not modify them.
 func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 	files, err := manifestFiles(dir)
 	if err != nil {
@@ -125,7 +138,7 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 		e.file.Name, e.file.Sum = name, hex.EncodeToString(sum[:])
 		old := c.files[name]
 		if old != nil && old.file.Sum == e.file.Sum {
-			e.file, e.docs, e.valid = old.file, old.docs, old.valid
+			e.file, e.docs, e.units, e.valid = old.file, old.docs, old.units, old.valid
 		} else {
 			p := &pending{path: f.path, data: data, into: e}
 			if old != nil {
@@ -139,19 +152,37 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 	if err := c.decode(todo); err != nil {
 		return nil, err
 	}
+	if c.last != nil {
+		if s, last, ok := c.patch(next); ok {
+			c.files, c.stats, c.last, c.patched = next, stats, last, true
+			return s, nil
+		}
+	}
+	s, last, err := c.build(next)
+	if err != nil {
+		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	}
+	c.files, c.stats, c.last, c.patched = next, stats, last, false
+	return s, nil
+}
+
+// build makes the snapshot of files whole: every file's objects in name
+// order, sorted (Builder.Snapshot) and validated (validate).
+func (c *Cache) build(files map[string]*cached) (*policy.Snapshot, *sortedObjects, error) {
 	b := NewBuilder(c.node)
-	for _, name := range sortedKeys(next) {
-		f := &next[name].file
+	for _, name := range sortedKeys(files) {
+		f := &files[name].file
 		b.namespaces = append(b.namespaces, f.Namespaces...)
 		b.pods = append(b.pods, f.Pods...)
 		b.policies = append(b.policies, f.Policies...)
 	}
 	s := b.Snapshot()
-	if err := validate(s, next); err != nil {
-		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	if err := validate(s, files); err != nil {
+		return nil, nil, err
 	}
-	c.files, c.stats = next, stats
-	return s, nil
+	declared := slices.Clone(b.namespaces)
+	slices.SortStableFunc(declared, func(x, y policy.Namespace) int { return namespaceOrder(&x, &y) })
+	return s, &sortedObjects{declared: declared, pods: s.Pods, policies: s.Policies}, nil
 }
 
 // pending is a file to decode.
@@ -175,11 +206,11 @@ func (c *Cache) decode(todo []*pending) error {
 			defer wg.Done()
 			for p := range work {
 				b := NewBuilder(c.node)
-				docs, err := b.addData(p.path, p.data, p.old)
+				docs, units, err := b.addData(p.path, p.data, p.old)
 				if p.err = err; err == nil {
 					f := &p.into.file
 					f.Namespaces, f.Pods, f.Policies = b.namespaces, b.pods, b.policies
-					p.into.docs, p.into.valid = docs, objectsValid(f)
+					p.into.docs, p.into.units, p.into.valid = docs, units, unitsValid(units)
 				}
 				p.data, p.old = nil, nil
 			}

@@ -35,7 +35,7 @@ func copyDir(t *testing.T, src string) string {
 }
 
 // writeOld writes a file dated an hour ago.
-func writeOld(t *testing.T, path, content string) {
+func writeOld(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)

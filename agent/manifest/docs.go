@@ -18,6 +18,7 @@ type docObjects struct {
 	namespaces []policy.Namespace
 	pods       []policy.Pod
 	policies   []networkingv1.NetworkPolicy
+	valid      bool // every object passed validation (objectsValid)
 }
 
 // docSums maps the SHA-256 of a document's bytes to its objects.
@@ -25,16 +26,16 @@ type docSums map[[32]byte]*docObjects
 
 // addData decodes every document of one file, its content data, and adds
 // its objects, in document order. A document whose bytes old holds (the
-// documents of the file's last version) is not decoded again: a change to
-// one pod of a file of hundreds decodes that pod alone. It returns the
-// objects of each document by hash. Errors are those of decoding every
-// document: the first document that does not parse, or else the first
-// object that does not convert.
-func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error) {
+// documents of the file's last version) is not decoded (nor validated)
+// again: a change to one pod of a file of hundreds decodes that pod alone.
+// It returns the objects of each document by hash, and in document order.
+// Errors are those of decoding every document: the first document that
+// does not parse, or else the first object that does not convert.
+func (b *Builder) addData(path string, data []byte, old docSums) (docSums, []*docObjects, error) {
 	isJSON := filepath.Ext(path) == ".json"
 	raws, err := rawDocuments(data, isJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sums := make([][32]byte, len(raws))
 	jsons := make([][]byte, len(raws))
@@ -46,31 +47,49 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error
 			continue
 		}
 		if jsons[i], err = documentJSON(raw, isJSON); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
 		}
 	}
+	units := make([]*docObjects, len(sums))
 	for i, sum := range sums {
 		d := docs[sum]
 		if d == nil {
 			nb := NewBuilder(b.node)
 			if jsons[i] != nil {
 				if err := nb.addObject(jsons[i], fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies}
+			d.valid = objectsValid(&state.ManifestFile{Namespaces: d.namespaces, Pods: d.pods, Policies: d.policies})
 			docs[sum] = d
 		}
+		units[i] = d
 		b.namespaces = append(b.namespaces, d.namespaces...)
 		b.pods = append(b.pods, d.pods...)
 		b.policies = append(b.policies, d.policies...)
 	}
-	return docs, nil
+	return docs, units, nil
 }
 
-// objectsValid reports whether every pod and policy of f passes
-// policy.ValidatePod and ValidatePolicy.
+// unitsValid reports whether every document of units is valid.
+func unitsValid(units []*docObjects) bool {
+	for _, u := range units {
+		if !u.valid {
+			return false
+		}
+	}
+	return true
+}
+
+// objectsValid reports whether every namespace, pod and policy of f passes
+// policy.ValidateNamespace, ValidatePod and ValidatePolicy.
 func objectsValid(f *state.ManifestFile) bool {
+	for i := range f.Namespaces {
+		if len(policy.ValidateNamespace(&f.Namespaces[i])) > 0 {
+			return false
+		}
+	}
 	for i := range f.Pods {
 		if len(policy.ValidatePod(&f.Pods[i])) > 0 {
 			return false
