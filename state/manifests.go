@@ -1,8 +1,6 @@
 package state
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,9 +14,10 @@ import (
 // later run decodes only the files whose content changed.
 const manifestsFile = "manifests.cache"
 
-// ManifestCacheVersion is the version of the manifests.cache format; a
-// cache of another version is ignored.
-const ManifestCacheVersion = 1
+// ManifestCacheVersion is the version of the manifests.cache format
+// (encodeManifestCache); a cache of another version or format (version 1
+// was JSON) is ignored.
+const ManifestCacheVersion = 2
 
 // ManifestFile is what the manifest loader made of one file: the SHA-256
 // of its content (hex) and the objects converted from it, in file order.
@@ -33,9 +32,13 @@ type ManifestFile struct {
 // ManifestCache is the decoded content of a manifest directory for one
 // node (a pod without spec.nodeName is that node's).
 type ManifestCache struct {
-	Version int            `json:"version"`
-	Node    string         `json:"node"`
-	Files   []ManifestFile `json:"files"`
+	Version int    `json:"version"`
+	Node    string `json:"node"`
+	// Validator, when not empty, says that every object of Files passed
+	// validation by the program it names (an opaque key): a reader that is
+	// that same program need not validate them again.
+	Validator string         `json:"validator,omitempty"`
+	Files     []ManifestFile `json:"files"`
 }
 
 // WriteManifestCache stores c (atomically, like every file here).
@@ -47,7 +50,7 @@ func (s *Store) WriteManifestCache(c *ManifestCache) error {
 	if err := s.Ensure(); err != nil {
 		return err
 	}
-	data, err := json.Marshal(c)
+	data, err := encodeManifestCache(c)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", manifestsFile, err)
 	}
@@ -55,22 +58,17 @@ func (s *Store) WriteManifestCache(c *ManifestCache) error {
 }
 
 // ReadManifestCache loads the cache; an error (os.ErrNotExist when there is
-// none) means there is nothing to reuse. A cache is only ever a shortcut:
-// its files are reused by content hash, and the snapshot made of them is
-// validated as any other.
+// none) means there is nothing to reuse: a cache of another format or
+// version, damaged or cut short is refused whole, never read in part. A
+// cache is only ever a shortcut: its files are reused by content hash.
 func (s *Store) ReadManifestCache() (*ManifestCache, error) {
 	data, err := os.ReadFile(filepath.Join(s.Dir, manifestsFile))
 	if err != nil {
 		return nil, err
 	}
-	var c ManifestCache
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	c, err := decodeManifestCache(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(s.Dir, manifestsFile), err)
 	}
-	if c.Version != ManifestCacheVersion {
-		return nil, fmt.Errorf("%s: version %d, want %d", filepath.Join(s.Dir, manifestsFile), c.Version, ManifestCacheVersion)
-	}
-	return &c, nil
+	return c, nil
 }
