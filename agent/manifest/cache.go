@@ -72,15 +72,19 @@ type cached struct {
 func NewCache(node string) *Cache { return &Cache{node: node, files: map[string]*cached{}} }
 
 // Seed makes the files of c (stored by an earlier process) reusable by
-// content hash. A cache of another node is ignored.
+// content hash. A cache of another node is ignored. Its objects are
+// taken as valid when this same program stored them (Validator), and
+// validated at the next Load otherwise.
 func (c *Cache) Seed(stored *state.ManifestCache) {
 	if stored == nil || stored.Node != c.node {
 		return
 	}
 	c.last = nil // the next Load builds the snapshot whole
+	key := validatorKey()
+	valid := key != "" && stored.Validator == key
 	for _, f := range stored.Files {
 		if _, ok := c.files[f.Name]; !ok {
-			c.files[f.Name] = &cached{file: f}
+			c.files[f.Name] = &cached{file: f, valid: valid}
 		}
 	}
 }
@@ -88,7 +92,8 @@ func (c *Cache) Seed(stored *state.ManifestCache) {
 // Stored returns the files of the last successful Load, to be persisted
 // (state.Store.WriteManifestCache) and seeded into a later process's Cache.
 func (c *Cache) Stored() *state.ManifestCache {
-	out := &state.ManifestCache{Version: state.ManifestCacheVersion, Node: c.node}
+	// Every object of the last successful Load was validated (validate).
+	out := &state.ManifestCache{Version: state.ManifestCacheVersion, Node: c.node, Validator: validatorKey()}
 	for _, name := range sortedKeys(c.files) {
 		if e := c.files[name]; !e.readAt.IsZero() {
 			out.Files = append(out.Files, e.file)
@@ -235,6 +240,28 @@ func (c *Cache) decode(todo []*pending) error {
 func (e *cached) sameStat(info os.FileInfo) bool {
 	return !e.readAt.IsZero() && e.size == info.Size() && e.mtime.Equal(info.ModTime()) &&
 		e.ino == inode(info) && e.readAt.Sub(e.mtime) > racyWindow
+}
+
+// validatorKey names this program for state.ManifestCache.Validator: the
+// path, size, inode, and modification and change times of its executable
+// (the change time moves with any write to the file, and cannot be set
+// back), so that a cache stored by another build of the agent, whose
+// validation may differ, is validated again. "" when it cannot be known.
+func validatorKey() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	info, err := os.Stat(exe)
+	if err != nil {
+		return ""
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("exe:%s:%d:%d:%d:%d.%d:%d.%d", exe, st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
 // inode returns the inode number of info's file (0 when unknown).

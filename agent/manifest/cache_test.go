@@ -179,3 +179,35 @@ func TestCacheLoadsGeneratedYAML(t *testing.T) {
 		t.Errorf("loaded YAML differs from the cluster's snapshot (-want +got):\n%s", d)
 	}
 }
+
+// Objects seeded from a cache that this same program stored are taken as
+// valid (it validated them); those of a cache stored by another program
+// are validated again.
+func TestCacheSeedTrustsOnlyItsOwnValidation(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	first := NewCache("node-1")
+	if _, err := first.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	stored := first.Stored()
+	if stored.Validator == "" || stored.Validator != validatorKey() {
+		t.Fatalf("stored validator %q, want this program's %q", stored.Validator, validatorKey())
+	}
+	// A pod made invalid in the cache: only validation can tell.
+	for i := range stored.Files {
+		for j := range stored.Files[i].Pods {
+			stored.Files[i].Pods[j].IPs = []string{"not an IP"}
+		}
+	}
+	trusting := NewCache("node-1")
+	trusting.Seed(stored)
+	if _, err := trusting.Load(dir); err != nil {
+		t.Errorf("seeded by this program: %v, want its objects taken as valid", err)
+	}
+	stored.Validator = "exe:another"
+	checking := NewCache("node-1")
+	checking.Seed(stored)
+	if _, err := checking.Load(dir); err == nil || !strings.Contains(err.Error(), "not an IP") {
+		t.Errorf("seeded by another program: %v, want the invalid IP found", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/netpol/netpol/policy/testsnap"
+	"github.com/netpol/netpol/state"
 )
 
 // patchWorld is a manifest directory kept as documents per file, edited
@@ -280,6 +281,40 @@ func BenchmarkCacheLoadLabel(b *testing.B) {
 		b.StartTimer()
 		if _, err := c.Load(dir); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCacheLoadWarm is `--once`'s load when nothing changed since the
+// last run, on issue 10's world: manifests.cache read and decoded, every
+// file read and hashed, the snapshot built from the stored objects.
+func BenchmarkCacheLoadWarm(b *testing.B) {
+	dir := b.TempDir()
+	cluster := testsnap.Generate(testsnap.Issue10("node-1"))
+	if _, err := cluster.WriteYAMLManifests(dir); err != nil {
+		b.Fatal(err)
+	}
+	st := state.New(b.TempDir())
+	c := NewCache("node-1")
+	if _, err := c.Load(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.WriteManifestCache(c.Stored()); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		stored, err := st.ReadManifestCache()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := NewCache("node-1")
+		c.Seed(stored)
+		if _, err := c.Load(dir); err != nil {
+			b.Fatal(err)
+		}
+		if c.Stats().Decoded != 0 {
+			b.Fatalf("decoded %d files", c.Stats().Decoded)
 		}
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/state"
@@ -121,5 +124,56 @@ func TestDirSourceWatch(t *testing.T) {
 			t.Fatal("a write through a symbolic link: never changed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A manifests.cache that is cut short, damaged or of the old JSON format
+// is ignored whole: the process decodes every file, and loads the same
+// snapshot as with no cache at all (never a world with files missing).
+func TestDirSourceIgnoresBadCache(t *testing.T) {
+	ctx := context.Background()
+	dir, store := t.TempDir(), state.New(t.TempDir())
+	write(t, dir, "a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+	write(t, dir, "b.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a, labels: {app: x}}\n")
+	write(t, dir, "c.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: a}\nspec: {podSelector: {}}\n")
+	first := &DirSource{Dir: dir, Node: "n", Store: store}
+	want, err := first.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(store.Dir, "manifests.cache")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/2] ^= 1
+	for name, data := range map[string][]byte{
+		"good":      good,
+		"cut short": good[:len(good)*2/3],
+		"damaged":   flipped,
+		"version 1": []byte(`{"version":1,"node":"n","files":[{"name":"a.yaml","sum":"00"}]}`),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := &DirSource{Dir: dir, Node: "n", Store: store}
+		got, err := d.Load(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: the snapshot differs from the one loaded without a cache:\n%s", name, cmp.Diff(want, got))
+		}
+		decoded := 3
+		if name == "good" {
+			decoded = 0
+		}
+		if st := d.Stats(); st.Decoded != decoded {
+			t.Errorf("%s: decoded %d files, want %d", name, st.Decoded, decoded)
+		}
 	}
 }
