@@ -41,6 +41,10 @@ func encodeManifestCache(c *ManifestCache) ([]byte, error) {
 		f := &c.Files[i]
 		e.str(f.Name)
 		e.str(f.Sum)
+		e.int(f.Size)
+		e.int(f.ModTime)
+		e.uint(f.Inode)
+		e.int(f.ReadAt)
 		e.len(len(f.Namespaces), f.Namespaces == nil)
 		for j := range f.Namespaces {
 			ns := &f.Namespaces[j]
@@ -81,10 +85,11 @@ func decodeManifestCache(data []byte) (*ManifestCache, error) {
 		return nil, fmt.Errorf("version %d, want %d", c.Version, ManifestCacheVersion)
 	}
 	c.Node, c.Validator = d.str(), d.str()
-	c.Files = make([]ManifestFile, d.count(2))
+	c.Files = make([]ManifestFile, d.count(9))
 	for i := range c.Files {
 		f := &c.Files[i]
 		f.Name, f.Sum = d.str(), d.str()
+		f.Size, f.ModTime, f.Inode, f.ReadAt = d.int(), d.int(), d.uint(), d.int()
 		if n, ok := d.len(2); ok {
 			f.Namespaces = make([]policy.Namespace, n)
 			for j := range f.Namespaces {

@@ -81,7 +81,7 @@ func largeManifestCache() *ManifestCache {
 		c.Files = append(c.Files, f)
 	}
 	c.Files = append(c.Files,
-		ManifestFile{Name: "empty.yaml", Sum: "00"},
+		ManifestFile{Name: "empty.yaml", Sum: "00", Size: 1 << 40, ModTime: -5, Inode: 1<<64 - 1, ReadAt: 1796571393306939793},
 		ManifestFile{Name: "odd.yaml", Sum: "01", Namespaces: []policy.Namespace{{Name: "a", Labels: map[string]string{}, Audit: true}},
 			Pods: []policy.Pod{
 				{Namespace: "a", Name: "p", Labels: map[string]string{}, IPs: []string{}, Ports: []policy.NamedPort{}},
@@ -217,6 +217,7 @@ func TestManifestCacheCodecKnowsEveryField(t *testing.T) {
 	walk("", reflect.TypeOf(ManifestCache{}))
 	want := []string{
 		".Version int", ".Node string", ".Validator string", ".Files.Name string", ".Files.Sum string",
+		".Files.Size int64", ".Files.ModTime int64", ".Files.Inode uint64", ".Files.ReadAt int64",
 		".Files.Namespaces.Name string", ".Files.Namespaces.Labels[key] string", ".Files.Namespaces.Labels[value] string",
 		".Files.Namespaces.Audit bool",
 		".Files.Pods.Namespace string", ".Files.Pods.Name string", ".Files.Pods.Node string",

@@ -22,8 +22,16 @@ const ManifestCacheVersion = 2
 // ManifestFile is what the manifest loader made of one file: the SHA-256
 // of its content (hex) and the objects converted from it, in file order.
 type ManifestFile struct {
-	Name       string                       `json:"name"`
-	Sum        string                       `json:"sum"`
+	Name string `json:"name"`
+	Sum  string `json:"sum"`
+	// Size, ModTime (Unix nanoseconds) and Inode are the file's stat when
+	// it was read, at ReadAt (Unix nanoseconds; 0: unknown): a later
+	// process may take the file as unchanged by its stat, as the loader
+	// that read it would.
+	Size       int64                        `json:"size,omitempty"`
+	ModTime    int64                        `json:"modTime,omitempty"`
+	Inode      uint64                       `json:"inode,omitempty"`
+	ReadAt     int64                        `json:"readAt,omitempty"`
 	Namespaces []policy.Namespace           `json:"namespaces,omitempty"`
 	Pods       []policy.Pod                 `json:"pods,omitempty"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`

@@ -71,8 +71,10 @@ type cached struct {
 // node's).
 func NewCache(node string) *Cache { return &Cache{node: node, files: map[string]*cached{}} }
 
-// Seed makes the files of c (stored by an earlier process) reusable by
-// content hash. A cache of another node is ignored. Its objects are
+// Seed makes the files of c (stored by an earlier process) reusable as
+// those of an earlier Load: by stat when the file's is as stored (and it
+// was read well after it was last modified), else by content hash. A
+// cache of another node is ignored. Its objects are
 // taken as valid when this same program stored them (Validator), and
 // validated at the next Load otherwise.
 func (c *Cache) Seed(stored *state.ManifestCache) {
@@ -84,7 +86,12 @@ func (c *Cache) Seed(stored *state.ManifestCache) {
 	valid := key != "" && stored.Validator == key
 	for _, f := range stored.Files {
 		if _, ok := c.files[f.Name]; !ok {
-			c.files[f.Name] = &cached{file: f, valid: valid}
+			e := &cached{file: f, valid: valid, size: f.Size, mtime: time.Unix(0, f.ModTime), ino: f.Inode}
+			if f.ReadAt != 0 {
+				e.readAt = time.Unix(0, f.ReadAt) // else trusted by hash only
+			}
+			e.file.Size, e.file.ModTime, e.file.Inode, e.file.ReadAt = 0, 0, 0, 0
+			c.files[f.Name] = e
 		}
 	}
 }
@@ -96,7 +103,9 @@ func (c *Cache) Stored() *state.ManifestCache {
 	out := &state.ManifestCache{Version: state.ManifestCacheVersion, Node: c.node, Validator: validatorKey()}
 	for _, name := range sortedKeys(c.files) {
 		if e := c.files[name]; !e.readAt.IsZero() {
-			out.Files = append(out.Files, e.file)
+			f := e.file
+			f.Size, f.ModTime, f.Inode, f.ReadAt = e.size, e.mtime.UnixNano(), e.ino, e.readAt.UnixNano()
+			out.Files = append(out.Files, f)
 		}
 	}
 	return out
