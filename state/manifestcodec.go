@@ -45,6 +45,13 @@ func encodeManifestCache(c *ManifestCache) ([]byte, error) {
 		e.int(f.ModTime)
 		e.uint(f.Inode)
 		e.int(f.ReadAt)
+		e.len(len(f.Docs), f.Docs == nil)
+		for _, doc := range f.Docs {
+			e.str(doc.Sum)
+			e.uint(uint64(doc.Namespaces))
+			e.uint(uint64(doc.Pods))
+			e.uint(uint64(doc.Policies))
+		}
 		e.len(len(f.Namespaces), f.Namespaces == nil)
 		for j := range f.Namespaces {
 			ns := &f.Namespaces[j]
@@ -85,11 +92,17 @@ func decodeManifestCache(data []byte) (*ManifestCache, error) {
 		return nil, fmt.Errorf("version %d, want %d", c.Version, ManifestCacheVersion)
 	}
 	c.Node, c.Validator = d.str(), d.str()
-	c.Files = make([]ManifestFile, d.count(9))
+	c.Files = make([]ManifestFile, d.count(10))
 	for i := range c.Files {
 		f := &c.Files[i]
 		f.Name, f.Sum = d.str(), d.str()
 		f.Size, f.ModTime, f.Inode, f.ReadAt = d.int(), d.int(), d.uint(), d.int()
+		if n, ok := d.len(4); ok {
+			f.Docs = make([]ManifestDoc, n)
+			for j := range f.Docs {
+				f.Docs[j] = ManifestDoc{Sum: d.str(), Namespaces: d.count(1), Pods: d.count(1), Policies: d.count(1)}
+			}
+		}
 		if n, ok := d.len(2); ok {
 			f.Namespaces = make([]policy.Namespace, n)
 			for j := range f.Namespaces {

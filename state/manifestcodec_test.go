@@ -89,7 +89,8 @@ func largeManifestCache() *ManifestCache {
 					Ports: []policy.NamedPort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}, {Name: "neg", Port: -1}}},
 			},
 			Policies: []networkingv1.NetworkPolicy{everyFieldPolicy(), {}}},
-		ManifestFile{Name: "empty-slices.yaml", Sum: "02", Namespaces: []policy.Namespace{}, Pods: []policy.Pod{},
+		ManifestFile{Name: "docs.yaml", Sum: "03", Docs: []ManifestDoc{{Sum: "\x00\x01"}, {Sum: "ab", Namespaces: 1, Pods: 2, Policies: 3}}},
+		ManifestFile{Name: "empty-slices.yaml", Sum: "02", Docs: []ManifestDoc{}, Namespaces: []policy.Namespace{}, Pods: []policy.Pod{},
 			Policies: []networkingv1.NetworkPolicy{}},
 	)
 	return c
@@ -218,6 +219,7 @@ func TestManifestCacheCodecKnowsEveryField(t *testing.T) {
 	want := []string{
 		".Version int", ".Node string", ".Validator string", ".Files.Name string", ".Files.Sum string",
 		".Files.Size int64", ".Files.ModTime int64", ".Files.Inode uint64", ".Files.ReadAt int64",
+		".Files.Docs.Sum string", ".Files.Docs.Namespaces int", ".Files.Docs.Pods int", ".Files.Docs.Policies int",
 		".Files.Namespaces.Name string", ".Files.Namespaces.Labels[key] string", ".Files.Namespaces.Labels[value] string",
 		".Files.Namespaces.Audit bool",
 		".Files.Pods.Namespace string", ".Files.Pods.Name string", ".Files.Pods.Node string",

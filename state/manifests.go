@@ -28,13 +28,25 @@ type ManifestFile struct {
 	// it was read, at ReadAt (Unix nanoseconds; 0: unknown): a later
 	// process may take the file as unchanged by its stat, as the loader
 	// that read it would.
-	Size       int64                        `json:"size,omitempty"`
-	ModTime    int64                        `json:"modTime,omitempty"`
-	Inode      uint64                       `json:"inode,omitempty"`
-	ReadAt     int64                        `json:"readAt,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	ModTime int64  `json:"modTime,omitempty"`
+	Inode   uint64 `json:"inode,omitempty"`
+	ReadAt  int64  `json:"readAt,omitempty"`
+	// Docs are the file's documents in order (nil: not known).
+	Docs       []ManifestDoc                `json:"docs,omitempty"`
 	Namespaces []policy.Namespace           `json:"namespaces,omitempty"`
 	Pods       []policy.Pod                 `json:"pods,omitempty"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+}
+
+// ManifestDoc is one document of a manifest file: the SHA-256 of its
+// bytes (32 bytes, not hex) and how many of the file's namespaces, pods and
+// policies, in order, are its objects.
+type ManifestDoc struct {
+	Sum        string `json:"sum"`
+	Namespaces int    `json:"namespaces,omitempty"`
+	Pods       int    `json:"pods,omitempty"`
+	Policies   int    `json:"policies,omitempty"`
 }
 
 // ManifestCache is the decoded content of a manifest directory for one

@@ -90,7 +90,8 @@ func (c *Cache) Seed(stored *state.ManifestCache) {
 			if f.ReadAt != 0 {
 				e.readAt = time.Unix(0, f.ReadAt) // else trusted by hash only
 			}
-			e.file.Size, e.file.ModTime, e.file.Inode, e.file.ReadAt = 0, 0, 0, 0
+			e.units, e.docs = seededDocs(&f, valid)
+			e.file.Size, e.file.ModTime, e.file.Inode, e.file.ReadAt, e.file.Docs = 0, 0, 0, 0, nil
 			c.files[f.Name] = e
 		}
 	}
@@ -105,6 +106,9 @@ func (c *Cache) Stored() *state.ManifestCache {
 		if e := c.files[name]; !e.readAt.IsZero() {
 			f := e.file
 			f.Size, f.ModTime, f.Inode, f.ReadAt = e.size, e.mtime.UnixNano(), e.ino, e.readAt.UnixNano()
+			if e.docs != nil {
+				f.Docs = storedDocs(e.units)
+			}
 			out.Files = append(out.Files, f)
 		}
 	}

@@ -226,3 +226,62 @@ func TestCacheSeedTrustsOnlyItsOwnValidation(t *testing.T) {
 		t.Errorf("seeded by another program: %v, want the invalid IP found", err)
 	}
 }
+
+// A process seeded from the cache decodes only the changed document of a
+// changed file: the others are those the cache stored. Documents whose
+// stored counts do not add up to the file's objects are not reused.
+func TestCacheSeedReusesDocuments(t *testing.T) {
+	cluster := testsnap.Generate(testsnap.Config{Seed: 3, Node: "node-1", Nodes: 4, Namespaces: 2, Pods: 40, LocalPods: 4, Policies: 6})
+	dir := t.TempDir()
+	names, err := cluster.WriteYAMLManifests(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = copyDir(t, dir) // dated an hour ago
+	first := NewCache("node-1")
+	if _, err := first.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	stored := first.Stored()
+	name := names[1] // the first namespace's first pods
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "  labels:\n", "  labels:\n    edited: \"yes\"\n", 1)
+	writeOld(t, path, edited)
+
+	next := NewCache("node-1")
+	next.Seed(stored)
+	seeded := map[*docObjects]bool{}
+	for _, u := range next.files[name].units {
+		seeded[u] = true
+	}
+	if len(seeded) < 2 {
+		t.Fatalf("%s seeded with %d documents", name, len(seeded))
+	}
+	loadStats(t, next, dir, Stats{Files: len(names), Read: 1, Decoded: 1})
+	units := next.files[name].units
+	reused := 0
+	for _, u := range units {
+		if seeded[u] {
+			reused++
+		}
+	}
+	if reused != len(units)-1 {
+		t.Errorf("%d of %d documents reused from the cache, want all but the edited one", reused, len(units))
+	}
+
+	for i := range stored.Files {
+		if stored.Files[i].Name == name {
+			stored.Files[i].Docs[0].Pods++ // one pod too many
+		}
+	}
+	bad := NewCache("node-1")
+	bad.Seed(stored)
+	if bad.files[name].units != nil {
+		t.Errorf("documents that do not add up were seeded")
+	}
+	loadStats(t, bad, dir, Stats{Files: len(names), Read: 1, Decoded: 1})
+}

@@ -18,7 +18,8 @@ type docObjects struct {
 	namespaces []policy.Namespace
 	pods       []policy.Pod
 	policies   []networkingv1.NetworkPolicy
-	valid      bool // every object passed validation (objectsValid)
+	valid      bool     // every object passed validation (objectsValid)
+	sum        [32]byte // the SHA-256 of the document's bytes
 }
 
 // docSums maps the SHA-256 of a document's bytes to its objects.
@@ -60,7 +61,7 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, []*do
 					return nil, nil, err
 				}
 			}
-			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies}
+			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies, sum: sum}
 			d.valid = objectsValid(&state.ManifestFile{Namespaces: d.namespaces, Pods: d.pods, Policies: d.policies})
 			docs[sum] = d
 		}
@@ -70,6 +71,57 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, []*do
 		b.policies = append(b.policies, d.policies...)
 	}
 	return docs, units, nil
+}
+
+// storedDocs returns the documents of units for state.ManifestFile.Docs.
+func storedDocs(units []*docObjects) []state.ManifestDoc {
+	out := make([]state.ManifestDoc, len(units))
+	for i, u := range units {
+		out[i] = state.ManifestDoc{Sum: string(u.sum[:]), Namespaces: len(u.namespaces), Pods: len(u.pods),
+			Policies: len(u.policies)}
+	}
+	return out
+}
+
+// seededDocs returns the documents of a stored file, each given its part
+// of the file's objects, and them by hash; nil when f has none or they do
+// not add up to its objects.
+func seededDocs(f *state.ManifestFile, valid bool) ([]*docObjects, docSums) {
+	if f.Docs == nil {
+		return nil, nil
+	}
+	units := make([]*docObjects, len(f.Docs))
+	docs := make(docSums, len(f.Docs))
+	var ns, pods, pols int
+	for i, doc := range f.Docs {
+		if len(doc.Sum) != 32 || ns+doc.Namespaces > len(f.Namespaces) || pods+doc.Pods > len(f.Pods) ||
+			pols+doc.Policies > len(f.Policies) {
+			return nil, nil
+		}
+		u := &docObjects{valid: valid,
+			namespaces: nilIfNone(f.Namespaces[ns : ns+doc.Namespaces : ns+doc.Namespaces]),
+			pods:       nilIfNone(f.Pods[pods : pods+doc.Pods : pods+doc.Pods]),
+			policies:   nilIfNone(f.Policies[pols : pols+doc.Policies : pols+doc.Policies])}
+		copy(u.sum[:], doc.Sum)
+		ns, pods, pols = ns+doc.Namespaces, pods+doc.Pods, pols+doc.Policies
+		if d := docs[u.sum]; d != nil {
+			u = d // the same bytes twice: one unit, as addData makes it
+		}
+		units[i], docs[u.sum] = u, u
+	}
+	if ns != len(f.Namespaces) || pods != len(f.Pods) || pols != len(f.Policies) {
+		return nil, nil
+	}
+	return units, docs
+}
+
+// nilIfNone returns nil for an empty slice, as a Builder leaves a
+// document's kinds it has no objects of.
+func nilIfNone[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // unitsValid reports whether every document of units is valid.
@@ -125,9 +177,9 @@ func validate(s *policy.Snapshot, files map[string]*cached) error {
 	return nil
 }
 
-// validateFiles sets valid on each file of files whose pods and policies
-// all pass validation (objectsValid), checking those not known valid on a
-// pool of workers, one per CPU the process may use.
+// validateFiles sets valid on each file of files whose objects all pass
+// validation (objectsValid), and on its documents, checking the files not
+// known valid on a pool of workers, one per CPU the process may use.
 func validateFiles(files map[string]*cached) {
 	work := make(chan *cached)
 	var wg sync.WaitGroup
@@ -136,7 +188,11 @@ func validateFiles(files map[string]*cached) {
 		go func() {
 			defer wg.Done()
 			for f := range work {
-				f.valid = objectsValid(&f.file)
+				if f.valid = objectsValid(&f.file); f.valid {
+					for _, u := range f.units {
+						u.valid = true
+					}
+				}
 			}
 		}()
 	}
