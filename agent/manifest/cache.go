@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,13 @@ type Cache struct {
 	node  string
 	files map[string]*cached // by file name, as of the last successful Load
 	stats Stats
+	// last is the snapshot's objects as of the last successful Load, nil
+	// before one (or after Seed): a Load patches them with the objects of
+	// the changed files' changed documents (patch) instead of sorting and
+	// validating every object again.
+	last *sortedObjects
+	// patched: the last Load patched last (for tests).
+	patched bool
 }
 
 // Stats says what the last Load of a Cache did.
@@ -51,8 +59,11 @@ type cached struct {
 	readAt time.Time // zero for a seeded file: trusted by hash only
 	file   cluster.ManifestFile
 	docs   docSums // its documents' objects (nil for a seeded file)
-	// valid: every pod and policy of the file passed policy.ValidatePod and
-	// ValidatePolicy.
+	// units are its documents' objects in file order (nil for a seeded
+	// file until units makes one unit of all its objects).
+	units []*docObjects
+	// valid: every namespace, pod and policy of the file passed
+	// policy.ValidateNamespace, ValidatePod and ValidatePolicy.
 	valid bool
 }
 
@@ -60,26 +71,45 @@ type cached struct {
 // node's).
 func NewCache(node string) *Cache { return &Cache{node: node, files: map[string]*cached{}} }
 
-// Seed makes the files of c (stored by an earlier process) reusable by
-// content hash. A cache of another node is ignored.
+// Seed makes the files of c (stored by an earlier process) reusable as
+// those of an earlier Load: by stat when the file's is as stored (and it
+// was read well after it was last modified), else by content hash. A
+// cache of another node is ignored. Its objects are
+// taken as valid when this same program stored them (Validator), and
+// validated at the next Load otherwise.
 func (c *Cache) Seed(stored *cluster.ManifestCache) {
 	if stored == nil || stored.Node != c.node {
 		return
 	}
+	c.last = nil // the next Load builds the snapshot whole
+	key := validatorKey()
+	valid := key != "" && stored.Validator == key
 	for _, f := range stored.Files {
 		if _, ok := c.files[f.Name]; !ok {
-			c.files[f.Name] = &cached{file: f}
+			e := &cached{file: f, valid: valid, size: f.Size, mtime: time.Unix(0, f.ModTime), ino: f.Inode}
+			if f.ReadAt != 0 {
+				e.readAt = time.Unix(0, f.ReadAt) // else trusted by hash only
+			}
+			e.units, e.docs = seededDocs(&f, valid)
+			e.file.Size, e.file.ModTime, e.file.Inode, e.file.ReadAt, e.file.Docs = 0, 0, 0, 0, nil
+			c.files[f.Name] = e
 		}
 	}
 }
 
 // Stored returns the files of the last successful Load, to be persisted
-// (state.Store.WriteManifestCache) and seeded into a later process's Cache.
+// (cluster.WriteManifestCache) and seeded into a later process's Cache.
 func (c *Cache) Stored() *cluster.ManifestCache {
-	out := &cluster.ManifestCache{Version: cluster.ManifestCacheVersion, Node: c.node}
+	// Every object of the last successful Load was validated (validate).
+	out := &cluster.ManifestCache{Version: cluster.ManifestCacheVersion, Node: c.node, Validator: validatorKey()}
 	for _, name := range sortedKeys(c.files) {
 		if e := c.files[name]; !e.readAt.IsZero() {
-			out.Files = append(out.Files, e.file)
+			f := e.file
+			f.Size, f.ModTime, f.Inode, f.ReadAt = e.size, e.mtime.UnixNano(), e.ino, e.readAt.UnixNano()
+			if e.docs != nil {
+				f.Docs = storedDocs(e.units)
+			}
+			out.Files = append(out.Files, f)
 		}
 	}
 	return out
@@ -100,7 +130,8 @@ func (c *Cache) Versions() map[string]string {
 func (c *Cache) Stats() Stats { return c.stats }
 
 // Load reads dir as the package-level Load does, reusing what it can. On
-// error the cache is left as it was.
+// error the cache is left as it was. The snapshot's slices are shared with
+// the cache (a later Load builds new ones): the caller must not modify them.
 func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 	files, err := manifestFiles(dir)
 	if err != nil {
@@ -125,7 +156,7 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 		e.file.Name, e.file.Sum = name, hex.EncodeToString(sum[:])
 		old := c.files[name]
 		if old != nil && old.file.Sum == e.file.Sum {
-			e.file, e.docs, e.valid = old.file, old.docs, old.valid
+			e.file, e.docs, e.units, e.valid = old.file, old.docs, old.units, old.valid
 		} else {
 			p := &pending{path: f.path, data: data, into: e}
 			if old != nil {
@@ -139,19 +170,37 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 	if err := c.decode(todo); err != nil {
 		return nil, err
 	}
+	if c.last != nil {
+		if s, last, ok := c.patch(next); ok {
+			c.files, c.stats, c.last, c.patched = next, stats, last, true
+			return s, nil
+		}
+	}
+	s, last, err := c.build(next)
+	if err != nil {
+		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	}
+	c.files, c.stats, c.last, c.patched = next, stats, last, false
+	return s, nil
+}
+
+// build makes the snapshot of files whole: every file's objects in name
+// order, sorted (Builder.Snapshot) and validated (validate).
+func (c *Cache) build(files map[string]*cached) (*policy.Snapshot, *sortedObjects, error) {
 	b := NewBuilder(c.node)
-	for _, name := range sortedKeys(next) {
-		f := &next[name].file
+	for _, name := range sortedKeys(files) {
+		f := &files[name].file
 		b.namespaces = append(b.namespaces, f.Namespaces...)
 		b.pods = append(b.pods, f.Pods...)
 		b.policies = append(b.policies, f.Policies...)
 	}
 	s := b.Snapshot()
-	if err := validate(s, next); err != nil {
-		return nil, fmt.Errorf("manifests in %s: %w", dir, err)
+	if err := validate(s, files); err != nil {
+		return nil, nil, err
 	}
-	c.files, c.stats = next, stats
-	return s, nil
+	declared := slices.Clone(b.namespaces)
+	slices.SortStableFunc(declared, func(x, y policy.Namespace) int { return namespaceOrder(&x, &y) })
+	return s, &sortedObjects{declared: declared, pods: s.Pods, policies: s.Policies}, nil
 }
 
 // pending is a file to decode.
@@ -175,11 +224,11 @@ func (c *Cache) decode(todo []*pending) error {
 			defer wg.Done()
 			for p := range work {
 				b := NewBuilder(c.node)
-				docs, err := b.addData(p.path, p.data, p.old)
+				docs, units, err := b.addData(p.path, p.data, p.old)
 				if p.err = err; err == nil {
 					f := &p.into.file
 					f.Namespaces, f.Pods, f.Policies = b.namespaces, b.pods, b.policies
-					p.into.docs, p.into.valid = docs, objectsValid(f)
+					p.into.docs, p.into.units, p.into.valid = docs, units, unitsValid(units)
 				}
 				p.data, p.old = nil, nil
 			}
@@ -204,6 +253,28 @@ func (c *Cache) decode(todo []*pending) error {
 func (e *cached) sameStat(info os.FileInfo) bool {
 	return !e.readAt.IsZero() && e.size == info.Size() && e.mtime.Equal(info.ModTime()) &&
 		e.ino == inode(info) && e.readAt.Sub(e.mtime) > racyWindow
+}
+
+// validatorKey names this program for cluster.ManifestCache.Validator: the
+// path, size, inode, and modification and change times of its executable
+// (the change time moves with any write to the file, and cannot be set
+// back), so that a cache stored by another build of the agent, whose
+// validation may differ, is validated again. "" when it cannot be known.
+func validatorKey() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	info, err := os.Stat(exe)
+	if err != nil {
+		return ""
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("exe:%s:%d:%d:%d:%d.%d:%d.%d", exe, st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
 // inode returns the inode number of info's file (0 when unknown).

@@ -35,7 +35,7 @@ func copyDir(t *testing.T, src string) string {
 }
 
 // writeOld writes a file dated an hour ago.
-func writeOld(t *testing.T, path, content string) {
+func writeOld(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -105,8 +105,9 @@ func TestCacheDecodesOnlyChangedFiles(t *testing.T) {
 	loadStats(t, c, dir, Stats{Files: 2})
 }
 
-// The files stored by one process are reused by the next by content hash;
-// those of another node are not.
+// The files stored by one process are reused by the next: not even read
+// when their stat is as stored, by content hash when it is not; those of
+// another node are not.
 func TestCacheSeed(t *testing.T) {
 	dir := copyDir(t, "testdata/mixed")
 	first := NewCache("node-1")
@@ -119,9 +120,23 @@ func TestCacheSeed(t *testing.T) {
 	}
 	next := NewCache("node-1")
 	next.Seed(stored)
-	loadStats(t, next, dir, Stats{Files: 3, Read: 3})
+	loadStats(t, next, dir, Stats{Files: 3})
 
 	writeOld(t, filepath.Join(dir, "10-namespaces.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n")
+	pods := filepath.Join(dir, "20-pods.json")
+	data, err := os.ReadFile(pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOld(t, pods, string(data)) // the same content, another modification time
+	next = NewCache("node-1")
+	next.Seed(stored)
+	loadStats(t, next, dir, Stats{Files: 3, Read: 2, Decoded: 1})
+
+	// Stored without the stat (by an older build, say): read and hashed.
+	for i := range stored.Files {
+		stored.Files[i].ReadAt = 0
+	}
 	next = NewCache("node-1")
 	next.Seed(stored)
 	loadStats(t, next, dir, Stats{Files: 3, Read: 3, Decoded: 1})
@@ -178,4 +193,95 @@ func TestCacheLoadsGeneratedYAML(t *testing.T) {
 	if d := cmp.Diff(cluster.Snapshot(), got); d != "" {
 		t.Errorf("loaded YAML differs from the cluster's snapshot (-want +got):\n%s", d)
 	}
+}
+
+// Objects seeded from a cache that this same program stored are taken as
+// valid (it validated them); those of a cache stored by another program
+// are validated again.
+func TestCacheSeedTrustsOnlyItsOwnValidation(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	first := NewCache("node-1")
+	if _, err := first.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	stored := first.Stored()
+	if stored.Validator == "" || stored.Validator != validatorKey() {
+		t.Fatalf("stored validator %q, want this program's %q", stored.Validator, validatorKey())
+	}
+	// A pod made invalid in the cache: only validation can tell.
+	for i := range stored.Files {
+		for j := range stored.Files[i].Pods {
+			stored.Files[i].Pods[j].IPs = []string{"not an IP"}
+		}
+	}
+	trusting := NewCache("node-1")
+	trusting.Seed(stored)
+	if _, err := trusting.Load(dir); err != nil {
+		t.Errorf("seeded by this program: %v, want its objects taken as valid", err)
+	}
+	stored.Validator = "exe:another"
+	checking := NewCache("node-1")
+	checking.Seed(stored)
+	if _, err := checking.Load(dir); err == nil || !strings.Contains(err.Error(), "not an IP") {
+		t.Errorf("seeded by another program: %v, want the invalid IP found", err)
+	}
+}
+
+// A process seeded from the cache decodes only the changed document of a
+// changed file: the others are those the cache stored. Documents whose
+// stored counts do not add up to the file's objects are not reused.
+func TestCacheSeedReusesDocuments(t *testing.T) {
+	cluster := testsnap.Generate(testsnap.Config{Seed: 3, Node: "node-1", Nodes: 4, Namespaces: 2, Pods: 40, LocalPods: 4, Policies: 6})
+	dir := t.TempDir()
+	names, err := cluster.WriteYAMLManifests(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = copyDir(t, dir) // dated an hour ago
+	first := NewCache("node-1")
+	if _, err := first.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	stored := first.Stored()
+	name := names[1] // the first namespace's first pods
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "  labels:\n", "  labels:\n    edited: \"yes\"\n", 1)
+	writeOld(t, path, edited)
+
+	next := NewCache("node-1")
+	next.Seed(stored)
+	seeded := map[*docObjects]bool{}
+	for _, u := range next.files[name].units {
+		seeded[u] = true
+	}
+	if len(seeded) < 2 {
+		t.Fatalf("%s seeded with %d documents", name, len(seeded))
+	}
+	loadStats(t, next, dir, Stats{Files: len(names), Read: 1, Decoded: 1})
+	units := next.files[name].units
+	reused := 0
+	for _, u := range units {
+		if seeded[u] {
+			reused++
+		}
+	}
+	if reused != len(units)-1 {
+		t.Errorf("%d of %d documents reused from the cache, want all but the edited one", reused, len(units))
+	}
+
+	for i := range stored.Files {
+		if stored.Files[i].Name == name {
+			stored.Files[i].Docs[0].Pods++ // one pod too many
+		}
+	}
+	bad := NewCache("node-1")
+	bad.Seed(stored)
+	if bad.files[name].units != nil {
+		t.Errorf("documents that do not add up were seeded")
+	}
+	loadStats(t, bad, dir, Stats{Files: len(names), Read: 1, Decoded: 1})
 }

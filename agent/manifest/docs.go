@@ -18,6 +18,8 @@ type docObjects struct {
 	namespaces []policy.Namespace
 	pods       []policy.Pod
 	policies   []networkingv1.NetworkPolicy
+	valid      bool     // every object passed validation (objectsValid)
+	sum        [32]byte // the SHA-256 of the document's bytes
 }
 
 // docSums maps the SHA-256 of a document's bytes to its objects.
@@ -25,16 +27,16 @@ type docSums map[[32]byte]*docObjects
 
 // addData decodes every document of one file, its content data, and adds
 // its objects, in document order. A document whose bytes old holds (the
-// documents of the file's last version) is not decoded again: a change to
-// one pod of a file of hundreds decodes that pod alone. It returns the
-// objects of each document by hash. Errors are those of decoding every
-// document: the first document that does not parse, or else the first
-// object that does not convert.
-func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error) {
+// documents of the file's last version) is not decoded (nor validated)
+// again: a change to one pod of a file of hundreds decodes that pod alone.
+// It returns the objects of each document by hash, and in document order.
+// Errors are those of decoding every document: the first document that
+// does not parse, or else the first object that does not convert.
+func (b *Builder) addData(path string, data []byte, old docSums) (docSums, []*docObjects, error) {
 	isJSON := filepath.Ext(path) == ".json"
 	raws, err := rawDocuments(data, isJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sums := make([][32]byte, len(raws))
 	jsons := make([][]byte, len(raws))
@@ -46,31 +48,100 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, error
 			continue
 		}
 		if jsons[i], err = documentJSON(raw, isJSON); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
 		}
 	}
+	units := make([]*docObjects, len(sums))
 	for i, sum := range sums {
 		d := docs[sum]
 		if d == nil {
 			nb := NewBuilder(b.node)
 			if jsons[i] != nil {
 				if err := nb.addObject(jsons[i], fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
-			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies}
+			d = &docObjects{namespaces: nb.namespaces, pods: nb.pods, policies: nb.policies, sum: sum}
+			d.valid = objectsValid(&cluster.ManifestFile{Namespaces: d.namespaces, Pods: d.pods, Policies: d.policies})
 			docs[sum] = d
 		}
+		units[i] = d
 		b.namespaces = append(b.namespaces, d.namespaces...)
 		b.pods = append(b.pods, d.pods...)
 		b.policies = append(b.policies, d.policies...)
 	}
-	return docs, nil
+	return docs, units, nil
 }
 
-// objectsValid reports whether every pod and policy of f passes
-// policy.ValidatePod and ValidatePolicy.
+// storedDocs returns the documents of units for cluster.ManifestFile.Docs.
+func storedDocs(units []*docObjects) []cluster.ManifestDoc {
+	out := make([]cluster.ManifestDoc, len(units))
+	for i, u := range units {
+		out[i] = cluster.ManifestDoc{Sum: string(u.sum[:]), Namespaces: len(u.namespaces), Pods: len(u.pods),
+			Policies: len(u.policies)}
+	}
+	return out
+}
+
+// seededDocs returns the documents of a stored file, each given its part
+// of the file's objects, and them by hash; nil when f has none or they do
+// not add up to its objects.
+func seededDocs(f *cluster.ManifestFile, valid bool) ([]*docObjects, docSums) {
+	if f.Docs == nil {
+		return nil, nil
+	}
+	units := make([]*docObjects, len(f.Docs))
+	docs := make(docSums, len(f.Docs))
+	var ns, pods, pols int
+	for i, doc := range f.Docs {
+		if len(doc.Sum) != 32 || ns+doc.Namespaces > len(f.Namespaces) || pods+doc.Pods > len(f.Pods) ||
+			pols+doc.Policies > len(f.Policies) {
+			return nil, nil
+		}
+		u := &docObjects{valid: valid,
+			namespaces: nilIfNone(f.Namespaces[ns : ns+doc.Namespaces : ns+doc.Namespaces]),
+			pods:       nilIfNone(f.Pods[pods : pods+doc.Pods : pods+doc.Pods]),
+			policies:   nilIfNone(f.Policies[pols : pols+doc.Policies : pols+doc.Policies])}
+		copy(u.sum[:], doc.Sum)
+		ns, pods, pols = ns+doc.Namespaces, pods+doc.Pods, pols+doc.Policies
+		if d := docs[u.sum]; d != nil {
+			u = d // the same bytes twice: one unit, as addData makes it
+		}
+		units[i], docs[u.sum] = u, u
+	}
+	if ns != len(f.Namespaces) || pods != len(f.Pods) || pols != len(f.Policies) {
+		return nil, nil
+	}
+	return units, docs
+}
+
+// nilIfNone returns nil for an empty slice, as a Builder leaves a
+// document's kinds it has no objects of.
+func nilIfNone[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// unitsValid reports whether every document of units is valid.
+func unitsValid(units []*docObjects) bool {
+	for _, u := range units {
+		if !u.valid {
+			return false
+		}
+	}
+	return true
+}
+
+// objectsValid reports whether every namespace, pod and policy of f passes
+// policy.ValidateNamespace, ValidatePod and ValidatePolicy.
 func objectsValid(f *cluster.ManifestFile) bool {
+	for i := range f.Namespaces {
+		if len(policy.ValidateNamespace(&f.Namespaces[i])) > 0 {
+			return false
+		}
+	}
 	for i := range f.Pods {
 		if len(policy.ValidatePod(&f.Pods[i])) > 0 {
 			return false
@@ -106,9 +177,9 @@ func validate(s *policy.Snapshot, files map[string]*cached) error {
 	return nil
 }
 
-// validateFiles sets valid on each file of files whose pods and policies
-// all pass validation (objectsValid), checking those not known valid on a
-// pool of workers, one per CPU the process may use.
+// validateFiles sets valid on each file of files whose objects all pass
+// validation (objectsValid), and on its documents, checking the files not
+// known valid on a pool of workers, one per CPU the process may use.
 func validateFiles(files map[string]*cached) {
 	work := make(chan *cached)
 	var wg sync.WaitGroup
@@ -117,7 +188,11 @@ func validateFiles(files map[string]*cached) {
 		go func() {
 			defer wg.Done()
 			for f := range work {
-				f.valid = objectsValid(&f.file)
+				if f.valid = objectsValid(&f.file); f.valid {
+					for _, u := range f.units {
+						u.valid = true
+					}
+				}
 			}
 		}()
 	}

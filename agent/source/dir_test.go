@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/netpol/netpol/agent/manifest"
 	"github.com/netpol/netpol/state"
@@ -124,98 +127,53 @@ func TestDirSourceWatch(t *testing.T) {
 	}
 }
 
-// A watched directory that is deleted and made again, or moved away and
-// back, is watched again (the safety-net poll tries once a fullCheckEvery),
-// and a later change is signalled through the watch on the channel Notify
-// returned at the start, not found by comparing fingerprints.
-func TestDirSourceWatchesTheDirectoryAgain(t *testing.T) {
+// A manifests.cache that is cut short, damaged or of the old JSON format
+// is ignored whole: the process decodes every file, and loads the same
+// snapshot as with no cache at all (never a world with files missing).
+func TestDirSourceIgnoresBadCache(t *testing.T) {
 	ctx := context.Background()
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "manifests")
-	ns := func(name string) string { return "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + name + "}\n" }
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	dir, store := t.TempDir(), state.New(t.TempDir())
+	write(t, dir, "a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+	write(t, dir, "b.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a, labels: {app: x}}\n")
+	write(t, dir, "c.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: a}\nspec: {podSelector: {}}\n")
+	first := &DirSource{Dir: dir, Node: "n", Store: store}
+	want, err := first.Load(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "a.yaml", ns("a"))
-	d := &DirSource{Dir: dir, Node: "n"}
-	defer d.Close()
-	if _, err := d.Load(ctx); err != nil {
+	if err := first.Persist(); err != nil {
 		t.Fatal(err)
 	}
-	notify := d.Notify()
-	if notify == nil {
-		t.Skip("inotify not available")
+	path := filepath.Join(store.Dir, "manifests.cache")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	watching := func() bool { return d.watch != nil && !d.watch.broken.Load() }
-	// waitFor takes signals until cond holds (bounded: a missing event fails).
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for !cond() {
-			select {
-			case <-notify:
-			case <-timeout:
-				t.Fatalf("%s: no such event within 10s", what)
-			}
-		}
-	}
-	for i, away := range []struct {
-		name string
-		gone func() error
-		back func() error
-	}{
-		{"deleted and made again", func() error { return os.RemoveAll(dir) }, func() error {
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(ns("a")), 0o644)
-		}},
-		{"moved away and back", func() error { return os.Rename(dir, dir+".away") }, func() error { return os.Rename(dir+".away", dir) }},
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/2] ^= 1
+	for name, data := range map[string][]byte{
+		"good":      good,
+		"cut short": good[:len(good)*2/3],
+		"damaged":   flipped,
+		"version 1": []byte(`{"version":1,"node":"n","files":[{"name":"a.yaml","sum":"00"}]}`),
 	} {
-		if !watching() {
-			t.Fatalf("%s: not watching before the directory went", away.name)
-		}
-		if err := away.gone(); err != nil {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(away.name+": the watch ending", func() bool { return !watching() })
-		_, _ = d.Changed(ctx) // Dir is missing: an error, and no watch yet
-		if watching() {
-			t.Fatalf("%s: watching a directory that is not there", away.name)
+		d := &DirSource{Dir: dir, Node: "n", Store: store}
+		got, err := d.Load(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
-		if err := away.back(); err != nil {
-			t.Fatal(err)
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: the snapshot differs from the one loaded without a cache:\n%s", name, cmp.Diff(want, got))
 		}
-		// The safety-net poll: Changed is called once a Poll by the agent;
-		// here as often as it takes, at most fullCheckEvery plus 10s.
-		deadline := time.Now().Add(fullCheckEvery + 10*time.Second)
-		for !watching() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the directory is back, but it is not watched again", away.name)
-			}
-			if _, err := d.Changed(ctx); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(20 * time.Millisecond)
+		decoded := 3
+		if name == "good" {
+			decoded = 0
 		}
-		if _, err := d.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		// The new watch is the one that sees a file renamed in.
-		name := filepath.Join(parent, "x.tmp")
-		if err := os.WriteFile(name, []byte(ns("x"+string(rune('0'+i)))), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(name, filepath.Join(dir, "x.yaml")); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(away.name+": a file renamed in after", d.watch.pending)
-		if !watching() {
-			t.Fatalf("%s: the watch ended again", away.name)
-		}
-		snap, err := d.Load(ctx)
-		if err != nil || len(snap.Namespaces) != 2 {
-			t.Fatalf("%s: Load = %v, %v; want 2 namespaces", away.name, snap, err)
+		if st := d.Stats(); st.Decoded != decoded {
+			t.Errorf("%s: decoded %d files, want %d", name, st.Decoded, decoded)
 		}
 	}
 }

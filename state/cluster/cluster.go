@@ -75,32 +75,59 @@ func CompareSnapshot(st Files, snap *policy.Snapshot) (same bool, encoded []byte
 	return bytes.Equal(have, want), want
 }
 
-// ManifestCacheVersion is the version of the manifests.cache format; a
-// cache of another version is ignored.
-const ManifestCacheVersion = 1
+// ManifestCacheVersion is the version of the manifests.cache format
+// (encodeManifestCache); a cache of another version or format (version 1
+// was JSON) is ignored.
+const ManifestCacheVersion = 2
 
 // ManifestFile is what the manifest loader made of one file: the SHA-256
 // of its content (hex) and the objects converted from it, in file order.
 type ManifestFile struct {
-	Name       string                       `json:"name"`
-	Sum        string                       `json:"sum"`
+	Name string `json:"name"`
+	Sum  string `json:"sum"`
+	// Size, ModTime (Unix nanoseconds) and Inode are the file's stat when
+	// it was read, at ReadAt (Unix nanoseconds; 0: unknown): a later
+	// process may take the file as unchanged by its stat, as the loader
+	// that read it would.
+	Size    int64  `json:"size,omitempty"`
+	ModTime int64  `json:"modTime,omitempty"`
+	Inode   uint64 `json:"inode,omitempty"`
+	ReadAt  int64  `json:"readAt,omitempty"`
+	// Docs are the file's documents in order (nil: not known).
+	Docs       []ManifestDoc                `json:"docs,omitempty"`
 	Namespaces []policy.Namespace           `json:"namespaces,omitempty"`
 	Pods       []policy.Pod                 `json:"pods,omitempty"`
 	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
 }
 
+// ManifestDoc is one document of a manifest file: the SHA-256 of its
+// bytes (32 bytes, not hex) and how many of the file's namespaces, pods and
+// policies, in order, are its objects.
+type ManifestDoc struct {
+	Sum        string `json:"sum"`
+	Namespaces int    `json:"namespaces,omitempty"`
+	Pods       int    `json:"pods,omitempty"`
+	Policies   int    `json:"policies,omitempty"`
+}
+
 // ManifestCache is the decoded content of a manifest directory for one
 // node (a pod without spec.nodeName is that node's).
 type ManifestCache struct {
-	Version int            `json:"version"`
-	Node    string         `json:"node"`
-	Files   []ManifestFile `json:"files"`
+	Version int    `json:"version"`
+	Node    string `json:"node"`
+	// Validator, when not empty, says that every object of Files passed
+	// validation by the program it names (an opaque key): a reader that is
+	// that same program need not validate them again.
+	Validator string         `json:"validator,omitempty"`
+	Files     []ManifestFile `json:"files"`
 }
 
-// WriteManifestCache stores c (see state.Store.WriteManifestCacheData).
+// WriteManifestCache stores c (see state.Store.WriteManifestCacheData: it
+// is not fsynced, as a cache lost or cut short only makes the next run
+// decode the files again).
 func WriteManifestCache(st Files, c *ManifestCache) error {
 	c.Version = ManifestCacheVersion
-	data, err := json.Marshal(c)
+	data, err := encodeManifestCache(c)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", st.ManifestCachePath(), err)
 	}
@@ -108,22 +135,18 @@ func WriteManifestCache(st Files, c *ManifestCache) error {
 }
 
 // ReadManifestCache loads the cache; an error (os.ErrNotExist when there is
-// none) means there is nothing to reuse. A cache is only ever a shortcut:
-// its files are reused by content hash, and the snapshot made of them is
-// validated as any other.
+// none) means there is nothing to reuse: a cache of another format or
+// version, damaged or cut short is refused whole, never read in part. A
+// cache is only ever a shortcut: its files are reused by stat or content
+// hash (see manifest.Cache.Seed).
 func ReadManifestCache(st Files) (*ManifestCache, error) {
 	data, err := st.ReadManifestCacheData()
 	if err != nil {
 		return nil, err
 	}
-	var c ManifestCache
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	c, err := decodeManifestCache(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", st.ManifestCachePath(), err)
 	}
-	if c.Version != ManifestCacheVersion {
-		return nil, fmt.Errorf("%s: version %d, want %d", st.ManifestCachePath(), c.Version, ManifestCacheVersion)
-	}
-	return &c, nil
+	return c, nil
 }
