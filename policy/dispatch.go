@@ -40,8 +40,10 @@ const leafGroups = 2
 // and goes to the scan chain (scanChain): one rule per group, in order, as
 // the dispatch was before there was a tree. A packet never reaches a group
 // chain whose set lacks its pod, and never leaves unrestricted while its
-// pod is in a group set that is in the isolated set; the isolated set is
-// grown before, and shrunk after, the rules that use it, like every set.
+// pod is in the isolated set: one found in no group set is dropped at the
+// end of the scan (ReasonNoGroup). The isolated set is grown before, and
+// shrunk after, the rules that use it, like every set; an ADD adds a pod's
+// isolated entries before its others (node.Index.Entries).
 type dispatcher struct {
 	c      *compiler
 	f      ipt.Family
@@ -67,6 +69,9 @@ func (c *compiler) dispatch(f ipt.Family, d Direction, groups []*group) []ipt.Ch
 	for _, g := range groups {
 		scan.Rules = append(scan.Rules, t.groupRule(g))
 	}
+	scan.Rules = append(scan.Rules, c.dropRules(nil,
+		DropCause{Direction: d, Verdict: VerdictDrop, Reason: ReasonNoGroup},
+		"isolated, but in no group set: fail closed")...)
 	span := 1 << bits.Len(uint(len(groups)-1)) // the power of two >= n
 	root := t.node(0, span)
 	iso := c.set(f, isoSet(f, d), ipt.HashIP, d.String()+": pods some policy isolates")

@@ -182,3 +182,55 @@ func TestDispatchFallsBackToScan(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolatedWithoutGroupIsDropped: a pod in the isolated set but in none
+// of its group sets (an ADD cut short, a set damaged) is not left
+// unrestricted: the scan chain ends in a drop, in both directions.
+func TestIsolatedWithoutGroupIsDropped(t *testing.T) {
+	for _, n := range []int{1, 3, 10} {
+		c, ips := groupsWorld(t, n)
+		rs := c.Ruleset(ipt.IPv4)
+		victim := ips[0]
+		for i := range rs.Sets {
+			s := &rs.Sets[i]
+			if s.Name == isoSet(ipt.IPv4, Ingress) || s.Name == isoSet(ipt.IPv4, Egress) {
+				continue
+			}
+			s.Members = slices.DeleteFunc(slices.Clone(s.Members), func(m ipt.Member) bool { return m.Entry == victim })
+		}
+		for _, p := range []Packet{
+			{Src: "10.9.9.9", Dst: victim, Protocol: "tcp", DPort: 80}, // another node's address: unrestricted
+			{Src: victim, Dst: "10.9.9.9", Protocol: "tcp", DPort: 53},
+		} {
+			res, err := TraceRuleset(rs, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Allowed {
+				t.Errorf("n=%d: %s -> %s allowed with %s in the isolated set and no group set; walked:\n%s",
+					n, p.Src, p.Dst, victim, strings.Join(res.Rules, "\n"))
+			}
+		}
+	}
+}
+
+// TestEntriesGateOrder: an ADD adds the pod's isolated-set entries before
+// its group and bit entries (a cut-short ADD leaves it isolated, hence
+// dropped, never unrestricted), and a DEL removes them, and DENY, last.
+func TestEntriesGateOrder(t *testing.T) {
+	c, _ := groupsWorld(t, 5)
+	att := Attachment{ContainerID: "c-p3", IfName: "eth0", Namespace: "ns", Name: "p3", IPs: []string{"10.1.0.5"}}
+	idx := c.Index
+	gate := func(e ipt.Entry) bool {
+		return e.Set == isoSet(ipt.IPv4, Ingress) || e.Set == isoSet(ipt.IPv4, Egress) || e.Set == DenySet(ipt.IPv4)
+	}
+	add := idx.Entries(&att)
+	if len(add) < 4 || !gate(add[0]) || !gate(add[1]) || slices.ContainsFunc(add[2:], gate) {
+		t.Errorf("ADD entries %v: want the two isolated sets first, then the rest", add)
+	}
+	del := idx.Release(&att, nil)
+	k := len(del) - 3 // both isolated sets and DENY, last
+	if k < 1 || slices.ContainsFunc(del[:k], gate) || !gate(del[k]) || !gate(del[k+1]) || del[k+2].Set != DenySet(ipt.IPv4) {
+		t.Errorf("DEL entries %v: want the group and bit entries first, then the isolated sets, then DENY", del)
+	}
+}

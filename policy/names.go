@@ -91,9 +91,7 @@ func treeChain(d Direction, lo, span int) string {
 
 // isoSet names the set of every local pod that a policy isolates in
 // direction d.
-func isoSet(f ipt.Family, d Direction) string {
-	return familyPrefix(f) + "-ISO-" + d.Letter()
-}
+func isoSet(f ipt.Family, d Direction) string { return node.IsolatedSet(f, d) }
 
 // bitSet names the set of the local pods of direction d whose group number
 // has bit level set.

@@ -38,6 +38,7 @@ const (
 	ReasonNoPolicy   = node.ReasonNoPolicy
 	ReasonUnknown    = node.ReasonUnknown
 	ReasonNoPod      = node.ReasonNoPod
+	ReasonNoGroup    = node.ReasonNoGroup
 	VerdictDrop      = node.VerdictDrop
 	VerdictWouldDeny = node.VerdictWouldDeny
 )

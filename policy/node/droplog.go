@@ -47,6 +47,11 @@ const (
 	// ReasonNoPod: an end of the packet is an IPv6 link-local or multicast
 	// address, which no pod set holds (see fixedChains).
 	ReasonNoPod = "nopod"
+	// ReasonNoGroup: the pod is isolated in the packet's direction (in the
+	// isolated set) but in none of that direction's group sets, as when an
+	// ADD was cut short between the two (fail closed; see policy's
+	// dispatcher).
+	ReasonNoGroup = "nogroup"
 )
 
 // VerdictDrop is the verdict of a dropped packet.
@@ -57,6 +62,7 @@ var reasonText = map[string]string{
 	ReasonNoPolicy: "no policy allows it",
 	ReasonUnknown:  "pod not known yet",
 	ReasonNoPod:    "an IPv6 link-local or multicast address is no pod's",
+	ReasonNoGroup:  "isolated, but in no group set",
 }
 
 // DropCause is what the NFLOG prefix of a drop rule says: made only of

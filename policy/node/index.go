@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/netpol/netpol/ipt"
@@ -20,7 +21,10 @@ func (idx *Index) Admit(a *Attachment) Verdict {
 
 // Entries returns the set entries the addresses of attachment a belong in,
 // as Admit decides: the pod's memberships (Next), the DENY set (Deny), or
-// none (Allow).
+// none (Allow). The isolated sets' entries come first: they are added one
+// by one, and a pod that is isolated but in none of its group sets yet (an
+// ADD cut short) is dropped at the end of the dispatch, while one in its
+// group sets but not yet isolated would pass unrestricted.
 func (idx *Index) Entries(a *Attachment) []ipt.Entry {
 	action := idx.Admit(a).Action()
 	ms, _ := idx.pod(a.PodKey())
@@ -41,6 +45,7 @@ func (idx *Index) Entries(a *Attachment) []ipt.Entry {
 			out = append(out, ipt.Entry{Set: DenySet(fam), Value: ip})
 		}
 	}
+	slices.SortStableFunc(out, func(x, y ipt.Entry) int { return gateOrder(y) - gateOrder(x) })
 	return out
 }
 
@@ -82,5 +87,16 @@ func (idx *Index) Release(gone *Attachment, remaining []Attachment) []ipt.Entry 
 			out = append(out, e)
 		}
 	}
+	// The gates go last: the pod stays restricted until its other entries are gone.
+	slices.SortStableFunc(out, func(x, y ipt.Entry) int { return gateOrder(x) - gateOrder(y) })
 	return out
+}
+
+// gateOrder is 1 for an entry of a set that decides whether a packet is
+// restricted at all (isGate), else 0.
+func gateOrder(e ipt.Entry) int {
+	if isGate(e) {
+		return 1
+	}
+	return 0
 }

@@ -86,6 +86,24 @@ func DispatchDir(d Direction) ipt.Dir {
 // traffic because netpol cannot know their policies yet (fail closed).
 func DenySet(f ipt.Family) string { return FamilyPrefix(f) + "-DENY" }
 
+// IsolatedSet is the set of the local pods that some policy isolates in
+// direction d: a packet whose pod is in it walks the dispatch tree to the
+// pod's group chain; any other packet leaves the direction unrestricted.
+func IsolatedSet(f ipt.Family, d Direction) string {
+	return FamilyPrefix(f) + "-ISO-" + d.Letter()
+}
+
+// isGate reports whether e is an entry of a set that decides whether a
+// packet is restricted at all: the DENY set or an isolated set.
+func isGate(e ipt.Entry) bool {
+	for _, f := range []ipt.Family{ipt.IPv4, ipt.IPv6} {
+		if e.Set == DenySet(f) || e.Set == IsolatedSet(f, Ingress) || e.Set == IsolatedSet(f, Egress) {
+			return true
+		}
+	}
+	return false
+}
+
 // DenyChain names the chain that drops a packet of a pod in the DENY set
 // in direction d (it logs the drop first).
 func DenyChain(d Direction) string { return ipt.Prefix + "-DENY-" + d.Letter() }
