@@ -217,11 +217,12 @@ func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) erro
 
 // lockedTemp creates the temp file of path and flocks it. Another
 // process's RemoveTemps that finds it in the instant between its creation
-// and the lock takes it for a killed writer's leftover and removes it; a
-// temp no longer at its name is let go and another one made, a few times
-// at most (then the rename reports the error).
+// and the lock takes it for a killed writer's leftover and removes it
+// (holding the lock, so the removal is done once this lock is had); a temp
+// no longer at its name is let go and another one made, up to
+// lockedTempTries times.
 func lockedTemp(path string) (*os.File, error) {
-	for try := 1; ; try++ {
+	for try := 1; try <= lockedTempTries; try++ {
 		tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 		if err != nil {
 			return nil, err
@@ -231,12 +232,17 @@ func lockedTemp(path string) (*os.File, error) {
 			_ = os.Remove(tmp.Name())
 			return nil, fmt.Errorf("write %s: lock temp file: %w", path, err)
 		}
-		if try == 3 || isFileAt(tmp, tmp.Name()) {
+		if isFileAt(tmp, tmp.Name()) {
 			return tmp, nil
 		}
 		_ = tmp.Close()
 	}
+	return nil, fmt.Errorf("write %s: its temp file was removed by another process %d times in a row", path, lockedTempTries)
 }
+
+// lockedTempTries bounds lockedTemp's attempts; each lost attempt is a
+// RemoveTemps of another process in the instant between create and lock.
+const lockedTempTries = 100
 
 func (s *Store) writeJSON(name string, v any) error {
 	if err := s.Ensure(); err != nil {

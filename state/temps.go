@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,11 @@ func (s *Store) RemoveTemps() error {
 			return err
 		}
 		for _, e := range entries {
-			if isTemp(e.Name()) && !e.IsDir() && !liveSnapshotTemp(dir, dir == s.Dir, e) {
+			switch {
+			case !isTemp(e.Name()) || e.IsDir():
+			case dir == s.Dir && behindTemp(e.Name()):
+				errs = append(errs, removeDeadTemp(filepath.Join(dir, e.Name())))
+			default:
 				errs = append(errs, os.Remove(filepath.Join(dir, e.Name())))
 			}
 		}
@@ -41,17 +46,33 @@ func (s *Store) RemoveTemps() error {
 // isTemp reports whether name is the temp file of an atomic write.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }
 
-// liveSnapshotTemp reports whether e, in the data directory (top), is the
-// temp file of the snapshot or of expected.json whose writer still holds
-// its lock.
-func liveSnapshotTemp(dir string, top bool, e os.DirEntry) bool {
-	if !top || !strings.HasPrefix(e.Name(), "."+snapshotFile+".tmp-") && !strings.HasPrefix(e.Name(), "."+expectedFile+".tmp-") {
-		return false
+// behindTemp reports whether name, in the data directory, is the temp file
+// of the snapshot or of expected.json, written without the data-dir lock.
+func behindTemp(name string) bool {
+	return strings.HasPrefix(name, "."+snapshotFile+".tmp-") || strings.HasPrefix(name, "."+expectedFile+".tmp-")
+}
+
+// removeDeadTemp removes the temp file at path unless its writer holds its
+// flock (a write in progress). It removes it while holding that lock
+// itself, so a writer that created it but had not locked it yet finds it
+// gone once it has the lock (lockedTemp), and makes another; a file
+// already renamed or removed is no error.
+func removeDeadTemp(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	f, err := os.Open(filepath.Join(dir, e.Name()))
 	if err != nil {
-		return false
+		return err
 	}
 	defer f.Close()
-	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), syscall.EWOULDBLOCK)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

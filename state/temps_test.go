@@ -6,6 +6,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/state/cluster"
@@ -63,5 +64,53 @@ func TestRemoveTempsDeletesOnlyLeftovers(t *testing.T) {
 	}
 	if err := New(filepath.Join(s.Dir, "missing")).RemoveTemps(); err != nil {
 		t.Errorf("missing data dir: %v", err)
+	}
+}
+
+// TestBehindWritesSurviveRemoveTemps: writes of expected.json and the
+// snapshot (flocked temp files, no data-dir lock) beside another
+// process's RemoveTemps in a loop never fail: RemoveTemps removes a temp
+// only while holding its lock, and a writer whose temp was removed before
+// it got the lock makes another. Bounded to 3 s and 5,000 writes.
+func TestBehindWritesSurviveRemoveTemps(t *testing.T) {
+	s := New(t.TempDir())
+	if err := s.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+				_ = s.RemoveTemps()
+				n++
+			}
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	var fails, writes int
+	var first error
+	for writes < 5000 && time.Now().Before(deadline) {
+		err := s.WriteExpected("sum", []byte("[]"))
+		if writes%2 == 1 {
+			err = s.WriteSnapshotData([]byte("{}"))
+		}
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			fails++
+		}
+		writes++
+	}
+	close(stop)
+	removes := <-done
+	if fails > 0 {
+		t.Errorf("%d of %d writes failed beside %d RemoveTemps; first: %v", fails, writes, removes, first)
 	}
 }
