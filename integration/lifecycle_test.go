@@ -132,7 +132,7 @@ func TestCheck(t *testing.T) {
 	}
 	groupChain := leaf[0][strings.Index(leaf[0], "-g ")+3:]
 	if got := chainRules(save, groupChain); len(got) != 5 || !strings.Contains(got[1], "-j NETPOL-I-") || !strings.Contains(got[3], "-j NFLOG") {
-		t.Fatalf("group chain %s is not [clear mark, policy, pass, log, drop]:\n%s", groupChain, strings.Join(got, "\n"))
+		t.Fatalf("group chain %s is not [set pending, policy, return if allowed, log, drop]:\n%s", groupChain, strings.Join(got, "\n"))
 	}
 	dbSet := wantSets(t, nodeSets(t, n), "db", db.IP, "NETPOL4-GI-")
 

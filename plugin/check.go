@@ -68,7 +68,7 @@ func (inv *invocation) missing(att *node.Attachment) ([]string, error) {
 	for _, f := range podFamilies(att.IPs) {
 		hooks, chains, ok := exp.For(f, mine)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("the expected rules name no %s ruleset", f))
+			problems = append(problems, fmt.Sprintf("%s/expected.json names no %s ruleset", inv.conf.DataDir, f))
 			continue
 		}
 		diff, err := inv.kernel.DiffRendered(inv.ctx, f, hooks, chains)

@@ -285,7 +285,7 @@ func inBlock(addr string, b *networkingv1.IPBlock) bool {
 func canonicalIP(s string) string { return node.CanonicalIP(s) }
 
 // noPodIPv6 reports whether addr is an IPv6 link-local unicast or a
-// multicast address: no pod's (see fixedChains).
+// multicast address: no pod's (see node.FixedChains).
 func noPodIPv6(addr string) bool {
 	ip := net.ParseIP(addr)
 	return ip != nil && ip.To4() == nil && (ip.IsLinkLocalUnicast() || ip.IsMulticast())

@@ -45,7 +45,7 @@ const (
 	// netpol yet (fail closed).
 	ReasonUnknown = "unknown"
 	// ReasonNoPod: an end of the packet is an IPv6 link-local or multicast
-	// address, which no pod set holds (see fixedChains).
+	// address, which no pod set holds (see FixedChains).
 	ReasonNoPod = "nopod"
 	// ReasonNoGroup: the pod is isolated in the packet's direction (in the
 	// isolated set) but in none of that direction's group sets, as when an

@@ -35,8 +35,10 @@ const (
 // "pending: no policy of the group has allowed the packet yet": a group
 // chain sets it on entry, a policy rule that allows clears it (through
 // ChainAllow), and the group chain returns as soon as it finds it clear;
-// so it is clear again whenever a packet leaves netpol. kube-proxy uses
-// 0x4000 and 0x8000; flannel and the bridge plugin use none.
+// so a packet leaves a group chain with it clear unless it is dropped (a
+// packet that reaches no group chain keeps the mark it came with).
+// kube-proxy uses 0x4000 and 0x8000; flannel and the bridge plugin use
+// none.
 const AllowMark = "0x10000/0x10000"
 
 // MarkClear is the --set-xmark argument that clears AllowMark.

@@ -57,7 +57,7 @@ const (
 	NoRuleAllows
 	// LinkLocalOrMulticast: an end of the connection is an IPv6
 	// link-local or multicast address, which is no pod's and is dropped
-	// before any policy (see fixedChains). Deny.
+	// before any policy (see FixedChains). Deny.
 	LinkLocalOrMulticast
 	// WouldDeny: as NoRuleAllows, but the pod's namespace (or the node) is
 	// in audit (Snapshot.Audited), so the traffic passes and is logged as
