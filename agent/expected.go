@@ -51,8 +51,8 @@ func (a *Agent) saveExpected(c *policy.Compiled) {
 		a.ex.body, a.ex.rules, a.ex.stored = body, c.Rulesets, ""
 	}
 	sum := state.IndexSum(state.EncodeIndex(&c.Index))
-	if sum == a.ex.stored {
-		return
+	if sum == a.ex.stored && a.Store.ExpectedNames(sum) {
+		return // another process (a --once run) may have written it since
 	}
 	if err := a.Store.WriteExpected(sum, a.ex.body); err != nil {
 		a.Log.Warn("store the rules CHECK compares; the next commit writes them again", "err", err)

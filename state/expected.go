@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,6 +54,21 @@ func (s *Store) WriteExpected(index string, body []byte) error {
 	// Written without the data directory lock, like the snapshot: its temp
 	// file is flocked until the rename, so RemoveTemps leaves it alone.
 	return writeFile(filepath.Join(s.Dir, expectedFile), append([]byte(head), body...), 0o600, true, false)
+}
+
+// ExpectedNames reports whether the stored expected file is of this
+// version and names the index whose IndexSum is index (false when it
+// cannot tell). It reads the first line only.
+func (s *Store) ExpectedNames(index string) bool {
+	f, err := os.Open(filepath.Join(s.Dir, expectedFile))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	want := fmt.Sprintf("%s %d %s\n", expectedMagic, node.ExpectedVersion, index)
+	got := make([]byte, len(want))
+	_, err = io.ReadFull(f, got)
+	return err == nil && string(got) == want
 }
 
 // ReadExpected loads the expected file (os.ErrNotExist when there is
