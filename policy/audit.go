@@ -31,9 +31,10 @@ func AuditOn(annotations map[string]string) bool { return annotations[AuditAnnot
 // groupVerdict ends a group chain, reached when no policy of the group
 // allowed the packet: the drop rules (logged, then DROP), or in audit the
 // same log rule with the would-deny verdict and, instead of DROP, a rule
-// that clears AllowMark and ends the chain, so that the packet returns to
-// the other direction's check, or back to FORWARD. Policies are namespaced, so a group's pods share one namespace:
-// audit is decided per group, here and only here.
+// that clears PendingMark and ends the chain, so that the packet returns to
+// the other direction's check, or back to FORWARD. Policies are namespaced,
+// so a group's pods share one namespace: audit is decided per group, here
+// and only here.
 func (c *compiler) groupVerdict(g *group) []ipt.Rule {
 	cause := DropCause{Direction: g.dir, Verdict: VerdictDrop, Reason: ReasonNoPolicy, Group: hash(g.key)}
 	if !c.snap.Audited(g.policies[0].np.Namespace) {

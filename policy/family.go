@@ -63,7 +63,7 @@ func peerDir(d Direction) ipt.Dir {
 }
 
 // groupRules is the chain of a group: the union of its policies. It sets
-// AllowMark (pending) on entry; a policy chain's rule that allows the
+// PendingMark on entry; a policy chain's rule that allows the
 // packet clears it. A policy after the first runs only while the packet is
 // still pending: once one policy allowed it, the union allows it, and the
 // packet skips the rest at the cost of one plain mark match each instead of
@@ -73,7 +73,7 @@ func peerDir(d Direction) ipt.Dir {
 // (a drop, or in audit a would-deny that clears the bit and returns).
 func (c *compiler) groupRules(name string, g *group) ipt.Chain {
 	ch := ipt.Chain{Name: name}
-	ch.Rules = append(ch.Rules, ipt.Rule{Comment: "pending: no policy allowed it yet", Verdict: ipt.SetMark(AllowMark)})
+	ch.Rules = append(ch.Rules, ipt.Rule{Comment: "pending: no policy allowed it yet", Verdict: ipt.SetMark(PendingMark)})
 	for i, cp := range g.policies {
 		r := ipt.Rule{Comment: cp.key, Verdict: ipt.Jump(ipt.Target(policyChain(g.dir, cp.key)))}
 		if i > 0 {

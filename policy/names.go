@@ -18,11 +18,11 @@ const (
 	ChainEgress  = node.ChainEgress
 	ChainAllow   = node.ChainAllow
 	ChainPass    = node.ChainPass
-	AllowMark    = node.AllowMark
+	PendingMark  = node.PendingMark
 )
 
-// markClear clears AllowMark; pending and allowed match a packet whose
-// group has not, and has, allowed it (see node.AllowMark).
+// markClear clears PendingMark; pending and allowed match a packet whose
+// group has not, and has, allowed it (see node.PendingMark).
 const (
 	markClear = node.MarkClear
 	pending   = node.Pending

@@ -8,10 +8,6 @@ import (
 	"github.com/netpol/netpol/policy/node"
 )
 
-// HasSnapshotData reports whether the stored snapshot is data, byte for
-// byte (false when it cannot tell).
-func (s *Store) HasSnapshotData(data []byte) bool { return s.hasFile(snapshotFile, data) }
-
 // HasIndex reports whether the stored index is idx, byte for byte as
 // WriteIndex would write it (false when it cannot tell).
 func (s *Store) HasIndex(idx *node.Index) bool { return s.hasFile(indexFile, EncodeIndex(idx)) }

@@ -22,7 +22,7 @@ const (
 	// destination (ingress) or source (egress) pod, by set lookup.
 	ChainIngress = "NETPOL-INGRESS"
 	ChainEgress  = "NETPOL-EGRESS"
-	// ChainAllow clears the pending bit (AllowMark) of a packet that some
+	// ChainAllow clears the pending bit (PendingMark) of a packet that some
 	// policy rule allowed. ChainPass names no chain of a compiled ruleset
 	// (a group chain returns by itself); a chain of that name left in the
 	// kernel is one of ours (ipt.Owned) and is deleted as stale.
@@ -30,7 +30,7 @@ const (
 	ChainPass  = "NETPOL-PASS"
 )
 
-// AllowMark is the packet mark bit (value/mask) that carries a group's
+// PendingMark is the packet mark bit (value/mask) that carries a group's
 // verdict from a policy chain back to the group chain. Set, it means
 // "pending: no policy of the group has allowed the packet yet": a group
 // chain sets it on entry, a policy rule that allows clears it (through
@@ -39,16 +39,16 @@ const (
 // packet that reaches no group chain keeps the mark it came with).
 // kube-proxy uses 0x4000 and 0x8000; flannel and the bridge plugin use
 // none.
-const AllowMark = "0x10000/0x10000"
+const PendingMark = "0x10000/0x10000"
 
-// MarkClear is the --set-xmark argument that clears AllowMark.
+// MarkClear is the --set-xmark argument that clears PendingMark.
 const MarkClear = "0x0/0x10000"
 
-// Pending matches a packet that carries AllowMark: no policy of the group
+// Pending matches a packet that carries PendingMark: no policy of the group
 // allowed it yet.
-const Pending = ipt.Mark(AllowMark)
+const Pending = ipt.Mark(PendingMark)
 
-// Allowed matches a packet whose AllowMark is clear: a policy of the group
+// Allowed matches a packet whose PendingMark is clear: a policy of the group
 // allowed it.
 const Allowed = ipt.Mark(MarkClear)
 

@@ -20,7 +20,6 @@ import (
 type Files interface {
 	ReadSnapshotData() ([]byte, error)
 	WriteSnapshotData(data []byte) error
-	HasSnapshotData(data []byte) bool
 	SnapshotPath() string
 	ReadManifestCacheData() ([]byte, error)
 	WriteManifestCacheData(data []byte) error

@@ -302,7 +302,3 @@ func (d dirFiles) WriteSnapshotData(data []byte) error {
 func (d dirFiles) WriteManifestCacheData(data []byte) error {
 	return os.WriteFile(d.ManifestCachePath(), data, 0o600)
 }
-func (d dirFiles) HasSnapshotData(data []byte) bool {
-	have, err := d.ReadSnapshotData()
-	return err == nil && string(have) == string(data)
-}
