@@ -46,7 +46,7 @@ func (r *Runner) Diff(ctx context.Context, rs *Ruleset) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff %s: %w", rs.Family, err)
 	}
-	diffs := diffHooks(rs.Hooks, t)
+	diffs := diffHooks(renderHooks(rs.Hooks), t)
 	for _, c := range rs.Chains {
 		diffs = append(diffs, diffChain(c, t)...)
 	}

@@ -3,7 +3,6 @@ package ipt
 import (
 	"context"
 	"fmt"
-	"slices"
 )
 
 // RenderedHook is a Hook with its rule as RenderRule writes it.
@@ -24,10 +23,6 @@ type RenderedChain struct {
 // Render returns the hooks and chains of rs in rendered form (sets are not
 // rendered).
 func Render(rs *Ruleset) ([]RenderedHook, []RenderedChain) {
-	hooks := make([]RenderedHook, len(rs.Hooks))
-	for i, h := range rs.Hooks {
-		hooks[i] = RenderedHook{Chain: h.Chain, Position: h.Position, Rule: RenderRule(string(h.Chain), h.Rule)}
-	}
 	chains := make([]RenderedChain, len(rs.Chains))
 	for i, c := range rs.Chains {
 		rules := make([]string, len(c.Rules))
@@ -36,7 +31,15 @@ func Render(rs *Ruleset) ([]RenderedHook, []RenderedChain) {
 		}
 		chains[i] = RenderedChain{Name: c.Name, Rules: rules}
 	}
-	return hooks, chains
+	return renderHooks(rs.Hooks), chains
+}
+
+func renderHooks(hooks []Hook) []RenderedHook {
+	out := make([]RenderedHook, len(hooks))
+	for i, h := range hooks {
+		out[i] = RenderedHook{Chain: h.Chain, Position: h.Position, Rule: RenderRule(string(h.Chain), h.Rule)}
+	}
+	return out
 }
 
 // DiffRendered is Diff of hooks and chains in rendered form, in the filter
@@ -48,16 +51,7 @@ func (r *Runner) DiffRendered(ctx context.Context, fam Family, hooks []RenderedH
 	if err != nil {
 		return nil, fmt.Errorf("diff %s: %w", fam, err)
 	}
-	var diffs []string
-	for _, h := range hooks {
-		have := t.Rules[string(h.Chain)]
-		switch at := slices.Index(have, h.Rule); {
-		case at < 0:
-			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, h.Rule))
-		case at != hookIndex(Hook{Position: h.Position}, len(have)-1):
-			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, h.Rule))
-		}
-	}
+	diffs := diffHooks(hooks, t)
 	for _, c := range chains {
 		diffs = append(diffs, diffRenderedChain(c.Name, c.Rules, t)...)
 	}

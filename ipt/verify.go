@@ -134,7 +134,7 @@ func (r *Runner) ruleDiffs(ctx context.Context, p *plan) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read back %s: %w", fam, err)
 		}
-		diffs = append(diffs, diffHooks(rs.Hooks, t)...)
+		diffs = append(diffs, diffHooks(renderHooks(rs.Hooks), t)...)
 		for _, c := range rs.Chains {
 			diffs = append(diffs, diffChain(c, t)...)
 		}
@@ -168,18 +168,17 @@ func setDiffs(p *plan, saved map[string]*savedSet) []string {
 	return append(diffs, extra...)
 }
 
-// diffHooks describes each hook missing from the saved table t, or not at
-// its position.
-func diffHooks(hooks []Hook, t *savedTable) []string {
+// diffHooks describes each hook (rendered) missing from the saved table
+// t, or not at its position.
+func diffHooks(hooks []RenderedHook, t *savedTable) []string {
 	var diffs []string
 	for _, h := range hooks {
-		line := RenderRule(string(h.Chain), h.Rule)
 		have := t.Rules[string(h.Chain)]
-		switch at := slices.Index(have, line); {
+		switch at := slices.Index(have, h.Rule); {
 		case at < 0:
-			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, line))
-		case at != hookIndex(h, len(have)-1):
-			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, line))
+			diffs = append(diffs, fmt.Sprintf("hook missing from %s: %s", h.Chain, h.Rule))
+		case at != hookIndex(Hook{Position: h.Position}, len(have)-1):
+			diffs = append(diffs, fmt.Sprintf("hook not at position %d of %s (at %d): %s", h.Position, h.Chain, at+1, h.Rule))
 		}
 	}
 	return diffs
