@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"cmp"
+	"slices"
 	"sort"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -144,8 +145,8 @@ func patchSorted[T any](sorted, del, add []T, compare func(x, y *T) int) ([]T, b
 		return sorted, true
 	}
 	order := func(x, y T) int { return compare(&x, &y) }
-	sortSlice(del, order)
-	sortSlice(add, order)
+	slices.SortStableFunc(del, order)
+	slices.SortStableFunc(add, order)
 	search := func(x *T) (int, bool) {
 		i := sort.Search(len(sorted), func(i int) bool { return compare(&sorted[i], x) >= 0 })
 		return i, i < len(sorted) && compare(&sorted[i], x) == 0
@@ -188,11 +189,6 @@ func patchSorted[T any](sorted, del, add []T, compare func(x, y *T) int) ([]T, b
 		return nil, true
 	}
 	return out, true
-}
-
-// sortSlice sorts s by order (a small slice: a change's objects).
-func sortSlice[T any](s []T, order func(x, y T) int) {
-	sort.SliceStable(s, func(i, j int) bool { return order(s[i], s[j]) < 0 })
 }
 
 // withImplicit returns the snapshot's namespaces: declared (sorted by
@@ -241,7 +237,7 @@ func withImplicit(declared []policy.Namespace, pods []policy.Pod, policies []net
 		return append([]policy.Namespace(nil), declared...), true
 	}
 	out := append(append([]policy.Namespace(nil), declared...), implicit...)
-	sortSlice(out, func(x, y policy.Namespace) int { return namespaceOrder(&x, &y) })
+	slices.SortStableFunc(out, func(x, y policy.Namespace) int { return namespaceOrder(&x, &y) })
 	return out, true
 }
 
