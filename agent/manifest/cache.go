@@ -55,6 +55,7 @@ type Stats struct {
 type cached struct {
 	size   int64
 	mtime  time.Time
+	ctime  int64 // Unix nanoseconds
 	ino    uint64
 	readAt time.Time // zero for a seeded file: trusted by hash only
 	file   cluster.ManifestFile
@@ -86,12 +87,12 @@ func (c *Cache) Seed(stored *cluster.ManifestCache) {
 	valid := key != "" && stored.Validator == key
 	for _, f := range stored.Files {
 		if _, ok := c.files[f.Name]; !ok {
-			e := &cached{file: f, valid: valid, size: f.Size, mtime: time.Unix(0, f.ModTime), ino: f.Inode}
+			e := &cached{file: f, valid: valid, size: f.Size, mtime: time.Unix(0, f.ModTime), ctime: f.CTime, ino: f.Inode}
 			if f.ReadAt != 0 {
 				e.readAt = time.Unix(0, f.ReadAt) // else trusted by hash only
 			}
 			e.units, e.docs = seededDocs(&f, valid)
-			e.file.Size, e.file.ModTime, e.file.Inode, e.file.ReadAt, e.file.Docs = 0, 0, 0, 0, nil
+			e.file.Size, e.file.ModTime, e.file.CTime, e.file.Inode, e.file.ReadAt, e.file.Docs = 0, 0, 0, 0, 0, nil
 			c.files[f.Name] = e
 		}
 	}
@@ -105,7 +106,7 @@ func (c *Cache) Stored() *cluster.ManifestCache {
 	for _, name := range sortedKeys(c.files) {
 		if e := c.files[name]; !e.readAt.IsZero() {
 			f := e.file
-			f.Size, f.ModTime, f.Inode, f.ReadAt = e.size, e.mtime.UnixNano(), e.ino, e.readAt.UnixNano()
+			f.Size, f.ModTime, f.CTime, f.Inode, f.ReadAt = e.size, e.mtime.UnixNano(), e.ctime, e.ino, e.readAt.UnixNano()
 			if e.docs != nil {
 				f.Docs = storedDocs(e.units)
 			}
@@ -152,7 +153,7 @@ func (c *Cache) Load(dir string) (*policy.Snapshot, error) {
 			return nil, fmt.Errorf("manifests: %w", err)
 		}
 		sum := sha256.Sum256(data)
-		e := &cached{size: f.info.Size(), mtime: f.info.ModTime(), ino: inode(f.info), readAt: time.Now()}
+		e := &cached{size: f.info.Size(), mtime: f.info.ModTime(), ctime: ctime(f.info), ino: inode(f.info), readAt: time.Now()}
 		e.file.Name, e.file.Sum = name, hex.EncodeToString(sum[:])
 		old := c.files[name]
 		if old != nil && old.file.Sum == e.file.Sum {
@@ -249,10 +250,12 @@ func (c *Cache) decode(todo []*pending) error {
 
 // sameStat reports whether info shows the file as it was when e was read,
 // and e was read long enough after its last modification for that to prove
-// its content unchanged.
+// its content unchanged. The change time is compared too: a write whose
+// modification time was set back (touch -d, cp -p, rsync --inplace -t)
+// moves it, and it cannot be set back.
 func (e *cached) sameStat(info os.FileInfo) bool {
 	return !e.readAt.IsZero() && e.size == info.Size() && e.mtime.Equal(info.ModTime()) &&
-		e.ino == inode(info) && e.readAt.Sub(e.mtime) > racyWindow
+		e.ctime == ctime(info) && e.ino == inode(info) && e.readAt.Sub(e.mtime) > racyWindow
 }
 
 // validatorKey names this program for cluster.ManifestCache.Validator: the
@@ -275,6 +278,15 @@ func validatorKey() string {
 	}
 	return fmt.Sprintf("exe:%s:%d:%d:%d:%d.%d:%d.%d", exe, st.Dev, st.Ino, st.Size,
 		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+// ctime returns the change time of info's file in Unix nanoseconds (0 when
+// unknown).
+func ctime(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Ctim.Nano()
+	}
+	return 0
 }
 
 // inode returns the inode number of info's file (0 when unknown).

@@ -285,3 +285,45 @@ func TestCacheSeedReusesDocuments(t *testing.T) {
 	}
 	loadStats(t, bad, dir, Stats{Files: len(names), Read: 1, Decoded: 1})
 }
+
+// A file rewritten in place with content of the same size and its
+// modification time set back to what it was (touch -d, cp -p, rsync
+// --inplace -t) is read again: its change time moved. Both a running
+// Cache and one seeded from what it stored see the new content.
+func TestCacheSeesEditWithModTimeSetBack(t *testing.T) {
+	dir := copyDir(t, "testdata/mixed")
+	pods := filepath.Join(dir, "20-pods.json")
+	data, err := os.ReadFile(pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCache("node-1")
+	loadStats(t, c, dir, Stats{Files: 3, Read: 3, Decoded: 3})
+	stored := c.Stored()
+
+	changed := strings.Replace(string(data), `"role": "db"`, `"role": "dx"`, 1)
+	if changed == string(data) || len(changed) != len(data) {
+		t.Fatal("testdata/mixed/20-pods.json has no role=db label to change in place")
+	}
+	if err := os.WriteFile(pods, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(pods, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	seeded := NewCache("node-1")
+	seeded.Seed(stored)
+	for name, cache := range map[string]*Cache{"running": c, "seeded": seeded} {
+		s, err := cache.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Pods[1].Labels["role"]; got != "dx" {
+			t.Errorf("%s cache: role=%q after an edit with the modification time set back, want dx", name, got)
+		}
+	}
+}

@@ -77,19 +77,20 @@ func CompareSnapshot(st Files, snap *policy.Snapshot) (same bool, encoded []byte
 // ManifestCacheVersion is the version of the manifests.cache format
 // (encodeManifestCache); a cache of another version or format (version 1
 // was JSON) is ignored.
-const ManifestCacheVersion = 2
+const ManifestCacheVersion = 3
 
 // ManifestFile is what the manifest loader made of one file: the SHA-256
 // of its content (hex) and the objects converted from it, in file order.
 type ManifestFile struct {
 	Name string `json:"name"`
 	Sum  string `json:"sum"`
-	// Size, ModTime (Unix nanoseconds) and Inode are the file's stat when
-	// it was read, at ReadAt (Unix nanoseconds; 0: unknown): a later
+	// Size, ModTime and CTime (Unix nanoseconds) and Inode are the file's
+	// stat when it was read, at ReadAt (Unix nanoseconds; 0: unknown): a later
 	// process may take the file as unchanged by its stat, as the loader
 	// that read it would.
 	Size    int64  `json:"size,omitempty"`
 	ModTime int64  `json:"modTime,omitempty"`
+	CTime   int64  `json:"cTime,omitempty"`
 	Inode   uint64 `json:"inode,omitempty"`
 	ReadAt  int64  `json:"readAt,omitempty"`
 	// Docs are the file's documents in order (nil: not known).

@@ -40,6 +40,7 @@ func encodeManifestCache(c *ManifestCache) ([]byte, error) {
 		e.str(f.Sum)
 		e.int(f.Size)
 		e.int(f.ModTime)
+		e.int(f.CTime)
 		e.uint(f.Inode)
 		e.int(f.ReadAt)
 		e.len(len(f.Docs), f.Docs == nil)

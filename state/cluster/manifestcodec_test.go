@@ -160,10 +160,10 @@ func TestManifestCacheRefusesDamage(t *testing.T) {
 		"a byte flipped":         func() []byte { b := slices.Clone(good); b[len(b)/2] ^= 0x40; return b }(),
 		"body cut, resummed":     resum(body[:len(body)-3]),
 		"body extended, resumed": resum(append(slices.Clone(body), 1)),
-		"version 3, resummed": func() []byte {
+		"version 4, resummed": func() []byte {
 			e := &encoder{}
 			e.buf = append(e.buf, manifestMagic...)
-			e.uint(3)
+			e.uint(ManifestCacheVersion + 1)
 			return resum(e.buf)
 		}(),
 	}
@@ -218,7 +218,7 @@ func TestManifestCacheCodecKnowsEveryField(t *testing.T) {
 	walk("", reflect.TypeOf(ManifestCache{}))
 	want := []string{
 		".Version int", ".Node string", ".Validator string", ".Files.Name string", ".Files.Sum string",
-		".Files.Size int64", ".Files.ModTime int64", ".Files.Inode uint64", ".Files.ReadAt int64",
+		".Files.Size int64", ".Files.ModTime int64", ".Files.CTime int64", ".Files.Inode uint64", ".Files.ReadAt int64",
 		".Files.Docs.Sum string", ".Files.Docs.Namespaces int", ".Files.Docs.Pods int", ".Files.Docs.Policies int",
 		".Files.Namespaces.Name string", ".Files.Namespaces.Labels[key] string", ".Files.Namespaces.Labels[value] string",
 		".Files.Namespaces.Audit bool",

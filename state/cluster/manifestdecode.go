@@ -36,7 +36,7 @@ func decodeManifestCache(data []byte) (*ManifestCache, error) {
 	for i := range c.Files {
 		f := &c.Files[i]
 		f.Name, f.Sum = d.str(), d.str()
-		f.Size, f.ModTime, f.Inode, f.ReadAt = d.int(), d.int(), d.uint(), d.int()
+		f.Size, f.ModTime, f.CTime, f.Inode, f.ReadAt = d.int(), d.int(), d.int(), d.uint(), d.int()
 		if n, ok := d.len(4); ok {
 			f.Docs = make([]ManifestDoc, n)
 			for j := range f.Docs {
