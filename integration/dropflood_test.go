@@ -84,6 +84,30 @@ func settle(f func() int) int {
 	return last
 }
 
+// settleCounters returns floodCounters once the NFLOG rule's counter has
+// stopped moving: a datagram sent is counted when the softirq that
+// receives it runs, a little after the send returns.
+func settleCounters(t *testing.T, n *node.Node) (logged, dropped uint64) {
+	t.Helper()
+	settle(func() int { l, _ := floodCounters(t, n); return int(l) })
+	return floodCounters(t, n)
+}
+
+// awaitRecords waits (at most 20 s) until the flood's records since before
+// and the agent's lost count add up to logged, and returns both. Waiting
+// for a second without a new record was not enough: once, on a loaded
+// machine, 4 of 52 records came later than that. A record still missing
+// after 20 s counts as lost without being counted.
+func awaitRecords(t *testing.T, n *node.Node, a *node.Agent, before int, logged uint64) (records int, lost float64) {
+	t.Helper()
+	waitFor(20*time.Second, 200*time.Millisecond, func() bool {
+		records = floodRecords(t, n) - before
+		lost = metric(t, n, a, `netpol_drop_log_lost_total`)
+		return uint64(records)+uint64(lost) >= logged
+	})
+	return records, lost
+}
+
 // metric returns the value of a sample line of the agent's /metrics.
 func metric(t *testing.T, n *node.Node, a *node.Agent, sample string) float64 {
 	t.Helper()
@@ -134,10 +158,9 @@ spec: {podSelector: {matchLabels: {app: db}}}
 	const rate, burst, packets = 10, 50, 20000
 	a := start("--drop-log-rate", strconv.Itoa(rate), "--drop-log-burst", strconv.Itoa(burst))
 	took := flood(t, client, db.IP, packets)
-	records := settle(func() int { return floodRecords(t, n) })
-	logged, dropped := floodCounters(t, n)
+	logged, dropped := settleCounters(t, n)
+	records, lost := awaitRecords(t, n, a, 0, logged)
 	bound := uint64(burst + rate*(int(took.Seconds())+2))
-	lost := metric(t, n, a, `netpol_drop_log_lost_total`)
 	counted := metric(t, n, a, `netpol_dropped_packets_total{direction="ingress",namespace="default",reason="nopolicy"}`)
 	t.Logf("rate %d/s burst %d: %d datagrams in %v, dropped %d, logged %d (bound %d), records %d, lost %.0f, counted %.0f",
 		rate, burst, packets, took.Round(time.Millisecond), dropped, logged, bound, records, lost, counted)
@@ -159,10 +182,9 @@ spec: {podSelector: {matchLabels: {app: db}}}
 		t.Fatal(err)
 	}
 	settle(func() int { return floodRecords(t, n) })
-	flood(t, client, db.IP, 5) // after the gap: the next sequence number shows it
-	records = settle(func() int { return floodRecords(t, n) }) - before
-	logged, _ = floodCounters(t, n) // the rule changed with the rate: its counter is this phase's
-	lost = metric(t, n, a, `netpol_drop_log_lost_total`)
+	flood(t, client, db.IP, 5)       // after the gap: the next sequence number shows it
+	logged, _ = settleCounters(t, n) // the rule changed with the rate: its counter is this phase's
+	records, lost = awaitRecords(t, n, a, before, logged)
 	t.Logf("4 KiB buffer, reader stopped: logged %d, records %d, lost %.0f", logged, records, lost)
 	if lost == 0 || uint64(records)+uint64(lost) != logged {
 		t.Errorf("want lost > 0 and records + lost = logged")
