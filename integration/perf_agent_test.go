@@ -272,6 +272,10 @@ func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 			b.Fatal(err)
 		}
 	}
+	toggler, err := p.agentM.labelToggler()
+	if err != nil {
+		b.Fatal(err)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var changeErr error
@@ -285,7 +289,7 @@ func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 			case <-stop:
 				return
 			case <-tick.C:
-				if err := p.agentM.toggleLabel(); err != nil {
+				if err := toggler.toggle(); err != nil {
 					changeErr = err
 					return
 				}
