@@ -79,21 +79,30 @@ func (a *Agent) readKernel(ctx context.Context, d *driftCheck) ([]string, error)
 	return out, nil
 }
 
-// ReadBackNice is the nice value of a drift check's read-back (Run): the
-// thread that reads the kernel back and the iptables-save processes it
-// starts. At 10,000 pods a read-back keeps a core busy for most of a
-// second; a CNI ADD that starts meanwhile (its process, the Go runtime)
-// competes with it for the CPU, so the read-back, which holds no lock and
-// has no deadline, yields. Work under the data directory lock is never
-// lowered: an ADD may be waiting for it.
-const ReadBackNice = 10
+// BackgroundNice is the nice value of the agent's work that holds no lock
+// and has no deadline: a drift check's read-back (Run; the thread that
+// reads the kernel back and the iptables-save processes it starts) and the
+// files written behind a sync (behindWriter: the snapshot, 10,000 pods
+// encoded, realized.json, expected.json). At 10,000 pods a read-back keeps
+// a core busy for most of a second and a snapshot write for a tenth of
+// one; a CNI ADD that starts meanwhile (its process, the Go runtime)
+// competes with them for the CPU, so they yield. Work under the data
+// directory lock is never lowered, nor is a sync's compile: an ADD may be
+// waiting for the one, a change for the other.
+const BackgroundNice = 10
 
 // lowerPriority gives the calling goroutine a thread of its own at
-// ReadBackNice, for the rest of its life: the thread is locked to the
+// BackgroundNice, for the rest of its life: the thread is locked to the
 // goroutine and never unlocked, so it ends with it and its nice value is
-// never used for anything else. Processes it starts inherit the value.
+// never used for anything else. Processes it starts inherit the value. A
+// thread already nicer (the agent started with nice 15) is left as it is.
 // Equivalent to: renice -n 10 -p TID.
 func lowerPriority() {
 	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), ReadBackNice) // a best effort: raising nice needs no privilege
+	tid := unix.Gettid()
+	// getpriority(2) returns 20 - nice, so that it is never negative.
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil && 20-prio >= BackgroundNice {
+		return
+	}
+	_ = unix.Setpriority(unix.PRIO_PROCESS, tid, BackgroundNice) // a best effort: raising nice needs no privilege
 }

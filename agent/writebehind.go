@@ -56,8 +56,11 @@ func (w *behindWriter[T]) write(v *T, every time.Duration, save func(*T)) {
 	go w.run(w.hurry)
 }
 
-// run writes the pending versions until none is left.
+// run writes the pending versions until none is left, on a thread at
+// BackgroundNice: nothing waits for a write behind (flush, when Run
+// returns, at most), and a CNI ADD may wait for the CPU it takes.
 func (w *behindWriter[T]) run(hurry <-chan struct{}) {
+	lowerPriority()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.pending != nil {

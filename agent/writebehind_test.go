@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +74,40 @@ func TestWriteBehindLastWins(t *testing.T) {
 	if err != nil || got.Namespaces[0].Name != "ns49" {
 		t.Fatalf("stored %v, %v; want the last snapshot handed over (ns49)", got, err)
 	}
+}
+
+// The files written behind a sync are encoded and written on a thread at
+// BackgroundNice, so that a CNI ADD starting meanwhile is not kept off the
+// CPU by them: each save sees its own thread's nice value in
+// /proc/thread-self/stat, for the first write and for one after a wait.
+func TestWriteBehindRunsNiced(t *testing.T) {
+	if n := threadNice(t); n >= BackgroundNice {
+		t.Skipf("the test runs at nice %d already", n)
+	}
+	var w behindWriter[int]
+	var got []int
+	for i := range 2 {
+		w.write(&i, 10*time.Millisecond, func(*int) { got = append(got, threadNice(t)) })
+		w.flush()
+	}
+	if len(got) != 2 || got[0] != BackgroundNice || got[1] != BackgroundNice {
+		t.Errorf("writes behind ran at nice %v, want %d each", got, BackgroundNice)
+	}
+}
+
+// threadNice is the nice value of the calling thread (field 19 of
+// /proc/thread-self/stat).
+func threadNice(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/thread-self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // from field 3 on
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		t.Fatalf("/proc/thread-self/stat: nice %q", f[16])
+	}
+	return n
 }

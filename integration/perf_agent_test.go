@@ -272,6 +272,10 @@ func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 			b.Fatal(err)
 		}
 	}
+	toggler, err := p.agentM.labelToggler()
+	if err != nil {
+		b.Fatal(err)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var changeErr error
@@ -285,7 +289,7 @@ func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 			case <-stop:
 				return
 			case <-tick.C:
-				if err := p.agentM.toggleLabel(); err != nil {
+				if err := toggler.toggle(); err != nil {
 					changeErr = err
 					return
 				}
@@ -301,11 +305,15 @@ func (p *pfBench) loadedAdd(b *testing.B, agent *node.Agent) pfRow {
 		var got [2]float64
 		for k := range 2 {
 			j := (i + k) % 2
+			t0 := time.Now()
 			d, err := pfPluginAdd(nodes[j], lp.Namespace, lp.Name, netns[j], fmt.Sprintf("10.244.1.%d", 200+i%50))
 			if err != nil {
 				close(stop)
 				wg.Wait()
 				b.Fatal(err)
+			}
+			if j == 0 {
+				watch.add(t0, d)
 			}
 			got[j] = bnMs(d)
 		}

@@ -3,6 +3,7 @@ package integration
 // What row 7's running agent did while the ADDs ran, printed under the
 // table: how long its syncs held the data directory lock, how long the
 // ADDs waited for it (the plugin's log says, where the plugin logs it),
+// the ADDs that overlapped one of its syncs against the others,
 // its drift repairs, and the CPU the agent and its children (iptables-save
 // of the read-back, iptables-restore) used, so that a slow ADD can be told
 // to wait on the lock or on the CPU.
@@ -24,6 +25,10 @@ import (
 // pfWaitedLine finds how long one of the plugin's ADDs waited for the lock.
 var pfWaitedLine = regexp.MustCompile(`msg="pod added" .* waited=(\S+)`)
 
+// pfSyncLine finds a sync in the agent's log: when it was logged (its end)
+// and how long it took.
+var pfSyncLine = regexp.MustCompile(`time=(\S+) level=\S+ msg=synced .* took=(\S+) compile=`)
+
 // pfRepairLine finds a drift repair in the agent's log.
 var pfRepairLine = regexp.MustCompile(`msg="kernel drifted[^\n]*`)
 
@@ -36,6 +41,18 @@ type pfLoadWatch struct {
 	self, children   time.Duration
 	start            time.Time
 	selfOK, pluginOK bool
+	adds             []pfSpan // the ADDs of the netpol side
+}
+
+// pfSpan is a stretch of time: an ADD, a sync.
+type pfSpan struct {
+	start time.Time
+	took  time.Duration
+}
+
+// add notes one ADD of the netpol side.
+func (w *pfLoadWatch) add(start time.Time, took time.Duration) {
+	w.adds = append(w.adds, pfSpan{start, took})
 }
 
 // pfWatchLoad notes where the agent's output and the plugin's log of n end
@@ -84,6 +101,7 @@ func (w *pfLoadWatch) notes() []string {
 		}
 		lines = append(lines, fmt.Sprintf("row 7's ADDs waited for the lock: %s", pfSpreadP(waited)))
 	}
+	lines = append(lines, w.syncOverlap(out))
 	if self, children, err := pfCPU(w.agent.PID); err == nil && w.selfOK {
 		lines = append(lines, fmt.Sprintf("row 7's agent used CPU: itself %.0f%%, its children %.0f%% (of one core)",
 			100*float64(self-w.self)/float64(took), 100*float64(children-w.children)/float64(took)))
@@ -121,4 +139,30 @@ func pfCPU(pid int) (self, children time.Duration, err error) {
 	const hz = 100 // USER_HZ
 	tick := time.Second / hz
 	return time.Duration(ticks[0]+ticks[1]) * tick, time.Duration(ticks[2]+ticks[3]) * tick, nil
+}
+
+// syncOverlap is the note that splits the ADDs noted into those that
+// overlapped a sync of the agent (from the time its line was logged less
+// its took, to that time) and the others, so that a slow ADD can be told
+// to come with the agent's syncs or not.
+func (w *pfLoadWatch) syncOverlap(out string) string {
+	var syncs []pfSpan
+	for _, m := range pfSyncLine.FindAllStringSubmatch(out, -1) {
+		end, err := time.Parse(time.RFC3339Nano, m[1])
+		took, err2 := time.ParseDuration(m[2])
+		if err == nil && err2 == nil {
+			syncs = append(syncs, pfSpan{end.Add(-took), took})
+		}
+	}
+	var during, apart []time.Duration
+	for _, a := range w.adds {
+		if slices.ContainsFunc(syncs, func(s pfSpan) bool {
+			return s.start.Before(a.start.Add(a.took)) && a.start.Before(s.start.Add(s.took))
+		}) {
+			during = append(during, a.took)
+		} else {
+			apart = append(apart, a.took)
+		}
+	}
+	return fmt.Sprintf("row 7's ADDs that overlapped a sync of the agent: %s; the others: %s", pfSpreadP(during), pfSpreadP(apart))
 }

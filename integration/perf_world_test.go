@@ -137,6 +137,15 @@ func (m *pfManifests) write(ns string) error {
 // the directory, renamed in), so an agent polling the directory sees one
 // change, never half a file.
 func (m *pfManifests) writeKind(ns, kind string) error {
+	name, data, err := m.encodeKind(ns, kind)
+	if err != nil {
+		return err
+	}
+	return m.writeFile(name, data)
+}
+
+// encodeKind is the name and YAML of <ns>-<kind>.yaml.
+func (m *pfManifests) encodeKind(ns, kind string) (string, []byte, error) {
 	var docs []any
 	switch kind {
 	case "namespace":
@@ -159,18 +168,64 @@ func (m *pfManifests) writeKind(ns, kind string) error {
 	for _, d := range docs {
 		y, err := yaml.Marshal(d)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		sb.WriteString("---\n")
 		sb.Write(y)
 	}
-	name := fmt.Sprintf("%s-%s.yaml", ns, kind)
+	return fmt.Sprintf("%s-%s.yaml", ns, kind), []byte(sb.String()), nil
+}
+
+// writeFile replaces the file name of the directory with data atomically.
+func (m *pfManifests) writeFile(name string, data []byte) error {
 	tmp := filepath.Join(m.tmp, name)
-	if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
 	m.renamed = time.Now()
 	return os.Rename(tmp, filepath.Join(m.dir, name))
+}
+
+// pfLabelToggler makes the label edit of its pfManifests from files
+// encoded beforehand: row 7 times ADDs while the label changes every
+// second, and encoding the namespace's pods as YAML each time (tens of
+// milliseconds of the harness's CPU, and garbage for its collector) would
+// be in the ADDs' time, on both sides of the row.
+type pfLabelToggler struct {
+	m    *pfManifests
+	name string
+	data map[bool][]byte // the file with the label edit made (true) or not
+}
+
+// labelToggler encodes the label edit's file in both states; it leaves m
+// as it found it.
+func (m *pfManifests) labelToggler() (*pfLabelToggler, error) {
+	t := &pfLabelToggler{m: m, data: map[bool][]byte{}}
+	p := &m.c.Pods[m.labelPod]
+	for range 2 {
+		m.labelled = !m.labelled
+		p.Labels["app"] = m.origApp
+		if m.labelled {
+			p.Labels["app"] = "prometheus"
+		}
+		var err error
+		if t.name, t.data[m.labelled], err = m.encodeKind(p.Namespace, "pods"); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// toggle is m.toggleLabel with the file encoded beforehand.
+func (t *pfLabelToggler) toggle() error {
+	m := t.m
+	p := &m.c.Pods[m.labelPod]
+	m.labelled = !m.labelled
+	p.Labels["app"] = m.origApp
+	if m.labelled {
+		p.Labels["app"] = "prometheus"
+	}
+	return m.writeFile(t.name, t.data[m.labelled])
 }
 
 // pfPair picks the two local pods of the traffic rows: a connector the

@@ -14,7 +14,7 @@ import (
 )
 
 // TestReadBackRunsNiced: a running agent's drift checks read the kernel
-// back at agent.ReadBackNice, so that a CNI ADD starting meanwhile is not
+// back at agent.BackgroundNice, so that a CNI ADD starting meanwhile is not
 // kept off the CPU by them; the iptables-save each one starts (observed
 // through a wrapper first in the agent's PATH that notes its nice value,
 // then runs the real one) shows it.
@@ -58,7 +58,7 @@ func TestReadBackRunsNiced(t *testing.T) {
 	}); !ok {
 		t.Fatalf("%d iptables-save runs in a minute of drift checks every 100 ms, want 4:\n%s", len(got), a.Output())
 	}
-	want := fmt.Sprint(agent.ReadBackNice)
+	want := fmt.Sprint(agent.BackgroundNice)
 	for i, g := range got {
 		if g != want {
 			t.Errorf("iptables-save %d of the drift checks ran at nice %s, want %s", i+1, g, want)
