@@ -93,6 +93,7 @@ FUZZ_TARGETS := \
 	FuzzParsePodArgs:./conf \
 	FuzzResultIPs:./plugin \
 	FuzzLoad:./agent/manifest \
+	FuzzGuessedKind:./agent/manifest \
 	FuzzDecodeIndex:./state \
 	FuzzParseSave:./ipt \
 	FuzzParseIPSetSave:./ipt
