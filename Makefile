@@ -94,6 +94,7 @@ FUZZ_TARGETS := \
 	FuzzResultIPs:./plugin \
 	FuzzLoad:./agent/manifest \
 	FuzzGuessedKind:./agent/manifest \
+	FuzzSplitYAML:./agent/manifest \
 	FuzzDecodeIndex:./state \
 	FuzzParseSave:./ipt \
 	FuzzParseIPSetSave:./ipt
