@@ -39,8 +39,11 @@ var gc struct {
 }
 
 // loosenGC sets GOGC to decodeGCPercent, with a memory limit of
-// max(decodeMemoryFloor, memory in use + decodeMemoryPerByte × input), for
-// decoding input bytes, and returns the function that restores both. A
+// max(decodeMemoryFloor, memory in use + decodeMemoryPerByte × input,
+// twice the memory in use), for decoding input bytes, and returns the
+// function that restores both. The last term keeps the limit from
+// collecting sooner than GOGC 100 would (at twice the live heap) when a
+// running agent holding a large snapshot decodes one small file. A
 // GOGC above ours (or off) and a memory limit below ours, set by the user
 // (GOGC, GOMEMLIMIT), are kept. Decodes may overlap: the first saves the
 // settings, each raises the limit to what it needs, the last restores them.
@@ -56,7 +59,8 @@ func loosenGC(input int64) (restore func()) {
 		gc.set = gc.limit
 	}
 	gc.users++
-	limit := min(max(decodeMemoryFloor, memoryInUse()+decodeMemoryPerByte*input), gc.limit)
+	inUse := memoryInUse()
+	limit := min(max(decodeMemoryFloor, inUse+decodeMemoryPerByte*input, 2*inUse), gc.limit)
 	if gc.users == 1 || limit > gc.set {
 		gc.set = limit
 		debug.SetMemoryLimit(limit)

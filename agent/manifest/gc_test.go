@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -82,4 +83,22 @@ func TestLoosenGCOverlapping(t *testing.T) {
 			t.Errorf("both ended: GOGC %d, memory limit %d; want 100 and no limit", percent, limit)
 		}
 	}
+}
+
+// TestLoosenGCAboveTwiceInUse: with a large heap in use, a small decode's
+// memory limit is at least twice the memory in use, not just above it: no
+// collection sooner than GOGC 100 would make.
+func TestLoosenGCAboveTwiceInUse(t *testing.T) {
+	setGC(t, 100, math.MaxInt64)
+	held := make([]byte, 80<<20)
+	for i := range held {
+		held[i] = byte(i)
+	}
+	restore := loosenGC(1 << 10)
+	_, limit := gcSettings()
+	restore()
+	if limit < 2*int64(len(held)) {
+		t.Errorf("memory limit %d with %d bytes held, want at least twice that", limit, len(held))
+	}
+	runtime.KeepAlive(held)
 }
