@@ -93,6 +93,8 @@ FUZZ_TARGETS := \
 	FuzzParsePodArgs:./conf \
 	FuzzResultIPs:./plugin \
 	FuzzLoad:./agent/manifest \
+	FuzzGuessedKind:./agent/manifest \
+	FuzzSplitYAML:./agent/manifest \
 	FuzzDecodeIndex:./state \
 	FuzzParseSave:./ipt \
 	FuzzParseIPSetSave:./ipt

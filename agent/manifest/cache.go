@@ -214,9 +214,18 @@ type pending struct {
 }
 
 // decode decodes the pending files on a bounded pool of workers (one per
-// CPU the process may use) and returns the error of the first failing file
-// in name order, the error a sequential Load would have returned.
+// CPU the process may use), the garbage collector loosened meanwhile
+// (loosenGC), and returns the error of the first failing file in name
+// order, the error a sequential Load would have returned.
 func (c *Cache) decode(todo []*pending) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	var input int64
+	for _, p := range todo {
+		input += int64(len(p.data))
+	}
+	defer loosenGC(input)()
 	work := make(chan *pending)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(todo)) {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -27,10 +28,13 @@ const DefaultNamespace = "default"
 // Kubernetes API source, of the informer caches) before the snapshot is made.
 // It does not validate: see policy.ValidateSnapshot.
 type Builder struct {
-	node       string
-	namespaces []policy.Namespace
-	pods       []policy.Pod
-	policies   []networkingv1.NetworkPolicy
+	node string
+	// bySniffedKind: decode every object by the kind a first pass over it
+	// finds, never by guessedKinds (the reference of the differential test).
+	bySniffedKind bool
+	namespaces    []policy.Namespace
+	pods          []policy.Pod
+	policies      []networkingv1.NetworkPolicy
 }
 
 // NewBuilder returns an empty builder for node: a pod without
@@ -45,8 +49,71 @@ type list struct {
 }
 
 // addObject decodes one object by its kind and apiVersion and adds it; loc
-// says where it came from ("file: document 2: items[0]").
+// says where it came from ("file: document 2: items[0]"). raw is one JSON
+// value, nothing around it (as YAML converts, or a JSON decoder splits).
+// When its bytes begin as a YAML document's JSON does for a Namespace, Pod
+// or NetworkPolicy (guessedKind), it is decoded as that type straight
+// away; when that succeeds and the decoded kind and apiVersion are the
+// type's, the object is the one a decode by the sniffed kind makes (the
+// same bytes, into the same type, by the same decoder; the sniff reads the
+// same two fields, and fails only where the typed decode does), and the
+// sniff's pass over the bytes is saved. Otherwise the object is decoded
+// by its sniffed kind (addBySniffedKind), with that path's errors.
 func (b *Builder) addObject(raw []byte, loc string) error {
+	if !b.bySniffedKind && b.addGuessed(raw) {
+		return nil
+	}
+	return b.addBySniffedKind(raw, loc)
+}
+
+// guessedKinds are the beginnings of the JSON that sigs.k8s.io/yaml makes
+// of a YAML document (keys sorted) of the kinds most documents are.
+var guessedKinds = []struct {
+	prefix []byte
+	kind   string
+}{
+	{[]byte(`{"apiVersion":"v1","kind":"Pod",`), "Pod"},
+	{[]byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",`), "NetworkPolicy"},
+	{[]byte(`{"apiVersion":"v1","kind":"Namespace",`), "Namespace"},
+}
+
+// addGuessed decodes raw as the kind its beginning names (guessedKinds)
+// and adds it, reporting whether it did: not when raw begins otherwise,
+// the decode fails, or the decoded kind and apiVersion are not the type's.
+func (b *Builder) addGuessed(raw []byte) bool {
+	for _, g := range guessedKinds {
+		if !bytes.HasPrefix(raw, g.prefix) {
+			continue
+		}
+		switch g.kind {
+		case "Pod":
+			var pod corev1.Pod
+			if decodeStrict(raw, &pod) != nil || pod.Kind != "Pod" || pod.APIVersion != coreV1 {
+				return false
+			}
+			b.AddPod(&pod)
+		case "NetworkPolicy":
+			var np networkingv1.NetworkPolicy
+			if decodeStrict(raw, &np) != nil || np.Kind != "NetworkPolicy" || np.APIVersion != networkingV1 {
+				return false
+			}
+			np.ResourceVersion = "" // as addBySniffedKind
+			b.AddPolicy(&np)
+		case "Namespace":
+			var ns corev1.Namespace
+			if decodeStrict(raw, &ns) != nil || ns.Kind != "Namespace" || ns.APIVersion != coreV1 {
+				return false
+			}
+			b.AddNamespace(&ns)
+		}
+		return true
+	}
+	return false
+}
+
+// addBySniffedKind decodes raw's kind and apiVersion, then raw as that
+// kind, and adds it.
+func (b *Builder) addBySniffedKind(raw []byte, loc string) error {
 	var tm metav1.TypeMeta
 	if err := json.Unmarshal(raw, &tm); err != nil {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", loc, err)

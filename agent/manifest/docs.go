@@ -55,7 +55,7 @@ func (b *Builder) addData(path string, data []byte, old docSums) (docSums, []*do
 	for i, sum := range sums {
 		d := docs[sum]
 		if d == nil {
-			nb := NewBuilder(b.node)
+			nb := &Builder{node: b.node, bySniffedKind: b.bySniffedKind}
 			if jsons[i] != nil {
 				if err := nb.addObject(jsons[i], fmt.Sprintf("%s: document %d", path, i+1)); err != nil {
 					return nil, nil, err

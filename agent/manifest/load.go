@@ -79,11 +79,64 @@ func hasManifestExtension(name string) bool {
 }
 
 // rawDocuments returns each document of a file as it is written: a .json
-// file is a stream of JSON values; anything else is multi-document YAML.
+// file is a stream of JSON values; anything else is multi-document YAML,
+// split as utilyaml.YAMLReader splits it (splitYAML).
 func rawDocuments(data []byte, isJSON bool) ([][]byte, error) {
 	if isJSON {
 		return splitJSON(data)
 	}
+	if docs, ok := splitYAML(data); ok {
+		return docs, nil
+	}
+	return readYAMLDocuments(data)
+}
+
+// splitYAML returns the documents of data as readYAMLDocuments does, each
+// a slice of data instead of a copy, when data is empty or ends in a line
+// feed and holds no carriage return, and every line that begins with
+// "---" is a separator (nothing but white space or a comment after it).
+// Then each line YAMLReader reads is the line as written, and a document is
+// its lines from the first to the one before the next separator, or to
+// the end (a separator at the start of a document is part of it). It
+// reports false for any other data, left to YAMLReader: a line end it
+// rewrites (CR LF to LF, an unterminated last line given one), a last line
+// it may drop (one as long as a multiple of its 4 KiB buffer, unterminated),
+// the error of a bad separator.
+func splitYAML(data []byte) ([][]byte, bool) {
+	if len(data) > 0 && data[len(data)-1] != '\n' || bytes.IndexByte(data, '\r') >= 0 {
+		return nil, false
+	}
+	var docs [][]byte
+	start, empty := 0, true // the document so far is data[start:pos] unless empty
+	for pos := 0; pos < len(data); {
+		end := pos + bytes.IndexByte(data[pos:], '\n') + 1
+		if line := data[pos:end]; bytes.HasPrefix(line, []byte(yamlSeparator)) {
+			if rest := bytes.TrimSpace(line[len(yamlSeparator):]); len(rest) > 0 && rest[0] != '#' {
+				return nil, false
+			}
+			if !empty {
+				docs = append(docs, data[start:pos:pos])
+				start, empty, pos = end, true, end
+				continue
+			}
+		}
+		if empty {
+			start, empty = pos, false
+		}
+		pos = end
+	}
+	if !empty {
+		docs = append(docs, data[start:len(data):len(data)])
+	}
+	return docs, true
+}
+
+// yamlSeparator begins the line between two YAML documents.
+const yamlSeparator = "---"
+
+// readYAMLDocuments returns the documents utilyaml.YAMLReader reads from
+// data.
+func readYAMLDocuments(data []byte) ([][]byte, error) {
 	var docs [][]byte
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for {
