@@ -30,8 +30,11 @@ type Runner struct {
 	// Timeout bounds each command; DefaultTimeout when zero.
 	Timeout time.Duration
 	// Trace, when set, hears of every command the Runner started (its
-	// binary and first argument) and how long it ran (benchmarks).
+	// binary and first argument) and how long it ran (benchmarks). Calls
+	// come one at a time, though commands may run side by side.
 	Trace func(command string, took time.Duration)
+
+	traceMu sync.Mutex // serializes the calls of Trace
 
 	mu     sync.Mutex
 	mode   Mode   // resolved Mode, set once
@@ -95,7 +98,10 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	start := time.Now()
 	err := cmd.Run()
 	if r.Trace != nil {
-		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), time.Since(start))
+		took := time.Since(start)
+		r.traceMu.Lock()
+		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), took)
+		r.traceMu.Unlock()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
