@@ -116,6 +116,11 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	return stdout.Bytes(), nil
 }
 
+// Detect resolves the backend now, as the first command would (DetectMode
+// for ModeAuto, once; a failure is tried again by the next command), so
+// that a caller can overlap the detection with work of its own.
+func (r *Runner) Detect(ctx context.Context) (Mode, error) { return r.backend(ctx) }
+
 // backend returns the resolved mode, detecting it once.
 func (r *Runner) backend(ctx context.Context) (Mode, error) {
 	r.mu.Lock()
