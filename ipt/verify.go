@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -49,17 +48,13 @@ func (r *Runner) HoldsProven(ctx context.Context, rulesets []Ruleset, proof stri
 	if err != nil {
 		return nil, "", fmt.Errorf("read back: %w", err)
 	}
-	// The fingerprint is pure computation: it runs beside the reads of the
-	// kernel, which stay on the calling goroutine (its thread's namespace).
-	printed := make(chan prints, 1)
-	go func() { printed <- fingerprint(rulesets) }()
-	now := sync.OnceValue(func() prints { return <-printed })
+	now := fingerprint(rulesets)
 	st, provable := r.proofStamp(mode)
 	if provable && proof != "" {
 		if saved, ok := netlinkAllSets(); ok {
-			if key, ok := proofKey(st, now(), p, saved); ok && key == proof {
+			if key, ok := proofKey(st, now, p, saved); ok && key == proof {
 				diffs = setDiffs(p, saved)
-				r.rememberProven(diffs, now(), p, saved)
+				r.rememberProven(diffs, now, p, saved)
 				return diffs, proof, nil
 			}
 		}
@@ -73,10 +68,10 @@ func (r *Runner) HoldsProven(ctx context.Context, rulesets []Ruleset, proof stri
 		return nil, "", fmt.Errorf("read back sets: %w", err)
 	}
 	diffs = append(diffs, setDiffs(p, saved)...)
-	r.remember(diffs, now())
+	r.remember(diffs, now)
 	if provable && len(diffs) == 0 {
 		if after, ok := r.proofStamp(mode); ok && after == st {
-			next, _ = proofKey(st, now(), p, saved)
+			next, _ = proofKey(st, now, p, saved)
 		}
 	}
 	return diffs, next, nil
