@@ -28,20 +28,35 @@ var killWrapped = func() []string {
 }()
 
 // killShimScript is the wrapper: test-only, it lives in the test's temp dir.
-// Armed with "AT MODE" in $dir/arm, it numbers the commands it sees and
-// stops at the AT-th: before it (MODE before), after feeding it half its
+// Armed with "AT MODE" in $dir/arm, it numbers the commands it sees (under
+// an flock: the agent may run commands side by side, e.g. the two
+// families' restores) and stops at the AT-th: before it (MODE before), after feeding it half its
 // standard input (mid), or after it ran (after, hold). Stopped, it writes
 // "PID MODE" to $dir/paused and sleeps, bounded, until the test kills it;
 // in mode hold it returns the command's status as soon as $dir/release
-// exists, so the agent goes on and the test can kill it a little later.
+// exists, so the agent goes on and the test can kill it a little later. A
+// command after the AT-th (one the agent started beside it) waits for the
+// release too, and never runs once the agent is gone: a sync frozen at the
+// AT-th command starts nothing after it, whatever runs side by side.
 const killShimScript = `#!/bin/bash
 real=%q
 dir=%q
 if [ -r "$dir/arm" ]; then
   read -r at mode < "$dir/arm"
+  exec 9>>"$dir/count.lock"
+  flock 9
   n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
   echo "$n" > "$dir/count"
   echo "$n ${0##*/} $*" >> "$dir/log"
+  exec 9>&-
+  if [ "$at" -gt 0 ] && [ "$n" -gt "$at" ]; then
+    for i in $(seq 6000); do
+      [ -e "$dir/release" ] && break
+      kill -0 "$PPID" 2>/dev/null || exit 1
+      sleep 0.01
+    done
+    [ -e "$dir/release" ] || exit 1
+  fi
   if [ "$n" = "$at" ]; then
     case "$mode" in
     after) "$real" "$@" >/dev/null 2>&1 ;;

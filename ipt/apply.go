@@ -20,7 +20,8 @@ type plan struct {
 }
 
 // Apply makes the kernel hold rulesets (at most one per family). Per family,
-// IPv4 then IPv6, as one unit:
+// as one unit (IPv4 then IPv6, or both at once with the nft backend, see
+// forFamilies):
 //
 //  1. one `ipset -exist restore` creates the family's missing desired sets
 //     and adds to every changed one the members it lacks (RenderSets, grow;
@@ -105,21 +106,24 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 		// hold exactly their members.
 		changed = slices.DeleteFunc(changed, func(s Set) bool { return len(diffSet(s, s.Family, current[s.Name])) == 0 })
 	}
-	// One family after the other, on the calling goroutine: a caller may
-	// have locked its thread into a network namespace, and every command
-	// must start from that thread. A family that fails does not stop the
-	// other: each ends entirely old or entirely new.
-	var errs []error
+	// The families side by side where the backend allows (forFamilies). A
+	// family that fails does not stop the other: each ends entirely old or
+	// entirely new.
+	var fams []Family
 	for _, fam := range Families {
-		if rs := p.byFamily[fam]; rs != nil {
-			sets := slices.DeleteFunc(slices.Clone(changed), func(s Set) bool { return s.Family != fam })
-			if err := r.applyFamily(ctx, rs, sets, existing, current, &mem, now); err != nil {
-				errs = append(errs, fmt.Errorf("apply %s: %w", fam, err))
-			}
+		if p.byFamily[fam] != nil {
+			fams = append(fams, fam)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	errs := r.forFamilies(ctx, fams, func(fam Family) error {
+		sets := slices.DeleteFunc(slices.Clone(changed), func(s Set) bool { return s.Family != fam })
+		if err := r.applyFamily(ctx, p.byFamily[fam], sets, existing, current, &mem, now); err != nil {
+			return fmt.Errorf("apply %s: %w", fam, err)
+		}
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	var gone []string
 	for name, info := range existing {

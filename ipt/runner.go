@@ -30,8 +30,11 @@ type Runner struct {
 	// Timeout bounds each command; DefaultTimeout when zero.
 	Timeout time.Duration
 	// Trace, when set, hears of every command the Runner started (its
-	// binary and first argument) and how long it ran (benchmarks).
+	// binary and first argument) and how long it ran (benchmarks). Calls
+	// come one at a time, though commands may run side by side.
 	Trace func(command string, took time.Duration)
+
+	traceMu sync.Mutex // serializes the calls of Trace
 
 	mu     sync.Mutex
 	mode   Mode   // resolved Mode, set once
@@ -95,7 +98,10 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	start := time.Now()
 	err := cmd.Run()
 	if r.Trace != nil {
-		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), time.Since(start))
+		took := time.Since(start)
+		r.traceMu.Lock()
+		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), took)
+		r.traceMu.Unlock()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -109,6 +115,11 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	}
 	return stdout.Bytes(), nil
 }
+
+// Detect resolves the backend now, as the first command would (DetectMode
+// for ModeAuto, once; a failure is tried again by the next command), so
+// that a caller can overlap the detection with work of its own.
+func (r *Runner) Detect(ctx context.Context) (Mode, error) { return r.backend(ctx) }
 
 // backend returns the resolved mode, detecting it once.
 func (r *Runner) backend(ctx context.Context) (Mode, error) {

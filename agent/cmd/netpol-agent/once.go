@@ -9,13 +9,23 @@ import (
 
 	"github.com/netpol/netpol/agent"
 	"github.com/netpol/netpol/agent/source"
+	"github.com/netpol/netpol/ipt"
 )
 
 // manifestsOnce is `--manifests DIR --once`: load (decoding only the files
 // whose content differs from what the last run stored in the data
 // directory), sync, and store the decoded files for the next run.
+//
+// The iptables backend is detected (ipt.Runner.Detect: a few
+// iptables-legacy-save runs) while the manifests load: the whole process
+// is in the node's network namespace, and no goroutine of it leaves it.
 func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) int {
 	start := time.Now()
+	if d, ok := a.Kernel.(interface {
+		Detect(context.Context) (ipt.Mode, error)
+	}); ok {
+		go func() { _, _ = d.Detect(ctx) }() // a failure comes back from the sync's first command
+	}
 	src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
 	snap, err := src.Load(ctx)
 	if err != nil {
