@@ -102,3 +102,29 @@ func TestLoosenGCAboveTwiceInUse(t *testing.T) {
 	}
 	runtime.KeepAlive(held)
 }
+
+// TestLoosenGCKeepsUserGOGC (review): a user's GOGC is kept as set. A GOGC
+// below ours (a user keeping the heap small) is not raised, and with GOGC
+// off and no GOMEMLIMIT no memory limit is imposed (with GOGC off the limit
+// is the only trigger: imposing one turns the collector on at 96 MiB).
+// Fails on merge 5cf67d7: GOGC 50 becomes 400 while decoding, and GOGC off
+// gets a 96 MiB limit.
+func TestLoosenGCKeepsUserGOGC(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		percent int
+	}{{"GOGC lower", 50}, {"GOGC off, no GOMEMLIMIT", -1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			setGC(t, tt.percent, math.MaxInt64)
+			restore := loosenGC(1 << 20)
+			percent, limit := gcSettings()
+			restore()
+			if percent != tt.percent {
+				t.Errorf("while decoding: GOGC %d, want the user's %d", percent, tt.percent)
+			}
+			if tt.percent < 0 && limit != math.MaxInt64 {
+				t.Errorf("while decoding with GOGC off: memory limit %d, want none", limit)
+			}
+		})
+	}
+}
