@@ -24,8 +24,8 @@ func setGC(t *testing.T, percent int, limit int64) {
 // TestLoosenGC: while a decode runs, GOGC is decodeGCPercent and the memory
 // limit at least decodeMemoryFloor and above the memory in use plus what
 // the input may need; overlapping decodes restore the settings only when
-// the last ends; a GOGC above ours (or off) and a lower memory limit of the
-// user's are kept.
+// the last ends; a GOGC other than the default (higher, off) is the user's
+// and kept, with no limit set; a lower memory limit of the user's is kept.
 func TestLoosenGC(t *testing.T) {
 	const big = 64 << 20 // bytes to decode: a limit above the floor
 	tests := []struct {
@@ -39,8 +39,8 @@ func TestLoosenGC(t *testing.T) {
 	}{
 		{"defaults", 100, math.MaxInt64, 1 << 20, decodeGCPercent, decodeMemoryFloor, decodeMemoryFloor},
 		{"a large input", 100, math.MaxInt64, big, decodeGCPercent, decodeMemoryPerByte * big, math.MaxInt64 - 1},
-		{"GOGC higher", 1000, math.MaxInt64, 1 << 20, 1000, decodeMemoryFloor, decodeMemoryFloor},
-		{"GOGC off", -1, math.MaxInt64, 1 << 20, -1, decodeMemoryFloor, decodeMemoryFloor},
+		{"GOGC higher: the user's, kept, no limit", 1000, math.MaxInt64, 1 << 20, 1000, math.MaxInt64, math.MaxInt64},
+		{"GOGC off: the user's, kept, no limit", -1, math.MaxInt64, 1 << 20, -1, math.MaxInt64, math.MaxInt64},
 		{"GOMEMLIMIT lower", 100, 32 << 20, 1 << 20, decodeGCPercent, 32 << 20, 32 << 20},
 	}
 	for _, tt := range tests {
