@@ -19,16 +19,30 @@ import (
 // The iptables backend is detected (ipt.Runner.Detect: a few
 // iptables-legacy-save runs) while the manifests load: the whole process
 // is in the node's network namespace, and no goroutine of it leaves it.
+// When the manifests do not load, the detection is stopped and waited for
+// before manifestsOnce returns.
 func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Logger) int {
 	start := time.Now()
+	detectCtx, stopDetect := context.WithCancel(ctx)
+	defer stopDetect()
+	detected := make(chan struct{})
 	if d, ok := a.Kernel.(interface {
 		Detect(context.Context) (ipt.Mode, error)
 	}); ok {
-		go func() { _, _ = d.Detect(ctx) }() // a failure comes back from the sync's first command
+		go func() {
+			defer close(detected)
+			_, _ = d.Detect(detectCtx) // a failure comes back from the sync's first command
+		}()
+	} else {
+		close(detected)
 	}
 	src := &source.DirSource{Dir: o.manifests, Node: o.node, Store: a.Store}
 	snap, err := src.Load(ctx)
 	if err != nil {
+		// No sync follows: the detection is stopped, and whatever it
+		// concluded from commands cut short is never used.
+		stopDetect()
+		<-detected
 		fmt.Fprintln(os.Stderr, "netpol-agent: invalid input:", err)
 		return 1
 	}

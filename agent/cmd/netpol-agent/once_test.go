@@ -29,9 +29,10 @@ func (k *detectKernel) Detect(ctx context.Context) (ipt.Mode, error) {
 	return "", ctx.Err()
 }
 
-// TestOnceInvalidInputLeavesNoDetection (review): when the manifests do not
-// load, manifestsOnce returns with the backend detection it started still
-// running (nothing waits for it or stops it). Fails on merge 5cf67d7.
+// TestOnceInvalidInputLeavesNoDetection: when the manifests do not load,
+// manifestsOnce stops the backend detection it started beside the load and
+// waits for it, so that none is left running (with its iptables-save
+// processes) when it returns.
 func TestOnceInvalidInputLeavesNoDetection(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("kind: Nope\napiVersion: v9\n"), 0o600); err != nil {
