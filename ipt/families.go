@@ -18,9 +18,13 @@ import (
 //     ruleset generation moved since it read its cache is refused and
 //     retried by iptables-nft on a fresh cache); the two families share no
 //     chain, no table and no set, so neither transaction depends on the
-//     other. iptables-legacy and the unsuffixed binaries take the xtables
-//     lock (/run/xtables.lock, one for both families) for the whole
-//     restore: running them together would only make one wait;
+//     other. Their ipset commands still run one at a time (Runner.ipsetMu):
+//     `ipset save` dumps the other family's sets too, and the kernel
+//     refuses to swap a set while it is dumped. iptables-legacy takes the
+//     xtables lock (/run/xtables.lock, one for both families) for the whole
+//     restore: running them together would only make one wait. The
+//     unsuffixed binaries (ModePlain) may be either, so they are treated as
+//     legacy;
 //   - a family other than the first runs on a goroutine locked to a thread
 //     that is in the caller's network namespace, checked before it starts
 //     anything (a caller may have locked its thread into another namespace:

@@ -13,7 +13,7 @@ import (
 // TestForFamilies: with the nft backend the families run side by side
 // (each one's apply waits until the other has started: run one after the
 // other, they would wait forever, and the test fails after a bound); with
-// legacy and the unsuffixed binaries, which share the xtables lock, one
+// legacy, which shares the xtables lock, and the unsuffixed binaries, which may be legacy, one
 // after the other, IPv4 first; either way every family runs once and every
 // family's error comes back, in the order of the families. Run it with
 // -race.

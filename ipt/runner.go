@@ -35,6 +35,11 @@ type Runner struct {
 	Trace func(command string, took time.Duration)
 
 	traceMu sync.Mutex // serializes the calls of Trace
+	// ipsetMu runs the Runner's ipset commands one at a time, when the
+	// families apply side by side (forFamilies): `ipset save` dumps every
+	// set, the other family's too, and the kernel refuses to swap or
+	// destroy a set while it is dumped.
+	ipsetMu sync.Mutex
 
 	mu     sync.Mutex
 	mode   Mode   // resolved Mode, set once
@@ -87,6 +92,10 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	argv := append([]string{name}, args...)
 	if r.NetNS != "" {
 		argv = append([]string{"ip", "netns", "exec", r.NetNS}, argv...)
+	}
+	if name == "ipset" {
+		r.ipsetMu.Lock()
+		defer r.ipsetMu.Unlock()
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = 5 * time.Second
