@@ -186,19 +186,8 @@ func FuzzGuessedKind(f *testing.F) {
 // ratio (guessed/sniffed): the sniff's pass over each document is what the
 // guess saves.
 func BenchmarkGuessedKind(b *testing.B) {
-	dir := b.TempDir()
-	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var data [][]byte
-	for _, name := range names[:3] { // a namespace, its policies, its pods
-		d, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		data = append(data, d)
-	}
+	names, data := issue10Files(b)
+	names, data = names[:3], data[:3] // a namespace, its policies, its pods
 	var spent [2]time.Duration
 	docs := 0
 	for b.Loop() {

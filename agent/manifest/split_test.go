@@ -129,19 +129,10 @@ func FuzzSplitYAML(f *testing.F) {
 // with YAMLReader in turn, and reports the time of each per MiB and their
 // ratio (split/reader).
 func BenchmarkSplitYAML(b *testing.B) {
-	dir := b.TempDir()
-	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var data [][]byte
+	_, data := issue10Files(b)
 	size := 0
-	for _, name := range names {
-		d, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, size = append(data, d), size+len(d)
+	for _, d := range data {
+		size += len(d)
 	}
 	var spent [2]time.Duration
 	rounds := 0
@@ -164,4 +155,23 @@ func BenchmarkSplitYAML(b *testing.B) {
 	b.ReportMetric(spent[0].Seconds()*1e3/mib, "split-ms/MiB")
 	b.ReportMetric(spent[1].Seconds()*1e3/mib, "reader-ms/MiB")
 	b.ReportMetric(float64(spent[0])/float64(spent[1]), "split/reader")
+}
+
+// issue10Files writes issue 10's world as YAML manifests and returns the
+// files' names and contents, in the order written.
+func issue10Files(tb testing.TB) (names []string, data [][]byte) {
+	tb.Helper()
+	dir := tb.TempDir()
+	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range names {
+		d, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		data = append(data, d)
+	}
+	return names, data
 }
