@@ -11,7 +11,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netpol/netpol/policy"
-	"github.com/netpol/netpol/policy/testsnap"
 )
 
 // decodeBoth decodes data as the file path with a Builder that guesses
@@ -93,19 +92,9 @@ var oddJSON = []string{
 // of whose documents is decoded by its guessed kind), oddDocuments and
 // oddJSON.
 func TestGuessedKindIsSniffedKind(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	world := t.TempDir()
-	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(world)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names = names[:15] // five namespaces: a namespace, its policies, its pods in two files
-	for _, name := range names {
-		files = append(files, filepath.Join(world, name))
-	}
+	// five namespaces of the world: a namespace, its policies, its pods in
+	// two files
+	files, world := testdataAndWorld(t, "*", 15)
 	guessed, worldDocs := 0, 0
 	for _, file := range files {
 		if !hasManifestExtension(file) {

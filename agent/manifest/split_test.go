@@ -74,18 +74,7 @@ var oddSplits = []string{
 // and oddSplits is split into the documents (or the error) YAMLReader
 // gives, and splitYAML takes every file of the world.
 func TestSplitYAMLIsYAMLReader(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*", "*.y*ml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	world := t.TempDir()
-	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(world)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		files = append(files, filepath.Join(world, name))
-	}
+	files, world := testdataAndWorld(t, "*.y*ml", -1)
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -174,4 +163,27 @@ func issue10Files(tb testing.TB) (names []string, data [][]byte) {
 		data = append(data, d)
 	}
 	return names, data
+}
+
+// testdataAndWorld returns the testdata files that match glob, then the
+// first n files (all when n < 0) of issue 10's world written as YAML
+// manifests into world.
+func testdataAndWorld(t *testing.T, glob string, n int) (files []string, world string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*", glob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	world = t.TempDir()
+	names, err := testsnap.Generate(testsnap.Issue10("node-a")).WriteYAMLManifests(world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n >= 0 {
+		names = names[:n]
+	}
+	for _, name := range names {
+		files = append(files, filepath.Join(world, name))
+	}
+	return files, world
 }
