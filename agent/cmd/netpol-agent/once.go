@@ -14,7 +14,9 @@ import (
 
 // manifestsOnce is `--manifests DIR --once`: load (decoding only the files
 // whose content differs from what the last run stored in the data
-// directory), sync, and store the decoded files for the next run.
+// directory), sync, and store the decoded files for the next run: they
+// are encoded beside the sync, and written under the data directory lock
+// after it, only when it succeeded.
 //
 // The iptables backend is detected (ipt.Runner.Detect: a few
 // iptables-legacy-save runs) while the manifests load: the whole process
@@ -49,16 +51,33 @@ func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Lo
 	st := src.Stats()
 	log.Info("loaded manifests", "files", st.Files, "read", st.Read, "decoded", st.Decoded, "took", time.Since(start))
 	a.NoteReceived(src)
+	encoded := make(chan encodedCache, 1)
+	go func() {
+		data, err := src.EncodeCache()
+		encoded <- encodedCache{data, err}
+	}()
 	if rc := syncOnce(ctx, a, snap, log); rc != 0 {
+		<-encoded
 		return rc
 	}
-	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
-	if err == nil {
-		err = src.Persist()
-		unlock()
+	cache := <-encoded
+	err = cache.err
+	if err == nil && cache.data != nil {
+		var unlock func()
+		if unlock, err = a.Store.Lock(ctx, a.LockTimeout); err == nil {
+			err = a.Store.WriteManifestCacheData(cache.data)
+			unlock()
+		}
 	}
 	if err != nil {
 		log.Warn("store the decoded manifests for the next run", "err", err)
 	}
 	return 0
+}
+
+// encodedCache is the manifest cache a --once run stores after its sync,
+// encoded beside the sync (DirSource.EncodeCache).
+type encodedCache struct {
+	data []byte
+	err  error
 }
