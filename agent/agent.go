@@ -185,17 +185,17 @@ func (a *Agent) syncLocked(ctx context.Context, snap *policy.Snapshot, reconcile
 	if a.writeFailed.Swap(false) {
 		a.written = nil // write it again
 	}
-	if a.written != snap {
-		if a.WriteBehind {
+	if a.WriteBehind {
+		if a.written != snap {
 			a.writeSnapshotBehind(snap)
-		} else if err := a.writeSnapshot(snap); err != nil {
-			return health.SyncResult{}, err
+			a.written = snap
 		}
-		a.written = snap
+		a.encoded, a.encodedOf = nil, nil
+		a.writeExpected(compiled)
+		res.Realized = a.realize(snap, start, committed)
+	} else if res.Realized, err = a.writeNow(snap, compiled, start, committed); err != nil {
+		return health.SyncResult{}, err
 	}
-	a.encoded, a.encodedOf = nil, nil
-	a.writeExpected(compiled)
-	res.Realized = a.realize(snap, start, committed)
 	res.Write += time.Since(phase)
 	if a.last != nil {
 		a.drops.update(snap, a.last.atts, compiled.Groups)

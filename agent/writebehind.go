@@ -121,3 +121,27 @@ func (a *Agent) writeRealizedBehind(r *state.Realized) {
 		}
 	})
 }
+
+// writeNow writes the files of a committed sync before it returns, for an
+// agent that does not write behind (--once): the snapshot (unless stored
+// already), expected.json and realized.json, side by side. Each is encoded
+// and written to its own temporary file, synced and renamed into place,
+// and none reads what another writes, so three fsyncs overlap where they
+// followed one another. A failed snapshot write is the sync's error, as
+// before; the other two log their own.
+func (a *Agent) writeNow(snap *policy.Snapshot, compiled *policy.Compiled, began, committed time.Time) ([]time.Duration, error) {
+	var wg sync.WaitGroup
+	var snapErr error
+	if a.written != snap {
+		wg.Go(func() { snapErr = a.writeSnapshot(snap) })
+	}
+	wg.Go(func() { a.writeExpected(compiled) })
+	delays := a.realize(snap, began, committed)
+	wg.Wait()
+	a.encoded, a.encodedOf = nil, nil
+	if snapErr != nil {
+		return nil, snapErr
+	}
+	a.written = snap
+	return delays, nil
+}

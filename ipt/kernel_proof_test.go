@@ -135,3 +135,42 @@ func TestKernelAppliedProof(t *testing.T) {
 		t.Errorf("after: %q, %v; want the sneaked chain reported", d, err)
 	}
 }
+
+// TestKernelProvenApplyFixesTheSetsThatDiffer: a Runner whose read-back
+// proved the rules but found sets differing (a --once run after a pod
+// label changed) remembers only the sets that matched; its Apply then
+// gives the others exactly their members: the one the desired set gained
+// is added, and one the kernel holds beyond it is removed.
+func TestKernelProvenApplyFixesTheSetsThatDiffer(t *testing.T) {
+	ns := newTestNS(t)
+	enterNS(t, ns)
+	ctx := context.Background()
+	rulesets := []Ruleset{*testRuleset(), *testRuleset6()}
+	if err := (&Runner{Mode: ModeNFT, Timeout: time.Minute}).Apply(ctx, rulesets); err != nil {
+		t.Fatal(err)
+	}
+	_, proof, err := (&Runner{Mode: ModeNFT, Timeout: time.Minute}).HoldsProven(ctx, rulesets, "")
+	if err != nil || proof == "" {
+		t.Fatalf("first read-back: proof %q, %v", proof, err)
+	}
+	ns.must("ipset", "add", "NETPOL4-PEERS", "10.0.0.9") // beyond what any ruleset wants
+	next := slices.Clone(rulesets)
+	next[0].Sets = slices.Clone(next[0].Sets)
+	next[0].Sets[0].Members = append(slices.Clone(next[0].Sets[0].Members), Member{Entry: "10.0.0.3"})
+	r := &Runner{Mode: ModeNFT, Timeout: time.Minute}
+	if d, got, err := r.HoldsProven(ctx, next, proof); err != nil || len(d) != 2 || got != proof {
+		t.Fatalf("read-back with the proof: %q, same proof %v, %v; want the two members reported", d, got == proof, err)
+	}
+	if err := r.Apply(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	out := ns.must("ipset", "list", "NETPOL4-PEERS")
+	for _, m := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		if !strings.Contains(out, "\n"+m+"\n") {
+			t.Errorf("after Apply, NETPOL4-PEERS lacks %s:\n%s", m, out)
+		}
+	}
+	if strings.Contains(out, "10.0.0.9") {
+		t.Errorf("after Apply, NETPOL4-PEERS still holds 10.0.0.9, which no ruleset wants:\n%s", out)
+	}
+}

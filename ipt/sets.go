@@ -209,6 +209,13 @@ func parseIPSetSave(out string) map[string]*savedSet {
 // addresses in their shortest form, host routes without a prefix length,
 // prefixes masked, ports with a lower-case protocol (tcp when none is given).
 func memberKey(t SetType, entry string, noMatch bool) string {
+	// Most members are a dotted IPv4 address: netip parses only the
+	// canonical form of one, so it is its own key (and no string is made).
+	if !noMatch && strings.IndexAny(entry, ",/:") < 0 {
+		if a, err := netip.ParseAddr(entry); err == nil && a.Is4() {
+			return entry
+		}
+	}
 	parts := strings.Split(entry, ",")
 	parts[0] = canonicalAddr(parts[0])
 	if t == HashIPPort && len(parts) == 2 {

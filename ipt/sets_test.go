@@ -184,3 +184,19 @@ func TestRenderSetsGrowsOnlyWhatIsMissing(t *testing.T) {
 		t.Errorf("grow = %q, want %q", grow, want)
 	}
 }
+
+// FuzzMemberKeyIPv4: the shortcut of memberKey for a plain IPv4 address
+// gives what canonicalAddr gives (the key `ipset save` prints).
+func FuzzMemberKeyIPv4(f *testing.F) {
+	for _, s := range []string{"10.1.2.3", "0.0.0.0", "255.255.255.255", "010.1.2.3", "1.2.3", "1.2.3.4.5", "::ffff:1.2.3.4", "1.2.3.4 ", "", "1.2.3.256"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		if strings.ContainsAny(entry, ",/:") {
+			return
+		}
+		if got, want := memberKey(HashIP, entry, false), canonicalAddr(entry); got != want {
+			t.Errorf("memberKey(%q) = %q, want %q", entry, got, want)
+		}
+	})
+}

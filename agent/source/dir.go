@@ -91,10 +91,22 @@ func (d *DirSource) Stats() manifest.Stats {
 // process to reuse, unless the last Load decoded nothing new. The caller
 // holds the data directory lock.
 func (d *DirSource) Persist() error {
-	if d.Store == nil || d.cache == nil || d.cache.Stats().Decoded == 0 {
-		return nil
+	data, err := d.EncodeCache()
+	if err != nil || data == nil {
+		return err
 	}
-	return cluster.WriteManifestCache(d.Store, d.cache.Stored())
+	return d.Store.WriteManifestCacheData(data)
+}
+
+// EncodeCache returns what Persist would store (nil when the last Load
+// decoded nothing new), so that the encoding, which takes no lock, can run
+// beside other work and only the write under the lock. It only reads what
+// the last Load made.
+func (d *DirSource) EncodeCache() ([]byte, error) {
+	if d.Store == nil || d.cache == nil || d.cache.Stats().Decoded == 0 {
+		return nil, nil
+	}
+	return cluster.EncodeManifestCache(d.cache.Stored())
 }
 
 // Changed reports whether any manifest was added, removed or modified.

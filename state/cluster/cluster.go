@@ -126,12 +126,22 @@ type ManifestCache struct {
 // is not fsynced, as a cache lost or cut short only makes the next run
 // decode the files again).
 func WriteManifestCache(st Files, c *ManifestCache) error {
+	data, err := EncodeManifestCache(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", st.ManifestCachePath(), err)
+	}
+	return st.WriteManifestCacheData(data)
+}
+
+// EncodeManifestCache encodes c at this version, as WriteManifestCache
+// stores it.
+func EncodeManifestCache(c *ManifestCache) ([]byte, error) {
 	c.Version = ManifestCacheVersion
 	data, err := encodeManifestCache(c)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", st.ManifestCachePath(), err)
+		return nil, fmt.Errorf("encode the manifest cache: %w", err)
 	}
-	return st.WriteManifestCacheData(data)
+	return data, nil
 }
 
 // ReadManifestCache loads the cache; an error (os.ErrNotExist when there is

@@ -14,7 +14,9 @@ import (
 
 // manifestsOnce is `--manifests DIR --once`: load (decoding only the files
 // whose content differs from what the last run stored in the data
-// directory), sync, and store the decoded files for the next run.
+// directory), sync, and store the decoded files for the next run: they
+// are encoded while the sync commits, and written under the data
+// directory lock after it, only when it succeeded.
 //
 // The iptables backend is detected (ipt.Runner.Detect: a few
 // iptables-legacy-save runs) while the manifests load: the whole process
@@ -49,16 +51,46 @@ func manifestsOnce(ctx context.Context, a *agent.Agent, o *options, log *slog.Lo
 	st := src.Stats()
 	log.Info("loaded manifests", "files", st.Files, "read", st.Read, "decoded", st.Decoded, "took", time.Since(start))
 	a.NoteReceived(src)
-	if rc := syncOnce(ctx, a, snap, log); rc != 0 {
+	// The cache is encoded once the sync has compiled, while it commits:
+	// beside the compile it would take CPU from it.
+	var encoded chan encodedCache
+	encode := func() {
+		if encoded == nil {
+			encoded = make(chan encodedCache, 1)
+			go func() {
+				data, err := src.EncodeCache()
+				encoded <- encodedCache{data, err}
+			}()
+		}
+	}
+	a.BeforeCommit = encode
+	rc := syncOnce(ctx, a, snap, log)
+	a.BeforeCommit = nil
+	if rc != 0 {
+		if encoded != nil {
+			<-encoded // nothing of the run outlives it
+		}
 		return rc
 	}
-	unlock, err := a.Store.Lock(ctx, a.LockTimeout)
-	if err == nil {
-		err = src.Persist()
-		unlock()
+	encode() // started already, unless the sync committed without a compile
+	cache := <-encoded
+	err = cache.err
+	if err == nil && cache.data != nil {
+		var unlock func()
+		if unlock, err = a.Store.Lock(ctx, a.LockTimeout); err == nil {
+			err = a.Store.WriteManifestCacheData(cache.data)
+			unlock()
+		}
 	}
 	if err != nil {
 		log.Warn("store the decoded manifests for the next run", "err", err)
 	}
 	return 0
+}
+
+// encodedCache is the manifest cache a --once run stores after its sync,
+// encoded while the sync commits (DirSource.EncodeCache).
+type encodedCache struct {
+	data []byte
+	err  error
 }
