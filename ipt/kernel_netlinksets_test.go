@@ -129,8 +129,22 @@ func applyChanged(t *testing.T, first, next []Ruleset) (*testNS, []string) {
 // valid), an Apply that adds and drops a few members of sets of every type
 // and both families (none of them nomatch) leaves each set exactly its
 // members and runs no `ipset` process at all: no grow or shrink restore,
-// no temporary to destroy.
+// no temporary to destroy. When the deletes start, a set holds its old and
+// its new members (grow, then shrink).
 func TestKernelApplySmallSetDiffOverNetlink(t *testing.T) {
+	real := netlinkSetEntries
+	var mu sync.Mutex
+	var atShrink map[string]bool
+	netlinkSetEntries = func(ctx context.Context, add bool, entries []Entry) bool {
+		v4 := strings.HasPrefix(entries[0].Set, "NETPOL4-")
+		if got, ok := netlinkMembers(Set{Name: "NETPOL4-PEERS", Type: HashIP, Family: IPv4}); ok && !add && v4 {
+			mu.Lock()
+			atShrink = got.Members
+			mu.Unlock()
+		}
+		return real(ctx, add, entries)
+	}
+	t.Cleanup(func() { netlinkSetEntries = real })
 	first := netlinkSetRulesets()
 	next := cloneRulesets(first)
 	peers := findSet(t, next, "NETPOL4-PEERS")
@@ -144,6 +158,10 @@ func TestKernelApplySmallSetDiffOverNetlink(t *testing.T) {
 	_, runs := applyChanged(t, first, next)
 	if len(runs) != 0 {
 		t.Errorf("the second Apply ran ipset %d times: %q; want none (netlink)", len(runs), runs)
+	}
+	want := map[string]bool{"10.0.0.1": true, "10.0.0.2": true, "10.0.0.3": true}
+	if diff := cmp.Diff(want, atShrink); diff != "" {
+		t.Errorf("NETPOL4-PEERS when the deletes started (-old and new +kernel):\n%s", diff)
 	}
 }
 
@@ -185,15 +203,23 @@ func TestKernelApplyLargeSetDiffUsesRestore(t *testing.T) {
 
 // TestKernelApplyNetlinkFailureFallsBack: when netlink gives up half-way
 // (the first entry of each batch done, then a failure), the growth and the
-// shrink each fall back to their restore, and every set ends exactly its
-// members with no temporary left.
+// shrink each fall back to their restore: when the shrink starts, the set
+// holds its old and its new members (the growth's restore completed the
+// half-done add), and every set ends exactly its members with no temporary
+// left.
 func TestKernelApplyNetlinkFailureFallsBack(t *testing.T) {
 	real := netlinkSetEntries
 	var mu sync.Mutex
-	var calls int
+	var calls []bool
+	var atShrink map[string]bool
 	netlinkSetEntries = func(ctx context.Context, add bool, entries []Entry) bool {
 		mu.Lock()
-		calls++
+		calls = append(calls, add)
+		if !add {
+			if got, ok := netlinkMembers(Set{Name: "NETPOL4-PEERS", Type: HashIP, Family: IPv4}); ok {
+				atShrink = got.Members
+			}
+		}
 		mu.Unlock()
 		real(ctx, add, entries[:1])
 		return false
@@ -203,10 +229,14 @@ func TestKernelApplyNetlinkFailureFallsBack(t *testing.T) {
 	next := testRuleset()
 	next.Sets[0].Members = []Member{{Entry: "10.0.0.3"}, {Entry: "10.0.0.4"}}
 	_, runs := applyChanged(t, []Ruleset{*first}, []Ruleset{*next})
-	if calls != 2 {
-		t.Errorf("netlink was tried %d times, want 2 (grow and shrink)", calls)
+	if diff := cmp.Diff([]bool{true, false}, calls); diff != "" {
+		t.Errorf("netlink calls, add or not (-want +got):\n%s", diff)
 	}
-	if n := strings.Count(strings.Join(runs, "\n"), "ipset -exist"); n < 2 {
-		t.Errorf("the second Apply ran %q, want the grow and the shrink restores", runs)
+	want := map[string]bool{"10.0.0.1": true, "10.0.0.2": true, "10.0.0.3": true, "10.0.0.4": true}
+	if diff := cmp.Diff(want, atShrink); diff != "" {
+		t.Errorf("NETPOL4-PEERS when the shrink started (-old and new +kernel):\n%s", diff)
+	}
+	if n := strings.Count(strings.Join(runs, "\n"), "ipset -exist"); n != 3 {
+		t.Errorf("the second Apply ran %q, want the grow and the shrink restores and the temporary's destroy", runs)
 	}
 }
