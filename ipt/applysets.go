@@ -78,11 +78,12 @@ func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, ex
 // netlinkDiffMax is the most members (added plus deleted, over one family's
 // changed sets) that Apply changes over netlink rather than with `ipset
 // -exist restore`. Each member costs one netlink request and its
-// acknowledgement (tens of µs); the restores it replaces cost a process
-// each (~1.5 ms idle, 10-16 ms on a loaded node), and the shrink's restore
-// also refills the whole set into a temporary. At 256 the requests cost
-// about one process start; a diff larger than that is not the small change
-// (a pod's labels, a few pods) this path is for, and goes through restore.
+// acknowledgement (~11 µs, BenchmarkMemberChange); the restores it replaces
+// cost a process each (~3-4 ms there, 10-16 ms on a loaded node), and the
+// shrink's restore also refills the whole set into a temporary. At 256 the
+// requests cost about one process start; a diff larger than that is not the
+// small change (a pod's labels, a few pods) this path is for, and goes
+// through restore.
 const netlinkDiffMax = 256
 
 // netlinkSetEntries is netlinkEntries; tests replace it to make it fail
