@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,6 +38,13 @@ type plan struct {
 //     clamped to the end of a shorter chain;
 //  3. one `ipset -exist restore` gives every changed set exactly its members
 //     (RenderSets, shrink: a temporary swapped in).
+//
+// In the process's own network namespace, a family whose changed sets all
+// exist already and differ from the kernel's by at most netlinkDiffMax
+// members, none with nomatch, runs steps 1 and 3 over netlink instead: the
+// missing members are added, then the superfluous ones deleted, and no
+// `ipset` process runs (applyFamily; a netlink step that fails falls back
+// to its restore).
 //
 // When step 1 or 2 fails, the members step 1 added are deleted again (and
 // only those: a member the plugin added since the last Apply stays): the
@@ -115,11 +123,17 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 			fams = append(fams, fam)
 		}
 	}
+	var tempsMu sync.Mutex
+	noTemps := make(map[Family]bool) // families whose sets shrank over netlink
 	errs := r.forFamilies(ctx, fams, func(fam Family) error {
 		sets := slices.DeleteFunc(slices.Clone(changed), func(s Set) bool { return s.Family != fam })
-		if err := r.applyFamily(ctx, p.byFamily[fam], sets, existing, current, &mem, now); err != nil {
+		overNetlink, err := r.applyFamily(ctx, p.byFamily[fam], sets, existing, current, &mem, now)
+		if err != nil {
 			return fmt.Errorf("apply %s: %w", fam, err)
 		}
+		tempsMu.Lock()
+		noTemps[fam] = overNetlink
+		tempsMu.Unlock()
 		return nil
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -136,62 +150,16 @@ func (r *Runner) Apply(ctx context.Context, rulesets []Ruleset) (err error) {
 		return fmt.Errorf("apply: destroy stale sets: %w", err)
 	}
 	// The temporaries of step 3 are empty and referenced by no rule; one that
-	// a concurrent reader keeps busy now is destroyed by the next Apply.
+	// a concurrent reader keeps busy now is destroyed by the next Apply. A
+	// family whose sets shrank over netlink made none.
 	var temps []string
 	for _, s := range changed {
-		if _, ok := existing[s.Name]; ok {
+		if _, ok := existing[s.Name]; ok && !noTemps[s.Family] {
 			temps = append(temps, TempSetName(s.Name))
 		}
 	}
 	_ = r.destroySets(ctx, temps)
 	return nil
-}
-
-// applyFamily makes the kernel hold rs, one family: it grows the family's
-// changed sets, runs its rules transaction (applyRules), then shrinks the
-// sets to exactly their members. Before the growth it reads what the sets to
-// grow hold now (current, on a fresh Runner; otherwise readMembers: memory
-// does not know what the plugin added since), and grows them only by the
-// members they lack. When the growth or the transaction fails, it removes
-// exactly those members again, so that the family's old rules run with
-// their old sets and every member the plugin added is kept; sets it created
-// are left, unreferenced. When the sets cannot be read, nothing is changed.
-func (r *Runner) applyFamily(ctx context.Context, rs *Ruleset, changed []Set, existing map[string]SetInfo,
-	current map[string]*savedSet, mem *memory, now prints) error {
-	before := current
-	if before == nil {
-		var err error
-		if before, err = r.readMembers(ctx, changed, existing); err != nil {
-			return fmt.Errorf("sets: read the members before growing them: %w", err)
-		}
-	}
-	grow, shrink, err := RenderSets(changed, existing, before)
-	if err != nil {
-		return err
-	}
-	err = r.ipsetRestoreBusy(ctx, grow)
-	if err == nil {
-		err = r.applyRules(ctx, rs, mem, now)
-		if err == nil {
-			if err := r.ipsetRestoreBusy(ctx, shrink); err != nil {
-				return fmt.Errorf("sets: %w", err)
-			}
-			return nil
-		}
-	} else {
-		err = fmt.Errorf("sets: %w", err)
-	}
-	prev := func(name string) (map[string]bool, bool) {
-		if s := before[name]; s != nil {
-			return s.Members, true
-		}
-		return nil, false
-	}
-	undo := renderUngrow(changed, existing, prev)
-	if uerr := r.ipsetRestoreBusy(ctx, undo); uerr != nil {
-		return errors.Join(err, fmt.Errorf("remove the members added to the sets: %w", uerr))
-	}
-	return err
 }
 
 // ipsetRestoreBusy is ipsetRestore, retried a few times, briefly, when the
