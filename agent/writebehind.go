@@ -125,10 +125,12 @@ func (a *Agent) writeRealizedBehind(r *state.Realized) {
 // writeNow writes the files of a committed sync before it returns, for an
 // agent that does not write behind (--once): the snapshot (unless stored
 // already), expected.json and realized.json, side by side. Each is encoded
-// and written to its own temporary file, synced and renamed into place,
-// and none reads what another writes, so three fsyncs overlap where they
-// followed one another. A failed snapshot write is the sync's error, as
-// before; the other two log their own.
+// and written to its own temporary file and renamed into place (the
+// snapshot and realized.json fsynced first, expected.json not), and none
+// reads what another writes, so the two fsyncs overlap where they followed
+// one another. A failed snapshot write is the sync's error; the other two
+// log their own, and are written all the same: they describe the commit,
+// which the kernel holds whether or not the snapshot could be stored.
 func (a *Agent) writeNow(snap *policy.Snapshot, compiled *policy.Compiled, began, committed time.Time) ([]time.Duration, error) {
 	var wg sync.WaitGroup
 	var snapErr error
