@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // ErrNoChange is returned by ApplyChange when it cannot go from prev to
@@ -19,7 +20,8 @@ var ErrNoChange = errors.New("not a change ApplyChange makes")
 // ApplyChange makes the kernel go from prev, the rulesets this Runner last
 // installed (by Apply or ApplyChange) with the members the plugin added or
 // deleted since folded in, to next, touching only what differs. Per
-// family, IPv4 then IPv6, it keeps Apply's order and guarantees:
+// family, each a unit as in Apply (the two side by side with the nft
+// backend, see forFamilies), it keeps Apply's order and guarantees:
 //
 //  1. grow: sets next adds are created and filled (`ipset restore`), and the
 //     members next adds to existing sets are added over netlink (AddEntries:
@@ -32,7 +34,9 @@ var ErrNoChange = errors.New("not a change ApplyChange makes")
 //
 // When step 1 or 2 fails, the members step 1 added are deleted again (they
 // were not in prev, so none is one the plugin added), and the family keeps
-// its old rules and sets. Any failure leaves the Runner without memory, so
+// its old rules and sets; the other family is still changed, and every
+// family's error is returned. ErrNoChange for a family's hooks or memory
+// comes before anything is changed. Any failure leaves the Runner without memory, so
 // the next Apply rewrites everything after listing the kernel; the caller
 // should run it at once. Unlike Apply, it reads nothing back: it trusts
 // prev, which the caller's periodic Diff checks.
@@ -49,6 +53,7 @@ func (r *Runner) ApplyChange(ctx context.Context, prev, next []Ruleset) error {
 	for f, c := range mem.chains {
 		after.chains[f] = maps.Clone(c)
 	}
+	var fams []Family
 	for _, fam := range Families {
 		p, n := findRuleset(prev, fam), findRuleset(next, fam)
 		if p == nil && n == nil {
@@ -57,9 +62,17 @@ func (r *Runner) ApplyChange(ctx context.Context, prev, next []Ruleset) error {
 		if _, known := mem.chains[fam]; p == nil || n == nil || !known || !reflect.DeepEqual(p.Hooks, n.Hooks) {
 			return ErrNoChange
 		}
-		if err := r.changeFamily(ctx, p, n, &after); err != nil {
+		fams = append(fams, fam)
+	}
+	var afterMu sync.Mutex // after's set maps, which both families write
+	errs := r.forFamilies(ctx, fams, func(fam Family) error {
+		if err := r.changeFamily(ctx, findRuleset(prev, fam), findRuleset(next, fam), &after, &afterMu); err != nil {
 			return fmt.Errorf("apply %s: %w", fam, err)
 		}
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.memory = after
@@ -168,8 +181,9 @@ func sameRules(a, b []Rule) bool {
 }
 
 // changeFamily is ApplyChange for one family; it records in mem what it
-// installed.
-func (r *Runner) changeFamily(ctx context.Context, prev, next *Ruleset, mem *memory) error {
+// installed, holding memMu while it writes mem's set maps (the other
+// family may be recording its own).
+func (r *Runner) changeFamily(ctx context.Context, prev, next *Ruleset, mem *memory, memMu *sync.Mutex) error {
 	sets, err := diffSets(prev.Sets, next.Sets, next.Family)
 	if err != nil {
 		return err
@@ -205,6 +219,7 @@ func (r *Runner) changeFamily(ctx context.Context, prev, next *Ruleset, mem *mem
 	if err := r.destroySets(ctx, sets.gone); err != nil {
 		return fmt.Errorf("destroy stale sets: %w", err)
 	}
+	memMu.Lock()
 	for _, s := range slices.Concat(sets.created, sets.changed) {
 		mem.sets[s.Name] = setPrint(s, next.Family)
 		mem.setInfo[s.Name] = SetInfo{Type: s.Type, Family: next.Family}
@@ -213,7 +228,8 @@ func (r *Runner) changeFamily(ctx context.Context, prev, next *Ruleset, mem *mem
 		delete(mem.sets, name)
 		delete(mem.setInfo, name)
 	}
-	known := mem.chains[next.Family]
+	memMu.Unlock()
+	known := mem.chains[next.Family] // this family's own map
 	for _, c := range chains {
 		known[c.Name] = chainPrint(c)
 	}

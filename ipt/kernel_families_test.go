@@ -71,3 +71,51 @@ func TestKernelFailedFamilyAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelApplyChangeFailedFamilyAtOnce: ApplyChange, like Apply, changes
+// each family as a unit: the one whose transaction the kernel refuses is
+// entirely old (the member its growth added deleted again), the other
+// entirely new (its revoked member gone), whichever fails, and the error
+// names only the failed family.
+func TestKernelApplyChangeFailedFamilyAtOnce(t *testing.T) {
+	for _, inside := range []bool{false, true} {
+		for _, broken := range Families {
+			ns := newTestNS(t)
+			r := ns.runner(ModeNFT)
+			if inside {
+				enterNS(t, ns)
+				r = &Runner{Mode: ModeNFT, Timeout: time.Minute}
+			}
+			ctx := context.Background()
+			old := map[Family]*Ruleset{IPv4: testRuleset(), IPv6: testRuleset6()}
+			if err := r.Apply(ctx, []Ruleset{*old[IPv4], *old[IPv6]}); err != nil {
+				t.Fatal(err)
+			}
+			next := map[Family]*Ruleset{IPv4: testRuleset(), IPv6: testRuleset6()}
+			next[IPv4].Sets[0].Members = []Member{{Entry: "10.0.0.1"}}  // 10.0.0.2 revoked
+			next[IPv6].Sets[0].Members = next[IPv6].Sets[0].Members[:2] // fd01::1 revoked
+			granted := map[Family]string{IPv4: "10.9.9.9", IPv6: "fd09::9"}
+			bad := next[broken]
+			bad.Sets[0].Members = append(bad.Sets[0].Members, Member{Entry: granted[broken]})
+			bad.Chains[1].Rules = append(bad.Chains[1].Rules, Rule{Verdict: Jump("NETPOL-NOPE")})
+			err := r.ApplyChange(ctx, []Ruleset{*old[IPv4], *old[IPv6]}, []Ruleset{*next[IPv4], *next[IPv6]})
+			name := map[bool]string{false: "per command", true: "inside"}[inside] + ", broken " + broken.String()
+			if err == nil || errors.Is(err, ErrNoChange) || !strings.Contains(err.Error(), "apply "+broken.String()) {
+				t.Fatalf("%s: ApplyChange = %v, want the error of apply %s", name, err, broken)
+			}
+			for _, f := range Families {
+				if f != broken && strings.Contains(err.Error(), "apply "+f.String()) {
+					t.Errorf("%s: ApplyChange = %v, names the family that succeeded", name, err)
+				}
+				want := next[f]
+				if f == broken {
+					want = old[f]
+				}
+				if d, err := r.Diff(ctx, want); err != nil || len(d) != 0 {
+					t.Errorf("%s: %s is not entirely %s: Diff = %q, %v", name, f,
+						map[bool]string{true: "old", false: "new"}[f == broken], d, err)
+				}
+			}
+		}
+	}
+}
