@@ -21,7 +21,8 @@ var ErrNoChange = errors.New("not a change ApplyChange makes")
 // installed (by Apply or ApplyChange) with the members the plugin added or
 // deleted since folded in, to next, touching only what differs. Per
 // family, each a unit as in Apply (the two side by side with the nft
-// backend, see forFamilies), it keeps Apply's order and guarantees:
+// backend when chains change, see forFamilies), it keeps Apply's order
+// and guarantees:
 //
 //  1. grow: sets next adds are created and filled (`ipset restore`), and the
 //     members next adds to existing sets are added over netlink (AddEntries:
@@ -65,12 +66,24 @@ func (r *Runner) ApplyChange(ctx context.Context, prev, next []Ruleset) error {
 		fams = append(fams, fam)
 	}
 	var afterMu sync.Mutex // after's set maps, which both families write
-	errs := r.forFamilies(ctx, fams, func(fam Family) error {
+	change := func(fam Family) error {
 		if err := r.changeFamily(ctx, findRuleset(prev, fam), findRuleset(next, fam), &after, &afterMu); err != nil {
 			return fmt.Errorf("apply %s: %w", fam, err)
 		}
 		return nil
-	})
+	}
+	// Side by side only when a family has an iptables-restore to wait for:
+	// a change of set members alone is a few milliseconds of CPU and
+	// netlink per family, which a second thread would take from the CNI
+	// ADDs running meanwhile rather than save.
+	var errs []error
+	if rulesChange(prev, next, fams) {
+		errs = r.forFamilies(ctx, fams, change)
+	} else {
+		for _, fam := range fams {
+			errs = append(errs, change(fam))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -178,6 +191,17 @@ func sameRules(a, b []Rule) bool {
 		return true
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// rulesChange reports whether going from prev to next rewrites chains in
+// any of fams.
+func rulesChange(prev, next []Ruleset, fams []Family) bool {
+	for _, fam := range fams {
+		if chains, stale := diffChains(findRuleset(prev, fam).Chains, findRuleset(next, fam).Chains); len(chains)+len(stale) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // changeFamily is ApplyChange for one family; it records in mem what it
