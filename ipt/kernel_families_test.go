@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKernelFailedFamilyAtOnce: with the nft backend the families apply
@@ -34,12 +33,7 @@ func TestKernelFailedFamilyAtOnce(t *testing.T) {
 // failFamily is one case of TestKernelFailedFamilyAtOnce.
 func failFamily(t *testing.T, name string, change, inside bool, broken Family) {
 	t.Helper()
-	ns := newTestNS(t)
-	r := ns.runner(ModeNFT)
-	if inside {
-		enterNS(t, ns)
-		r = &Runner{Mode: ModeNFT, Timeout: time.Minute}
-	}
+	ns, r := nftRunner(t, inside)
 	ctx := context.Background()
 	old := map[Family]*Ruleset{IPv4: testRuleset(), IPv6: testRuleset6()}
 	if err := r.Apply(ctx, []Ruleset{*old[IPv4], *old[IPv6]}); err != nil {

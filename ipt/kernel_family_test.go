@@ -127,10 +127,7 @@ func checkSets(t *testing.T, ns *testNS, r *Runner, rs []Ruleset) {
 			t.Errorf("%s: Diff = %q, %v", rs[i].Family, d, err)
 		}
 		for _, s := range rs[i].Sets {
-			want := map[string]bool{}
-			for _, m := range s.Members {
-				want[memberKey(s.Type, m.Entry, m.NoMatch)] = true
-			}
+			want := memberKeys(s)
 			got := saved[s.Name]
 			if got == nil {
 				t.Errorf("set %s missing", s.Name)

@@ -81,10 +81,7 @@ func checkExact(t *testing.T, ns *testNS, rulesets []Ruleset) {
 	saved := parseIPSetSave(ns.must("ipset", "save"))
 	for _, rs := range rulesets {
 		for _, s := range rs.Sets {
-			want := make(map[string]bool)
-			for _, m := range s.Members {
-				want[memberKey(s.Type, m.Entry, m.NoMatch)] = true
-			}
+			want := memberKeys(s)
 			got := saved[s.Name]
 			if got == nil {
 				t.Errorf("set %s is missing", s.Name)

@@ -21,12 +21,7 @@ import (
 func TestKernelHolds(t *testing.T) {
 	for _, inside := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inside=%v", inside), func(t *testing.T) {
-			ns := newTestNS(t)
-			r := ns.runner(ModeNFT)
-			if inside {
-				enterNS(t, ns)
-				r = &Runner{Mode: ModeNFT, Timeout: time.Minute}
-			}
+			ns, r := nftRunner(t, inside)
 			ctx := context.Background()
 			rulesets := []Ruleset{*testRuleset(), *testRuleset6()}
 			ns.foreign()

@@ -104,3 +104,26 @@ func traceOf(s string) bool { return strings.Contains(s, Prefix) }
 
 // sortStrings makes cmp compare string slices as sets.
 var sortStrings = cmpopts.SortSlices(func(a, b string) bool { return a < b })
+
+// nftRunner returns a new test namespace and an nft-mode Runner of it:
+// one that enters it per command, or, inside, a Runner of the calling
+// thread's namespace after the thread was locked into it (enterNS).
+func nftRunner(t *testing.T, inside bool) (*testNS, *Runner) {
+	t.Helper()
+	ns := newTestNS(t)
+	if !inside {
+		return ns, ns.runner(ModeNFT)
+	}
+	enterNS(t, ns)
+	return ns, &Runner{Mode: ModeNFT, Timeout: time.Minute}
+}
+
+// memberKeys is the set of s's members in memberKey form, as
+// parseIPSetSave gives a set read back.
+func memberKeys(s Set) map[string]bool {
+	keys := make(map[string]bool, len(s.Members))
+	for _, m := range s.Members {
+		keys[memberKey(s.Type, m.Entry, m.NoMatch)] = true
+	}
+	return keys
+}
