@@ -37,8 +37,8 @@ func onceIn(t *testing.T, dir string, applyErr error) int {
 }
 
 // TestOnceStoresTheCacheOnlyAfterItsSync: the manifest cache, encoded
-// beside the sync, is stored only when the sync succeeded; then the next
-// run decodes nothing.
+// while the sync commits, is stored only when the sync succeeded; then the
+// next run decodes nothing.
 func TestOnceStoresTheCacheOnlyAfterItsSync(t *testing.T) {
 	dir := t.TempDir()
 	st := state.New(dir)
@@ -79,6 +79,11 @@ func TestOnceSnapshotWriteFailureFails(t *testing.T) {
 	}
 	if _, err := os.Stat(st.ManifestCachePath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after a failed sync the manifest cache is there (stat: %v); want none", err)
+	}
+	for _, name := range []string{"expected.json", "realized.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("after a commit whose snapshot was not stored, %s: %v (size %d); want it written", name, err, sizeOf(fi))
+		}
 	}
 }
 
