@@ -135,22 +135,18 @@ func memberDiff(changed []Set, existing map[string]SetInfo, before map[string]*s
 }
 
 // netlinkable reports whether netlinkEntry encodes key, a member of s in
-// memberKey form, as exactly that member: an address of the set's family
-// (not IPv4-mapped, which the encoder would send as IPv4), a prefix only in
-// a hash:net set (a hash:ip set would take a range) and never of length 0
-// (which the encoder leaves out, and the kernel would read as a host).
+// memberKey form, as exactly that member: one it encodes at all (not
+// IPv4-mapped, no prefix of length 0), an address of the set's family, and
+// a prefix only in a hash:net set (a hash:ip set would take a range).
 func netlinkable(s Set, key string) bool {
 	ent, ok := netlinkEntry(key)
 	if !ok {
 		return false
 	}
 	a, ok := netip.AddrFromSlice(ent.IP)
-	if !ok || a.Is4In6() || a.Is4() != (s.Family == IPv4) {
+	if !ok || a.Is4() != (s.Family == IPv4) {
 		return false
 	}
 	addr, _, _ := strings.Cut(key, ",")
-	if strings.Contains(addr, "/") {
-		return s.Type == HashNet && ent.CIDR != 0
-	}
-	return true
+	return !strings.Contains(addr, "/") || s.Type == HashNet
 }

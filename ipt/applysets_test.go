@@ -55,3 +55,20 @@ func TestMemberDiffFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestNetlinkEntryRefusesWhatItCannotSend: an IPv4-mapped IPv6 address
+// (it would go out as IPv4) and a prefix of length 0 (it would go out
+// without its length, a host to the kernel) are refused, so that AddEntries
+// and DelEntries fall back to `ipset restore` for them.
+func TestNetlinkEntryRefusesWhatItCannotSend(t *testing.T) {
+	for _, v := range []string{"::ffff:10.0.0.1", "::ffff:10.0.0.0/120", "0.0.0.0/0", "::/0"} {
+		if _, ok := netlinkEntry(v); ok {
+			t.Errorf("netlinkEntry(%q) encoded it", v)
+		}
+	}
+	for _, v := range []string{"10.0.0.1", "10.0.0.0/1", "fd00::/8", "10.0.0.1,tcp:80"} {
+		if _, ok := netlinkEntry(v); !ok {
+			t.Errorf("netlinkEntry(%q) refused it", v)
+		}
+	}
+}

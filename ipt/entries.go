@@ -159,9 +159,11 @@ func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
 func netlinkEntry(value string) (*netlink.IPSetEntry, bool) {
 	addrPart, portPart, hasPort := strings.Cut(value, ",")
 	ent := &netlink.IPSetEntry{}
-	if p, err := netip.ParsePrefix(addrPart); err == nil && !hasPort {
+	// An IPv4-mapped IPv6 address would be sent as IPv4, and a prefix of
+	// length 0 without its length (a host to the kernel): neither is sent.
+	if p, err := netip.ParsePrefix(addrPart); err == nil && !hasPort && p.Bits() > 0 && !p.Addr().Is4In6() {
 		ent.IP, ent.CIDR = net.IP(p.Addr().AsSlice()), uint8(p.Bits())
-	} else if a, err := netip.ParseAddr(addrPart); err == nil && a.Zone() == "" {
+	} else if a, err := netip.ParseAddr(addrPart); err == nil && a.Zone() == "" && !a.Is4In6() {
 		ent.IP = net.IP(a.AsSlice())
 	} else {
 		return nil, false
