@@ -300,7 +300,11 @@ func BenchmarkCacheLoadWarm(b *testing.B) {
 	if _, err := c.Load(dir); err != nil {
 		b.Fatal(err)
 	}
-	if err := cluster.WriteManifestCache(st, c.Stored()); err != nil {
+	data, err := cluster.EncodeManifestCache(c.Stored())
+	if err == nil {
+		err = st.WriteManifestCacheData(data)
+	}
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()

@@ -31,7 +31,7 @@ type DirSource struct {
 	Dir  string
 	Node string
 	// Store, when set, is where the decoded files of an earlier process
-	// are found (read at the first Load; see Persist).
+	// are found (read at the first Load; see EncodeCache).
 	Store *state.Store
 
 	once  sync.Once
@@ -87,21 +87,11 @@ func (d *DirSource) Stats() manifest.Stats {
 	return d.cache.Stats()
 }
 
-// Persist stores the decoded files of the last Load in Store, for the next
-// process to reuse, unless the last Load decoded nothing new. The caller
-// holds the data directory lock.
-func (d *DirSource) Persist() error {
-	data, err := d.EncodeCache()
-	if err != nil || data == nil {
-		return err
-	}
-	return d.Store.WriteManifestCacheData(data)
-}
-
-// EncodeCache returns what Persist would store (nil when the last Load
-// decoded nothing new), so that the encoding, which takes no lock, can run
-// beside other work and only the write under the lock. It only reads what
-// the last Load made.
+// EncodeCache returns the decoded files of the last Load, encoded for
+// Store.WriteManifestCacheData (for the next process to reuse), or nil
+// when the last Load decoded nothing new. It takes no lock and only reads
+// what the last Load made, so it can run beside other work; the caller
+// writes the result under the data directory lock.
 func (d *DirSource) EncodeCache() ([]byte, error) {
 	if d.Store == nil || d.cache == nil || d.cache.Stats().Decoded == 0 {
 		return nil, nil

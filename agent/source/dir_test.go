@@ -22,7 +22,7 @@ func write(t *testing.T, dir, name, content string) {
 }
 
 // A DirSource re-decodes only the files that changed, and one started
-// later on the same data directory reuses what --once stored (Persist).
+// later on the same data directory reuses what --once stored (EncodeCache, then the write under the lock).
 func TestDirSourceDecodesOnlyChangedFiles(t *testing.T) {
 	ctx := context.Background()
 	dir, store := t.TempDir(), state.New(t.TempDir())
@@ -39,9 +39,7 @@ func TestDirSourceDecodesOnlyChangedFiles(t *testing.T) {
 	}
 	first := &DirSource{Dir: dir, Node: "n", Store: store}
 	load(first, manifest.Stats{Files: 2, Read: 2, Decoded: 2})
-	if err := first.Persist(); err != nil {
-		t.Fatal(err)
-	}
+	persist(t, first)
 	if changed, err := first.Changed(ctx); err != nil || changed {
 		t.Fatalf("Changed = %v, %v with nothing changed", changed, err)
 	}
@@ -55,10 +53,8 @@ func TestDirSourceDecodesOnlyChangedFiles(t *testing.T) {
 	next := &DirSource{Dir: dir, Node: "n", Store: store}
 	load(next, manifest.Stats{Files: 2, Read: 2, Decoded: 1})
 	again := &DirSource{Dir: dir, Node: "n", Store: store}
-	load(again, manifest.Stats{Files: 2, Read: 2, Decoded: 1}) // next did not Persist
-	if err := next.Persist(); err != nil {
-		t.Fatal(err)
-	}
+	load(again, manifest.Stats{Files: 2, Read: 2, Decoded: 1}) // next did not persist
+	persist(t, next)
 	last := &DirSource{Dir: dir, Node: "n", Store: store}
 	load(last, manifest.Stats{Files: 2, Read: 2})
 }
@@ -141,9 +137,7 @@ func TestDirSourceIgnoresBadCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Persist(); err != nil {
-		t.Fatal(err)
-	}
+	persist(t, first)
 	path := filepath.Join(store.Dir, "manifests.cache")
 	good, err := os.ReadFile(path)
 	if err != nil {
@@ -175,5 +169,17 @@ func TestDirSourceIgnoresBadCache(t *testing.T) {
 		if st := d.Stats(); st.Decoded != decoded {
 			t.Errorf("%s: decoded %d files, want %d", name, st.Decoded, decoded)
 		}
+	}
+}
+
+// persist stores what d's last Load decoded, as --once does after its sync.
+func persist(t *testing.T, d *DirSource) {
+	t.Helper()
+	data, err := d.EncodeCache()
+	if err == nil && data != nil {
+		err = d.Store.WriteManifestCacheData(data)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -122,19 +122,9 @@ type ManifestCache struct {
 	Files     []ManifestFile `json:"files"`
 }
 
-// WriteManifestCache stores c (see state.Store.WriteManifestCacheData: it
-// is not fsynced, as a cache lost or cut short only makes the next run
-// decode the files again).
-func WriteManifestCache(st Files, c *ManifestCache) error {
-	data, err := EncodeManifestCache(c)
-	if err != nil {
-		return fmt.Errorf("%s: %w", st.ManifestCachePath(), err)
-	}
-	return st.WriteManifestCacheData(data)
-}
-
-// EncodeManifestCache encodes c at this version, as WriteManifestCache
-// stores it.
+// EncodeManifestCache encodes c at this version, for
+// state.Store.WriteManifestCacheData (not fsynced: a cache lost or cut
+// short only makes the next run decode the files again).
 func EncodeManifestCache(c *ManifestCache) ([]byte, error) {
 	c.Version = ManifestCacheVersion
 	data, err := encodeManifestCache(c)

@@ -101,7 +101,7 @@ func largeManifestCache() *ManifestCache {
 func TestManifestCacheRoundTrip(t *testing.T) {
 	want := largeManifestCache()
 	s := dirFiles(t.TempDir())
-	if err := WriteManifestCache(s, want); err != nil {
+	if err := writeManifestCache(s, want); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadManifestCache(s)
@@ -128,7 +128,7 @@ func TestManifestCacheRefusesMetadataItCannotHold(t *testing.T) {
 	np.Annotations = map[string]string{"x": "y"}
 	c := &ManifestCache{Node: "n", Files: []ManifestFile{{Name: "f.yaml", Policies: []networkingv1.NetworkPolicy{np}}}}
 	s := dirFiles(t.TempDir())
-	if err := WriteManifestCache(s, c); err == nil || !strings.Contains(err.Error(), "ns/all") {
+	if err := writeManifestCache(s, c); err == nil || !strings.Contains(err.Error(), "ns/all") {
 		t.Errorf("write: %v, want an error naming policy ns/all", err)
 	}
 	if _, err := ReadManifestCache(s); !os.IsNotExist(err) {
@@ -301,4 +301,13 @@ func (d dirFiles) WriteSnapshotData(data []byte) error {
 }
 func (d dirFiles) WriteManifestCacheData(data []byte) error {
 	return os.WriteFile(d.ManifestCachePath(), data, 0o600)
+}
+
+// writeManifestCache encodes c and stores it in st, as --once does.
+func writeManifestCache(st Files, c *ManifestCache) error {
+	data, err := EncodeManifestCache(c)
+	if err != nil {
+		return err
+	}
+	return st.WriteManifestCacheData(data)
 }
