@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-
 	"github.com/netpol/netpol/integration/node"
 	"github.com/netpol/netpol/policy"
 	"github.com/netpol/netpol/policy/policytest"
@@ -89,7 +86,10 @@ func differentialOn(t *testing.T, fam node.Family, seeds, first int) {
 		}
 		c.write("00-world.yaml", string(yaml))
 		c.sync()
-		flushConntrack(t, c.node)
+		// Each scenario is judged on new connections.
+		if err := c.node.FlushConntrack(); err != nil {
+			t.Fatal(err)
+		}
 		for _, single := range fam.Single() {
 			hosts := node.In(pods, single)
 			for _, pp := range policytest.Ports {
@@ -110,29 +110,4 @@ func differentialOn(t *testing.T, fam node.Family, seeds, first int) {
 		}
 	}
 	t.Logf("%d random scenarios from seed %d on real traffic (%s pods, %d of them, %s)", seeds, first, fam, len(pods), fmt.Sprint(policytest.Ports))
-}
-
-// matchAll is a conntrack filter that matches every flow.
-type matchAll struct{}
-
-func (matchAll) MatchConntrackFlow(*netlink.ConntrackFlow) bool { return true }
-
-// flushConntrack forgets every connection the node's conntrack tracks, in
-// both families: each scenario is judged on new connections, and a UDP
-// probe whose source port happens to repeat a flow an earlier scenario
-// allowed would otherwise pass as reply traffic ("existing connections
-// keep flowing" is tested on its own). Equivalent to: `conntrack -F`.
-func flushConntrack(t *testing.T, n *node.Node) {
-	t.Helper()
-	err := ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
-		for _, fam := range []netlink.InetFamily{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-			if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, fam, matchAll{}); err != nil {
-				return fmt.Errorf("flush conntrack (family %d): %w", fam, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

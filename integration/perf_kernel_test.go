@@ -31,15 +31,6 @@ import (
 // pfPollEvery is how often a waiting benchmark reads the kernel back.
 const pfPollEvery = time.Millisecond
 
-// pfFlushConntrack empties the conntrack table of the node namespace, so
-// that no run finds the flows of the one before.
-// Equivalent to: ip netns exec NODE conntrack -F
-func pfFlushConntrack(n *node.Node) error {
-	return ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {
-		return netlink.ConntrackTableFlush(netlink.ConntrackTable)
-	})
-}
-
 // pfGen is ipt.NFTGeneration of node n.
 func pfGen(n *node.Node) (gen uint32, err error) {
 	err = ns.WithNetNSPath(n.NetNSPath, func(ns.NetNS) error {

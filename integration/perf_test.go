@@ -203,7 +203,7 @@ func (p *pfBench) pfRates(b *testing.B, mode string) (side, base []float64) {
 		var got [2]float64
 		for k := range 2 {
 			j := (i + k) % 2
-			if err := pfFlushConntrack(nodes[j]); err != nil {
+			if err := nodes[j].FlushConntrack(); err != nil {
 				b.Fatal(err)
 			}
 			var r float64
