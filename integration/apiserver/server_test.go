@@ -21,11 +21,14 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -167,12 +170,14 @@ func (c *cluster) applyRBAC(t *testing.T) {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
 	var sa *corev1.ServiceAccount
+	var role *rbacv1.ClusterRole
 	for _, obj := range decodeFile(t, rbacFile) {
 		var err error
 		switch o := obj.(type) {
 		case *corev1.ServiceAccount:
 			sa, err = c.admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.ClusterRole:
+			role = o
 			_, err = c.admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.ClusterRoleBinding:
 			_, err = c.admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
@@ -183,9 +188,10 @@ func (c *cluster) applyRBAC(t *testing.T) {
 			t.Fatalf("%s: %v", rbacFile, err)
 		}
 	}
-	if sa == nil {
-		t.Fatalf("%s: no ServiceAccount", rbacFile)
+	if sa == nil || role == nil {
+		t.Fatalf("%s: no ServiceAccount or no ClusterRole", rbacFile)
 	}
+	c.waitForRBAC(ctx, t, sa, role)
 	tr, err := c.admin.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3 * 3600))}},
 		metav1.CreateOptions{})
@@ -193,6 +199,37 @@ func (c *cluster) applyRBAC(t *testing.T) {
 		t.Fatalf("token of %s/%s: %v", sa.Namespace, sa.Name, err)
 	}
 	c.agentToken = tr.Status.Token
+}
+
+// waitForRBAC returns once the API server's authorizer grants sa every
+// verb on every resource of role. The RBAC authorizer reads roles and
+// bindings through informers, so a binding just created is not in force
+// at once: a request made straight after applyRBAC could be refused.
+func (c *cluster) waitForRBAC(ctx context.Context, t *testing.T, sa *corev1.ServiceAccount, role *rbacv1.ClusterRole) {
+	t.Helper()
+	user := serviceaccount.MakeUsername(sa.Namespace, sa.Name)
+	groups := serviceaccount.MakeGroupNames(sa.Namespace)
+	for _, rule := range role.Rules {
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				for _, verb := range rule.Verbs {
+					attrs := &authorizationv1.ResourceAttributes{Group: group, Resource: resource, Verb: verb}
+					err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+						r, err := c.admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+							Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: groups, ResourceAttributes: attrs},
+						}, metav1.CreateOptions{})
+						if err != nil {
+							return false, err
+						}
+						return r.Status.Allowed, nil
+					})
+					if err != nil {
+						t.Fatalf("%s: %s %s.%s not granted to %s: %v", rbacFile, verb, resource, group, user, err)
+					}
+				}
+			}
+		}
+	}
 }
 
 // decodeFile decodes every document of a multi-document YAML file.
