@@ -74,6 +74,15 @@
 // Later steps of a case (label changes of pods or namespaces, policy
 // updates or deletions) rewrite the manifests and sync in both orders.
 //
+// Every probe stands for a new connection, as upstream's do (its cases run
+// in new namespaces with new pods each time). So before every probe round
+// each node's conntrack table is flushed: netpol returns established
+// traffic before any policy, and a pods-first node still tracks the flows
+// of earlier cases and steps, which a UDP probe whose random source port
+// happens to repeat one would pass as. (That an open connection keeps
+// flowing when a policy tightens is tested on its own, by
+// TestEstablishedAndRepliesInBothFamilies in integration.)
+//
 // The ipBlock cases need pod IPs inside the policies. In pods-first order
 // they are the IPs CNI ADD returned. In policies-first order they are
 // predicted before the pods exist: host-local on a fresh node hands out
