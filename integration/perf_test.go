@@ -12,6 +12,9 @@ package integration
 //	netpol  bridge + netpol, agent synced on the large world (pfLarge), its
 //	        110 local pods real (CNI ADD through libcni)
 //	bridge  bridge alone, the two pods of the traffic rows
+//	floor   bridge alone with one rule in FORWARD, the conntrack
+//	        RELATED,ESTABLISHED accept: the least a stateful firewall
+//	        costs (conntrack on, the FORWARD hook walked), the same two pods
 //	empty   bridge + netpol, agent synced on no manifests
 //	agent   bridge + netpol, the large world, the 110 local pods recorded
 //	small   bridge + netpol, the small world (pfSmall), 10 local pods recorded
@@ -83,10 +86,11 @@ type pfBench struct {
 	large, small   *testsnap.Cluster
 	traffic        string
 	netpol, bridge *bnChain
+	floor          *bnChain // row 1's third node: bridge + the conntrack rule
 	empty          *node.Node
 	agent, smallN  *node.Node
 	agentM, smallM *pfManifests
-	client, server [2]*node.Pod // [netpol, bridge]
+	client, server [3]*node.Pod // [netpol, bridge, floor]
 	iperf          bool         // iperf3 is installed: row 2 uses it
 	log            bnLog
 	rows           map[int]bool // pfRows
@@ -165,6 +169,17 @@ func (p *pfBench) setupTraffic(b *testing.B) {
 	if p.server[1], err = p.bridge.node.AddPod(server.Namespace, server.Name); err != nil {
 		b.Fatal(err)
 	}
+	p.floor = bnNewChain(b, "bridge", node.Options{BridgeOnly: true, Name: bnNodeName})
+	if p.client[2], err = p.floor.node.AddPod(client.Namespace, client.Name); err != nil {
+		b.Fatal(err)
+	}
+	if p.server[2], err = p.floor.node.AddPod(server.Namespace, server.Name); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := p.floor.node.Exec(context.Background(), "iptables", "-w", "-A", "FORWARD",
+		"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"); err != nil {
+		b.Fatalf("floor node: %v\n%s", err, out)
+	}
 	out, err := p.netpol.node.RunAgent("--manifests", netpolM.dir, "--once")
 	if err != nil {
 		b.Fatalf("agent: %v\n%s", err, out)
@@ -194,16 +209,19 @@ func (p *pfBench) setupTraffic(b *testing.B) {
 	pfRunOnce(b, p.empty, b.TempDir())
 }
 
-// pfRates runs the traffic generator in mode on both nodes, pairs times,
-// alternating which node goes first, conntrack flushed before each run.
-func (p *pfBench) pfRates(b *testing.B, mode string) (side, base []float64) {
+// pfRates runs the traffic generator in mode on each of the nodes given
+// by index (0 netpol, 1 bridge, 2 floor), pairs times, rotating which node
+// goes first, conntrack flushed before each run; rates[k][i] is node
+// nodes[k]'s rate in round i.
+func (p *pfBench) pfRates(b *testing.B, mode string, nodes ...int) (rates [][]float64) {
 	b.Helper()
-	nodes := []*node.Node{p.netpol.node, p.bridge.node}
+	chains := []*bnChain{p.netpol, p.bridge, p.floor}
+	rates = make([][]float64, len(nodes))
 	for i := range pfPairs() {
-		var got [2]float64
-		for k := range 2 {
-			j := (i + k) % 2
-			if err := nodes[j].FlushConntrack(); err != nil {
+		for o := range nodes {
+			k := (i + o) % len(nodes)
+			j := nodes[k]
+			if err := chains[j].node.FlushConntrack(); err != nil {
 				b.Fatal(err)
 			}
 			var r float64
@@ -216,23 +234,30 @@ func (p *pfBench) pfRates(b *testing.B, mode string) (side, base []float64) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			got[j] = r
+			rates[k] = append(rates[k], r)
 		}
-		side, base = append(side, got[0]), append(base, got[1])
 	}
-	return side, base
+	return rates
 }
 
 // connects is row 1: new TCP connections per second, one connector,
-// connect then RST.
+// connect then RST, on the netpol, bridge and floor nodes in turn. Beside
+// the row itself it prints the floor against the bridge (what conntrack
+// and a walked FORWARD hook cost any stateful firewall) and netpol against
+// the floor (what netpol's own rules add), from the same rounds.
 func (p *pfBench) connects(b *testing.B) []pfRow {
-	side, base := p.pfRates(b, "connect")
-	return []pfRow{{name: "1 new TCP conns/s, bridge+netpol vs bridge", unit: "conn/s", side: side, base: base}}
+	r := p.pfRates(b, "connect", 0, 1, 2)
+	return []pfRow{
+		{name: "1 new TCP conns/s, bridge+netpol vs bridge", unit: "conn/s", side: r[0], base: r[1]},
+		{name: "1f the floor: bridge+conntrack rule vs bridge", unit: "conn/s", side: r[2], base: r[1]},
+		{name: "1n bridge+netpol vs the floor", unit: "conn/s", side: r[0], base: r[2]},
+	}
 }
 
 // throughput is row 2: one TCP stream's throughput.
 func (p *pfBench) throughput(b *testing.B) []pfRow {
-	side, base := p.pfRates(b, "send")
+	r := p.pfRates(b, "send", 0, 1)
+	side, base := r[0], r[1]
 	for i := range side {
 		side[i], base[i] = side[i]/1e9, base[i]/1e9
 	}
