@@ -99,7 +99,8 @@ func (c *Cache) Seed(stored *cluster.ManifestCache) {
 }
 
 // Stored returns the files of the last successful Load, to be persisted
-// (cluster.WriteManifestCache) and seeded into a later process's Cache.
+// (cluster.EncodeManifestCache, then state.Store.WriteManifestCacheData)
+// and seeded into a later process's Cache.
 func (c *Cache) Stored() *cluster.ManifestCache {
 	// Every object of the last successful Load was validated (validate).
 	out := &cluster.ManifestCache{Version: cluster.ManifestCacheVersion, Node: c.node, Validator: validatorKey()}

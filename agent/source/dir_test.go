@@ -22,7 +22,8 @@ func write(t *testing.T, dir, name, content string) {
 }
 
 // A DirSource re-decodes only the files that changed, and one started
-// later on the same data directory reuses what --once stored (EncodeCache, then the write under the lock).
+// later on the same data directory reuses what --once stored (EncodeCache,
+// then the write under the lock).
 func TestDirSourceDecodesOnlyChangedFiles(t *testing.T) {
 	ctx := context.Background()
 	dir, store := t.TempDir(), state.New(t.TempDir())
