@@ -20,7 +20,7 @@ echo "netns: $(readlink /proc/self/ns/net)"
 for mode; do :; done
 case "$mode" in
 fail) echo "bad manifest" >&2; exit 3 ;;
-serve) trap 'echo bye; exit 0' TERM; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done ;;
+serve) trap 'echo bye; exit 0' TERM; echo trapping TERM; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done ;;
 stubborn) trap '' TERM; echo ignoring TERM; exec sleep 30 ;;
 esac
 `
@@ -73,8 +73,10 @@ func TestStartAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The shell handles SIGTERM only once its trap is set, after it printed
+	// its namespace: wait for the trap, not the namespace line (bounded).
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(a.Output(), "netns:") && time.Now().Before(deadline) {
+	for !strings.Contains(a.Output(), "trapping TERM") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err := a.Stop(); err != nil {
