@@ -24,7 +24,8 @@ type plan struct {
 // as one unit (IPv4 then IPv6, or both at once with the nft backend, see
 // forFamilies):
 //
-//  1. one `ipset -exist restore` creates the family's missing desired sets
+//  1. one `ipset -exist restore` (over netlink in the process's own
+//     namespace, see ipsetRestore) creates the family's missing desired sets
 //     and adds to every changed one the members it lacks (RenderSets, grow;
 //     what it holds is read first, see applyFamily), so the rules below can
 //     reference them and no pod leaves a set before the rules that use its

@@ -18,9 +18,11 @@ import (
 //     ruleset generation moved since it read its cache is refused and
 //     retried by iptables-nft on a fresh cache); the two families share no
 //     chain, no table and no set, so neither transaction depends on the
-//     other. Their ipset commands still run one at a time (Runner.ipsetMu):
-//     `ipset save` dumps the other family's sets too, and the kernel
-//     refuses to swap a set while it is dumped. iptables-legacy takes the
+//     other. Their ipset dumps, swaps and destroys still run one at a time
+//     (Runner.ipsetMu, ipsetExclusive): `ipset save` dumps the other
+//     family's sets too, and the kernel refuses to swap or destroy a set
+//     while it is dumped; restores that only create sets and add or delete
+//     members run side by side. iptables-legacy takes the
 //     xtables lock (/run/xtables.lock, one for both families) for the whole
 //     restore: running them together would only make one wait. The
 //     unsuffixed binaries (ModePlain) may be either, so they are treated as

@@ -163,8 +163,9 @@ func TestKernelApplySmallSetDiffOverNetlink(t *testing.T) {
 }
 
 // TestKernelApplyNomatchDiffUsesRestore: a change that adds, drops or flips
-// a nomatch member goes through `ipset restore` (netlink add cannot carry
-// the flag), and the set still ends exactly its members.
+// a nomatch member goes through the restore (netlinkRestore here, whose
+// batches carry the flag; AddEntries' requests cannot), and the set still
+// ends exactly its members.
 func TestKernelApplyNomatchDiffUsesRestore(t *testing.T) {
 	for name, members := range map[string][]Member{
 		"added":   {{Entry: "10.1.0.0/16"}, {Entry: "10.1.2.0/24", NoMatch: true}, {Entry: "10.1.3.0/24", NoMatch: true}, {Entry: "10.3.0.0/16"}},
@@ -176,15 +177,16 @@ func TestKernelApplyNomatchDiffUsesRestore(t *testing.T) {
 			next := cloneRulesets(first)
 			findSet(t, next, "NETPOL4-NETS").Members = members
 			_, runs := applyChanged(t, first, next)
-			if !slices.Contains(runs, "ipset -exist") {
-				t.Errorf("the second Apply ran %q, want an ipset restore", runs)
+			if !slices.Contains(runs, "ipset netlink") {
+				t.Errorf("the second Apply ran %q, want a restore (over netlink, in the namespace)", runs)
 			}
 		})
 	}
 }
 
 // TestKernelApplyLargeSetDiffUsesRestore: a change of more than
-// netlinkDiffMax members goes through `ipset restore`, and ends exact.
+// netlinkDiffMax members goes through the restore (netlinkRestore here),
+// and ends exact.
 func TestKernelApplyLargeSetDiffUsesRestore(t *testing.T) {
 	first := netlinkSetRulesets()
 	next := cloneRulesets(first)
@@ -193,8 +195,8 @@ func TestKernelApplyLargeSetDiffUsesRestore(t *testing.T) {
 		peers.Members = append(peers.Members, Member{Entry: fmt.Sprintf("10.5.%d.%d", i>>8, i&255)})
 	}
 	_, runs := applyChanged(t, first, next)
-	if !slices.Contains(runs, "ipset -exist") {
-		t.Errorf("the second Apply ran %q, want an ipset restore", runs)
+	if !slices.Contains(runs, "ipset netlink") {
+		t.Errorf("the second Apply ran %q, want a restore (over netlink, in the namespace)", runs)
 	}
 }
 
@@ -233,7 +235,7 @@ func TestKernelApplyNetlinkFailureFallsBack(t *testing.T) {
 	if diff := cmp.Diff(want, atShrink); diff != "" {
 		t.Errorf("NETPOL4-PEERS when the shrink started (-old and new +kernel):\n%s", diff)
 	}
-	if n := strings.Count(strings.Join(runs, "\n"), "ipset -exist"); n != 3 {
+	if n := strings.Count(strings.Join(runs, "\n"), "ipset netlink"); n != 3 {
 		t.Errorf("the second Apply ran %q, want the grow and the shrink restores and the temporary's destroy", runs)
 	}
 }

@@ -3,6 +3,7 @@ package ipt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -35,10 +36,10 @@ type Runner struct {
 	Trace func(command string, took time.Duration)
 
 	traceMu sync.Mutex // serializes the calls of Trace
-	// ipsetMu runs the Runner's ipset commands one at a time, when the
-	// families apply side by side (forFamilies): `ipset save` dumps every
-	// set, the other family's too, and the kernel refuses to swap or
-	// destroy a set while it is dumped.
+	// ipsetMu runs the Runner's exclusive ipset commands (ipsetExclusive)
+	// one at a time, when the families apply side by side (forFamilies):
+	// `ipset save` dumps every set, the other family's too, and the kernel
+	// refuses to swap or destroy a set while it is dumped.
 	ipsetMu sync.Mutex
 
 	mu     sync.Mutex
@@ -93,7 +94,7 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	if r.NetNS != "" {
 		argv = append([]string{"ip", "netns", "exec", r.NetNS}, argv...)
 	}
-	if name == "ipset" {
+	if name == "ipset" && ipsetExclusive(args, stdin) {
 		r.ipsetMu.Lock()
 		defer r.ipsetMu.Unlock()
 	}
@@ -174,6 +175,24 @@ func (r *Runner) saveFilter(ctx context.Context, fam Family) (*savedTable, error
 	return parseSave(string(out)), nil
 }
 
+// ipsetExclusive reports whether the ipset command args (with stdin) must
+// run alone, under ipsetMu: every one but an `ipset -exist restore` whose
+// every line creates a set, or adds or deletes a member. A dump must not
+// overlap a swap or a destroy, which the kernel refuses while a set is
+// dumped; a create, add or del it takes at any time, from any number of
+// processes, so the families' growths run side by side.
+func ipsetExclusive(args []string, stdin []byte) bool {
+	if len(args) != 2 || args[0] != "-exist" || args[1] != "restore" {
+		return true
+	}
+	for line := range bytes.Lines(stdin) {
+		if !bytes.HasPrefix(line, []byte("add ")) && !bytes.HasPrefix(line, []byte("create ")) && !bytes.HasPrefix(line, []byte("del ")) {
+			return true
+		}
+	}
+	return false
+}
+
 // restore feeds input to `iptables-restore -w --noflush` of fam. A failure
 // is a *RestoreError.
 func (r *Runner) restore(ctx context.Context, fam Family, input []byte) error {
@@ -189,13 +208,40 @@ func (r *Runner) restore(ctx context.Context, fam Family, input []byte) error {
 }
 
 // ipsetRestore feeds input to `ipset -exist restore`. A failure is a
-// *RestoreError. Empty input starts no process.
+// *RestoreError. Empty input starts no process. In the process's own
+// network namespace (NetNS empty) the input goes to the kernel over
+// netlink from this process (netlinkRestore), and the ipset binary runs
+// only for what that path refuses before changing anything.
 func (r *Runner) ipsetRestore(ctx context.Context, input []byte) error {
 	if len(input) == 0 {
 		return nil
 	}
+	if r.NetNS == "" {
+		if err := r.ipsetNetlink(ctx, input); !errors.Is(err, errNoNetlink) {
+			return err
+		}
+	}
 	_, err := r.run(ctx, input, "ipset", "-exist", "restore")
 	return asRestoreError(err, input)
+}
+
+// ipsetNetlink is netlinkRestore of input, under ipsetMu when the input is
+// exclusive (ipsetExclusive), heard by Trace as "ipset netlink" when it
+// ran.
+func (r *Runner) ipsetNetlink(ctx context.Context, input []byte) error {
+	if ipsetExclusive([]string{"-exist", "restore"}, input) {
+		r.ipsetMu.Lock()
+		defer r.ipsetMu.Unlock()
+	}
+	start := time.Now()
+	err := netlinkRestore(ctx, input)
+	if r.Trace != nil && !errors.Is(err, errNoNetlink) {
+		took := time.Since(start)
+		r.traceMu.Lock()
+		r.Trace("ipset netlink", took)
+		r.traceMu.Unlock()
+	}
+	return err
 }
 
 // listSetNames returns the names of all sets. Equivalent to: `ipset list -n`.
