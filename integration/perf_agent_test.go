@@ -9,6 +9,8 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +34,7 @@ const (
 	pfPoll         = "10ms"
 	pfChangeEvery  = time.Second // row 7: one label change this often
 	pfAgentStartIn = 2 * time.Minute
-	pfOncePairs    = 5 // row 5: each pair is six agent runs
+	pfOncePairs    = 5 // row 5: each pair is eight agent runs
 )
 
 // pfRunOnce times `netpol-agent --manifests dir --once` in n, end to end.
@@ -63,25 +65,53 @@ func pfCold(b *testing.B, n *node.Node, m *pfManifests) {
 	}
 }
 
+// pfReboot leaves n as a reboot would: the kernel holds nothing of netpol,
+// and the data directory is what the last sync left on disk (snapshot,
+// index, pod records, the decoded manifests' cache), kept aside while
+// --uninstall empties the kernel and the directory, then put back.
+func pfReboot(b *testing.B, n *node.Node) {
+	b.Helper()
+	keep := filepath.Join(b.TempDir(), "data")
+	if out, err := exec.Command("cp", "-a", n.DataDir, keep).CombinedOutput(); err != nil {
+		b.Fatalf("keep the data directory: %v: %s", err, out)
+	}
+	if out, err := n.RunAgent("--uninstall"); err != nil {
+		b.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(n.DataDir); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", keep, n.DataDir).CombinedOutput(); err != nil {
+		b.Fatalf("put the data directory back: %v: %s", err, out)
+	}
+}
+
 // agentOnce is row 5: --once on a node whose kernel holds no policy state
-// (cold), again with nothing changed (warm), and after one label change of
-// a pod on another node.
+// and whose data directory is empty but for the pod records (cold: a first
+// start), again with nothing changed (warm), after one label change of a
+// pod on another node, and after a reboot (the kernel empty, the data
+// directory kept).
 func (p *pfBench) agentOnce(b *testing.B) []pfRow {
 	b.Helper()
 	nodes := [2]*node.Node{p.agent, p.smallN}
 	ms := [2]*pfManifests{p.agentM, p.smallM}
-	steps := []string{"cold", "warm", "label"}
-	var got [3][2][]float64
+	steps := []string{"cold", "warm", "label", "reboot"}
+	var got [4][2][]float64
 	for i := range pfOncePairs {
 		for j := range 2 {
 			pfCold(b, nodes[j], ms[j])
 		}
 		for s, step := range steps {
-			if step == "label" {
+			switch step {
+			case "label":
 				for _, m := range ms {
 					if err := m.toggleLabel(); err != nil {
 						b.Fatal(err)
 					}
+				}
+			case "reboot":
+				for _, n := range nodes {
+					pfReboot(b, n)
 				}
 			}
 			for k := range 2 {
@@ -90,7 +120,8 @@ func (p *pfBench) agentOnce(b *testing.B) []pfRow {
 			}
 		}
 	}
-	names := []string{"5a agent --once cold, large vs small world", "5b agent --once warm (nothing changed)", "5c agent --once after one label change (other node)"}
+	names := []string{"5a agent --once cold, large vs small world", "5b agent --once warm (nothing changed)",
+		"5c agent --once after one label change (other node)", "5d agent --once after a reboot (kernel empty, data dir kept)"}
 	var rows []pfRow
 	for s := range steps {
 		rows = append(rows, pfRow{name: names[s], unit: "ms", side: got[s][0], base: got[s][1]})
