@@ -52,15 +52,14 @@ var nlTypes = map[SetType]bool{HashIP: true, HashNet: true, HashIPPort: true}
 var revisions struct {
 	sync.Mutex
 	byType map[string]uint8
-	user   map[string]uint8 // the binary's newest revision of each type
-	read   bool             // user was read (or could not be)
+	user   map[string]uint8 // the binary's newest revision of each type, once read
 }
 
 // setRevision returns the revision of set type typ and family fam that
 // `ipset create` would ask for: the newest the kernel has (IPSET_CMD_TYPE)
 // that the installed ipset binary knows too (its `--help` lists them), so
 // that the binary can always list and save the set; false when there is
-// none or either cannot be asked. Both answers are kept for the process.
+// none or either cannot be asked. Answers are kept for the process.
 func setRevision(ctx context.Context, sock map[int]*nl.SocketHandle, typ string, fam uint8) (uint8, bool) {
 	revisions.Lock()
 	defer revisions.Unlock()
@@ -68,9 +67,8 @@ func setRevision(ctx context.Context, sock map[int]*nl.SocketHandle, typ string,
 	if rev, ok := revisions.byType[key]; ok {
 		return rev, true
 	}
-	if !revisions.read {
-		revisions.read = true
-		revisions.user = userRevisions(ctx)
+	if revisions.user == nil {
+		revisions.user = userRevisions(ctx) // nil again when it failed: asked again next time
 	}
 	umax, known := revisions.user[typ]
 	kmin, kmax, err := kernelRevisions(sock, typ, fam)
