@@ -2,7 +2,7 @@ package ipt
 
 import (
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,35 +122,96 @@ var ipsetProtos = map[string]uint8{"tcp": syscall.IPPROTO_TCP, "udp": syscall.IP
 // interface of the calling thread's network namespace, with -exist
 // semantics: an entry already present (add) or absent (del) is not an
 // error, and neither, for del, is a missing set. It reports whether every
-// entry was done; false when an entry cannot be expressed or the kernel
-// refused one, and some entries may then have been done.
+// entry was done: true only when the kernel acknowledged each entry's
+// request as done; false when an entry cannot be expressed, the kernel
+// refused one, or an acknowledgement is missing or unreadable, and some
+// entries may then have been done.
 //
-// Every request goes through one netlink socket, opened here (one per
-// request would cost four more system calls each, on CNI ADD's path).
+// One request per entry (its own set), all of them over one socket, up to
+// entriesBatch written at once and their acknowledgements read after: the
+// kernel handles the requests of one write in order and queues each
+// acknowledgement before the write returns. A pod's ADD in issue 10's
+// world puts it in 13 sets; one request and acknowledgement at a time
+// (two system calls each) took 0.33-0.36 ms in a namespace holding the
+// world's 894 sets.
 //
 // Equivalent to: `ipset -exist add SET VALUE` (or del) for each entry.
 func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
-	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-	if err != nil {
-		return false
+	cmd := nl.IPSET_CMD_DEL
+	if add {
+		cmd = nl.IPSET_CMD_ADD
 	}
-	defer h.Close()
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			return false
-		}
-		ent, ok := netlinkEntry(e.Value)
+	reqs := make([]*nl.NetlinkRequest, len(entries))
+	for i, e := range entries {
+		elem, ok := elemAttr(e.Value, false, i+1)
 		if !ok {
 			return false
 		}
-		ent.Replace = true // no NLM_F_EXCL: -exist
-		if add {
-			err = h.IpsetAdd(e.Set, ent)
-		} else {
-			err = h.IpsetDel(e.Set, ent)
-		}
-		if err != nil && !(!add && errors.Is(err, syscall.ENOENT)) {
+		// No NLM_F_EXCL: -exist.
+		req := nl.NewNetlinkRequest(cmd|unix.NFNL_SUBSYS_IPSET<<8, unix.NLM_F_ACK)
+		req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_INET, Version: nl.NFNETLINK_V0})
+		b := putAttr(nil, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
+		b = putAttr(b, nl.IPSET_ATTR_SETNAME, zstr(e.Set))
+		b = putAttr(b, nl.IPSET_ATTR_LINENO|nl.NLA_F_NET_BYTEORDER, binary.BigEndian.AppendUint32(nil, uint32(i+1)))
+		req.AddRawData(append(b, elem...))
+		reqs[i] = req
+	}
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	// Every acknowledgement is queued before the write returns: waiting
+	// longer than this means one was lost (a full receive buffer).
+	if err := s.SetReceiveTimeout(&unix.Timeval{Sec: 1}); err != nil {
+		return false
+	}
+	for len(reqs) > 0 {
+		if ctx.Err() != nil {
 			return false
+		}
+		n := min(len(reqs), entriesBatch)
+		if !ipsetBatch(s, reqs[:n], !add) {
+			return false
+		}
+		reqs = reqs[n:]
+	}
+	return true
+}
+
+// entriesBatch is the most requests netlinkEntries writes at once. An
+// acknowledgement takes ~1 KiB of the socket's receive buffer (the
+// buffer's accounting, for a 36-byte message; one that echoes a refused
+// request, more): 64 of them stay well within its default 208 KiB.
+const entriesBatch = 64
+
+// ipsetBatch writes reqs to s in one system call and reads one
+// acknowledgement for each. It reports whether every one acknowledged
+// success (or, with missingOK, ENOENT: a del from a set that is gone).
+func ipsetBatch(s *nl.NetlinkSocket, reqs []*nl.NetlinkRequest, missingOK bool) bool {
+	pending := make(map[uint32]bool, len(reqs))
+	var out []byte
+	for _, req := range reqs {
+		pending[req.Seq] = true
+		out = append(out, req.Serialize()...)
+	}
+	if err := unix.Sendto(s.GetFd(), out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return false
+	}
+	for len(pending) > 0 {
+		msgs, _, err := s.Receive()
+		if err != nil {
+			return false
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 || !pending[m.Header.Seq] {
+				return false
+			}
+			delete(pending, m.Header.Seq)
+			errno := -int32(binary.NativeEndian.Uint32(m.Data[:4]))
+			if errno != 0 && !(missingOK && syscall.Errno(errno) == syscall.ENOENT) {
+				return false
+			}
 		}
 	}
 	return true
