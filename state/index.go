@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strconv"
@@ -67,46 +68,62 @@ func EncodeIndex(idx *node.Index) []byte {
 // keeps that pod alone in Pods (absent if the index does not know it) and
 // skips the other pods' lines; with only empty it keeps every pod.
 func DecodeIndex(data []byte, only string) (*node.Index, error) {
-	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	if len(lines) < 2 {
+	// Over the bytes, so that only what is kept is copied: ADD keeps one
+	// pod of an index of ~35 KB (issue 10's world).
+	rest, done := bytes.TrimSuffix(data, []byte("\n")), false
+	next := func() ([]byte, bool) { // the lines of rest, as bytes.Split gives them
+		if done {
+			return nil, false
+		}
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		rest, done = after, !found
+		return line, true
+	}
+	first, _ := next()
+	second, ok := next()
+	if !ok {
 		return nil, fmt.Errorf("index: truncated")
 	}
-	head := strings.Fields(lines[0])
+	head := strings.Fields(string(first))
 	if len(head) != 2 || head[0] != indexMagic {
-		return nil, fmt.Errorf("index: line 1: want %q VERSION, got %q", indexMagic, lines[0])
+		return nil, fmt.Errorf("index: line 1: want %q VERSION, got %q", indexMagic, first)
 	}
 	v, err := strconv.Atoi(head[1])
 	if err != nil {
 		return nil, fmt.Errorf("index: line 1: version %q", head[1])
 	}
-	iso := strings.Fields(lines[1])
+	iso := strings.Fields(string(second))
 	if len(iso) == 0 || iso[0] != "isolated" {
-		return nil, fmt.Errorf("index: line 2: want isolated NAMESPACES, got %q", lines[1])
+		return nil, fmt.Errorf("index: line 2: want isolated NAMESPACES, got %q", second)
 	}
 	idx := &node.Index{Version: v, Isolated: iso[1:], Pods: map[string][]node.Membership{}}
-	var table []string // membership lines, parsed only when referenced
-	for n, line := range lines[2:] {
+	table := make([][]byte, 0, 1+bytes.Count(rest, []byte("\nm "))) // membership lines, parsed only when referenced
+	for n := 3; ; n++ {
+		line, ok := next()
+		if !ok {
+			break
+		}
 		switch {
-		case strings.HasPrefix(line, "m "):
+		case bytes.HasPrefix(line, []byte("m ")):
 			table = append(table, line[2:])
-		case strings.HasPrefix(line, "pod "):
-			key, refs, _ := strings.Cut(line[4:], " ")
-			if only != "" && key != only {
+		case bytes.HasPrefix(line, []byte("pod ")):
+			key, refs, _ := bytes.Cut(line[4:], []byte(" "))
+			if only != "" && string(key) != only {
 				continue
 			}
-			ms, err := resolveRefs(table, refs)
+			ms, err := resolveRefs(table, string(refs))
 			if err != nil {
-				return nil, fmt.Errorf("index: line %d: pod %s: %w", n+3, key, err)
+				return nil, fmt.Errorf("index: line %d: pod %s: %w", n, key, err)
 			}
-			idx.Pods[key] = ms
+			idx.Pods[string(key)] = ms
 		default:
-			return nil, fmt.Errorf("index: line %d: unexpected %q", n+3, line)
+			return nil, fmt.Errorf("index: line %d: unexpected %q", n, line)
 		}
 	}
 	return idx, nil
 }
 
-func resolveRefs(table []string, refs string) ([]node.Membership, error) {
+func resolveRefs(table [][]byte, refs string) ([]node.Membership, error) {
 	fields := strings.Fields(refs)
 	out := make([]node.Membership, 0, len(fields))
 	for _, f := range fields {
@@ -114,7 +131,7 @@ func resolveRefs(table []string, refs string) ([]node.Membership, error) {
 		if err != nil || i < 0 || i >= len(table) {
 			return nil, fmt.Errorf("membership %q out of range", f)
 		}
-		parts := strings.Fields(table[i])
+		parts := strings.Fields(string(table[i]))
 		if len(parts) < 2 || len(parts) > 3 {
 			return nil, fmt.Errorf("membership %d: %q: want FAMILY SET [SUFFIX]", i, table[i])
 		}
