@@ -18,7 +18,6 @@ import (
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
 	"github.com/netpol/netpol/policy"
 )
@@ -158,7 +157,7 @@ func documentJSON(doc []byte, isJSON bool) ([]byte, error) {
 	if isJSON {
 		return nonNull(doc), nil
 	}
-	j, err := yaml.YAMLToJSONStrict(doc)
+	j, err := yamlToJSON(doc)
 	if err != nil {
 		return nil, err
 	}
