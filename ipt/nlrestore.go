@@ -279,6 +279,11 @@ func netlinkRestore(ctx context.Context, input []byte) error {
 	if !ok {
 		return errNoNetlink
 	}
+	return netlinkRestoreOps(ctx, input, ops)
+}
+
+// netlinkRestoreOps is netlinkRestore of input, parsed as ops.
+func netlinkRestoreOps(ctx context.Context, input []byte, ops []ipsetOp) error {
 	if len(ops) == 0 {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -107,12 +108,7 @@ func (r *Runner) run(ctx context.Context, stdin []byte, name string, args ...str
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	if r.Trace != nil {
-		took := time.Since(start)
-		r.traceMu.Lock()
-		r.Trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), took)
-		r.traceMu.Unlock()
-	}
+	r.trace(strings.Join(append([]string{name}, args[:min(len(args), 1)]...), " "), start)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
@@ -186,12 +182,17 @@ func ipsetExclusive(args []string, stdin []byte) bool {
 		return true
 	}
 	for line := range bytes.Lines(stdin) {
-		if !bytes.HasPrefix(line, []byte("add ")) && !bytes.HasPrefix(line, []byte("create ")) && !bytes.HasPrefix(line, []byte("del ")) {
+		verb, _, found := bytes.Cut(line, []byte(" "))
+		if !found || exclusiveVerb(string(verb)) {
 			return true
 		}
 	}
 	return false
 }
+
+// exclusiveVerb reports whether a restore line of verb makes the restore
+// exclusive: every verb but create, add and del.
+func exclusiveVerb(verb string) bool { return verb != "create" && verb != "add" && verb != "del" }
 
 // restore feeds input to `iptables-restore -w --noflush` of fam. A failure
 // is a *RestoreError.
@@ -226,22 +227,34 @@ func (r *Runner) ipsetRestore(ctx context.Context, input []byte) error {
 }
 
 // ipsetNetlink is netlinkRestore of input, under ipsetMu when the input is
-// exclusive (ipsetExclusive), heard by Trace as "ipset netlink" when it
-// ran.
+// exclusive (as ipsetExclusive says of it: a line other than create, add
+// or del), heard by Trace as "ipset netlink" when it ran.
 func (r *Runner) ipsetNetlink(ctx context.Context, input []byte) error {
-	if ipsetExclusive([]string{"-exist", "restore"}, input) {
+	ops, ok := parseRestore(input)
+	if !ok {
+		return errNoNetlink
+	}
+	if slices.ContainsFunc(ops, func(op ipsetOp) bool { return exclusiveVerb(op.verb) }) {
 		r.ipsetMu.Lock()
 		defer r.ipsetMu.Unlock()
 	}
 	start := time.Now()
-	err := netlinkRestore(ctx, input)
-	if r.Trace != nil && !errors.Is(err, errNoNetlink) {
-		took := time.Since(start)
-		r.traceMu.Lock()
-		r.Trace("ipset netlink", took)
-		r.traceMu.Unlock()
+	err := netlinkRestoreOps(ctx, input, ops)
+	if !errors.Is(err, errNoNetlink) {
+		r.trace("ipset netlink", start)
 	}
 	return err
+}
+
+// trace tells Trace, when set, of command, which started at start.
+func (r *Runner) trace(command string, start time.Time) {
+	if r.Trace == nil {
+		return
+	}
+	took := time.Since(start)
+	r.traceMu.Lock()
+	defer r.traceMu.Unlock()
+	r.Trace(command, took)
 }
 
 // listSetNames returns the names of all sets. Equivalent to: `ipset list -n`.
