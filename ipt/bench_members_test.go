@@ -12,10 +12,12 @@ import (
 // BenchmarkMemberChange measures what Apply's two ways of changing n
 // members of an existing 1,000-member set cost, from inside the namespace
 // (the agent's case), interleaved round by round: over netlink (add the n
-// members, then delete them: one request each, as memberDiff's path does)
-// and with `ipset -exist restore` (one process adding them, one deleting
-// them). The restore side is its floor: Apply's shrink restore also
-// refills the whole set into a temporary. It logs min/median/max per
+// members, then delete them: one request each, up to 64 written at once,
+// as memberDiff's path does) and as Apply's restores (ipsetRestore: one
+// input adding them, one deleting them; in the process's own namespace
+// these go over netlink too, a set's members batched into messages). The
+// restore side is its floor: Apply's shrink restore also refills the
+// whole set into a temporary. It logs min/median/max per
 // change (add and delete) of each, in ms.
 func BenchmarkMemberChange(b *testing.B) {
 	var fill strings.Builder
@@ -54,7 +56,7 @@ func BenchmarkMemberChange(b *testing.B) {
 					viaRestore = append(viaRestore, time.Since(start))
 				}
 			}
-			b.Logf("%d members added and deleted, ms min/median/max: netlink %s, ipset restore %s",
+			b.Logf("%d members added and deleted, ms min/median/max: netlink %s, restore %s",
 				n, spread(viaNetlink), spread(viaRestore))
 		})
 	}
