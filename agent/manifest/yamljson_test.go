@@ -112,56 +112,50 @@ func FuzzYAMLToJSON(f *testing.F) {
 // TestYAMLToJSONWorld: every document of a generated world (the agent
 // benchmarks' files) converts as the library converts it.
 func TestYAMLToJSONWorld(t *testing.T) {
-	cluster := testsnap.Generate(testsnap.Config{Seed: 7, Node: "node-1", Nodes: 4, Namespaces: 6, Pods: 300, LocalPods: 10, Policies: 60})
-	dir := t.TempDir()
-	names, err := cluster.WriteYAMLManifests(dir)
-	if err != nil {
-		t.Fatal(err)
+	docs := worldDocuments(t, testsnap.Config{Seed: 7, Node: "node-1", Nodes: 4, Namespaces: 6, Pods: 300, LocalPods: 10, Policies: 60}, 0)
+	for _, doc := range docs {
+		sameAsLibrary(t, doc)
 	}
-	docs := 0
+	if len(docs) < 300 {
+		t.Errorf("compared %d documents, want at least the world's 300 pods", len(docs))
+	}
+}
+
+// worldDocuments returns the YAML documents of the manifests of the world
+// cfg generates, of its first files files (all when 0).
+func worldDocuments(tb testing.TB, cfg testsnap.Config, files int) [][]byte {
+	tb.Helper()
+	dir := tb.TempDir()
+	names, err := testsnap.Generate(cfg).WriteYAMLManifests(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if files > 0 {
+		names = names[:min(len(names), files)]
+	}
+	var docs [][]byte
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		split, err := readYAMLDocuments(data)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		for _, doc := range split {
-			sameAsLibrary(t, doc)
-			docs++
-		}
+		docs = append(docs, split...)
 	}
-	if docs < 300 {
-		t.Errorf("compared %d documents, want at least the world's 300 pods", docs)
-	}
+	return docs
 }
 
 // BenchmarkYAMLToJSON converts the documents of ten of issue 10's files
 // (pods) with the library and with yamlToJSON, in turn, three rounds:
 // MB/s of YAML.
 func BenchmarkYAMLToJSON(b *testing.B) {
-	cluster := testsnap.Generate(testsnap.Issue10("node-1"))
-	dir := b.TempDir()
-	names, err := cluster.WriteYAMLManifests(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var docs [][]byte
+	docs := worldDocuments(b, testsnap.Issue10("node-1"), 10)
 	size := 0
-	for _, name := range names[:min(len(names), 10)] {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		split, err := readYAMLDocuments(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, d := range split {
-			docs, size = append(docs, d), size+len(d)
-		}
+	for _, d := range docs {
+		size += len(d)
 	}
 	convs := []struct {
 		name string
