@@ -137,9 +137,9 @@ var ipsetProtos = map[string]uint8{"tcp": syscall.IPPROTO_TCP, "udp": syscall.IP
 //
 // Equivalent to: `ipset -exist add SET VALUE` (or del) for each entry.
 func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
-	cmd := nl.IPSET_CMD_DEL
+	verb := "del"
 	if add {
-		cmd = nl.IPSET_CMD_ADD
+		verb = "add"
 	}
 	reqs := make([]*nl.NetlinkRequest, len(entries))
 	for i, e := range entries {
@@ -147,14 +147,7 @@ func netlinkEntries(ctx context.Context, add bool, entries []Entry) bool {
 		if !ok {
 			return false
 		}
-		// No NLM_F_EXCL: -exist.
-		req := nl.NewNetlinkRequest(cmd|unix.NFNL_SUBSYS_IPSET<<8, unix.NLM_F_ACK)
-		req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_INET, Version: nl.NFNETLINK_V0})
-		b := putAttr(nil, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
-		b = putAttr(b, nl.IPSET_ATTR_SETNAME, zstr(e.Set))
-		b = putAttr(b, nl.IPSET_ATTR_LINENO|nl.NLA_F_NET_BYTEORDER, binary.BigEndian.AppendUint32(nil, uint32(i+1)))
-		req.AddRawData(append(b, elem...))
-		reqs[i] = req
+		reqs[i] = ipsetMessage([]ipsetOp{{line: i + 1, verb: verb, set: e.Set, elem: elem}}) // -exist, as a restore's
 	}
 	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
 	if err != nil {

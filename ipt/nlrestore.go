@@ -339,6 +339,15 @@ func netlinkRestoreOps(ctx context.Context, input []byte, ops []ipsetOp) error {
 // ipsetRequest sends ops (one op, or adds or dels of one set) as one
 // message and waits for its acknowledgement.
 func ipsetRequest(sock map[int]*nl.SocketHandle, ops []ipsetOp) error {
+	req := ipsetMessage(ops)
+	req.Sockets = sock
+	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	return err
+}
+
+// ipsetMessage is the request of ops (one op, or adds or dels of one set)
+// as one message, acknowledged.
+func ipsetMessage(ops []ipsetOp) *nl.NetlinkRequest {
 	op := ops[0]
 	var cmd int
 	flags := unix.NLM_F_ACK // no NLM_F_EXCL: -exist
@@ -357,7 +366,6 @@ func ipsetRequest(sock map[int]*nl.SocketHandle, ops []ipsetOp) error {
 		cmd = nl.IPSET_CMD_DEL
 	}
 	req := nl.NewNetlinkRequest(cmd|unix.NFNL_SUBSYS_IPSET<<8, flags)
-	req.Sockets = sock
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_INET, Version: nl.NFNETLINK_V0})
 	b := putAttr(nil, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
 	b = putAttr(b, nl.IPSET_ATTR_SETNAME, zstr(op.set))
@@ -386,8 +394,7 @@ func ipsetRequest(sock map[int]*nl.SocketHandle, ops []ipsetOp) error {
 		b = closeAttr(b, at, nl.IPSET_ATTR_ADT|nl.NLA_F_NESTED)
 	}
 	req.AddRawData(b)
-	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
-	return err
+	return req
 }
 
 // ipsetErrText is what the ipset binary says for the kernel's errors
