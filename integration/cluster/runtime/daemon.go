@@ -114,6 +114,20 @@ func (r *Runtime) running() bool {
 	}
 }
 
+// exitedWithin reports whether containerd exits (or has exited) within d.
+func (r *Runtime) exitedWithin(d time.Duration) bool {
+	if r.daemon == nil {
+		return true
+	}
+	select {
+	case err := <-r.daemonDone:
+		r.daemonDone <- err
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // PID is containerd's process id (0 when stopped).
 func (r *Runtime) PID() int {
 	if r.daemon == nil {

@@ -297,7 +297,10 @@ func (r *Runtime) Close() error {
 	if r.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		// A containerd that died meanwhile leaves its pods to killNamespace.
-		if _, err := r.Crictl(ctx, "rmp", "--all", "--force"); err != nil && r.running() {
+		// It may still be exiting when crictl finds its socket closed: its
+		// main thread is a zombie while another thread finishes, and Wait
+		// returns only after that, so give it a moment before judging.
+		if _, err := r.Crictl(ctx, "rmp", "--all", "--force"); err != nil && !r.exitedWithin(10*time.Second) {
 			errs = append(errs, fmt.Errorf("removing pods: %w", err))
 		}
 		cancel()
