@@ -1,11 +1,14 @@
 package plugin
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netpol/netpol/state"
 )
@@ -65,5 +68,60 @@ func TestAddRecordsCreationAndNetns(t *testing.T) {
 	}
 	if a.Created.Before(before.Add(-time.Second)) || a.Created.After(time.Now().Add(time.Second)) {
 		t.Errorf("created %v, want the time of ADD (%v)", a.Created, before)
+	}
+}
+
+// ADD writes the record while it adds the pod's set entries. A record that
+// cannot be written fails ADD with an error saying so, and the entries
+// added meanwhile are taken back: the kernel is left as without the ADD.
+// (The record's file name is taken by a directory, so the rename fails.)
+func TestAddTakesBackEntriesWhenRecordFails(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD c1: %v", err)
+	}
+	f.sync(state.New(f.dataDir)) // default/a is now known, selected, in a group
+	if _, err := f.call(del, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "10.244.1.5") {
+		t.Fatalf("after DEL c1 the address is still in a set:\n%s", l)
+	}
+	if err := os.Mkdir(filepath.Join(f.dataDir, "pods", "c3@eth0.json"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.call(add, "c3", podArgs, f.stdin(""))
+	if err == nil || !strings.Contains(err.Error(), "record pod") {
+		t.Errorf("ADD whose record cannot be written: %v, want an error saying so", err)
+	}
+	if out != "" {
+		t.Errorf("a failed ADD printed %q", out)
+	}
+	if l := f.ipsetList(); strings.Contains(l, "10.244.1.5") {
+		t.Errorf("the address of an ADD that failed to record is in a set:\n%s", l)
+	}
+}
+
+// A container ID or interface name that cannot name a record is refused
+// before anything is added: the record could not be removed again either,
+// and with it the entries.
+func TestAddRefusesIDsThatCannotNameARecord(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("ADD c1: %v", err)
+	}
+	f.sync(state.New(f.dataDir))
+	if _, err := f.call(del, "c1", podArgs, f.stdin("")); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	for _, id := range []string{"c/3", "c@3", strings.Repeat("c", 257)} {
+		_, err := f.call(add, id, podArgs, f.stdin(""))
+		var e *types.Error
+		if !errors.As(err, &e) || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Error(), "container ID") {
+			t.Errorf("ADD of container %q: %v, want CNI error %d naming the container ID", id, err, types.ErrInvalidEnvironmentVariables)
+		}
+	}
+	if l := f.ipsetList(); strings.Contains(l, "10.244.1.5") {
+		t.Errorf("a refused ADD's address is in a set:\n%s", l)
 	}
 }

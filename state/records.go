@@ -28,7 +28,9 @@ const recordSep = "@"
 // ReadAttachment), and replaced by the new name when ADD runs again.
 const legacySep = "_"
 
-func checkIDs(containerID, ifName string) error {
+// CheckIDs reports whether an attachment's container ID and interface name
+// can name its record; the error names the one that cannot.
+func CheckIDs(containerID, ifName string) error {
 	if !idPattern.MatchString(containerID) || len(containerID) > 256 {
 		return fmt.Errorf("container ID %q: not alphanumeric with _ . -", containerID)
 	}
@@ -40,7 +42,7 @@ func checkIDs(containerID, ifName string) error {
 
 // recordName is the file of attachment (containerID, ifName) in podsDir.
 func recordName(containerID, ifName string) (string, error) {
-	if err := checkIDs(containerID, ifName); err != nil {
+	if err := CheckIDs(containerID, ifName); err != nil {
 		return "", err
 	}
 	return containerID + recordSep + ifName + ".json", nil
