@@ -13,7 +13,6 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netpol/netpol/conf"
-	"github.com/netpol/netpol/ipt"
 	"github.com/netpol/netpol/policy/node"
 	"github.com/netpol/netpol/state"
 )
@@ -37,8 +36,8 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, "netpol: "+err.Error(), "")
 	}
 	if err := state.CheckIDs(args.ContainerID, args.IfName); err != nil {
-		// Before anything is added: the record could not be written, nor
-		// removed again to take the entries back.
+		// Invalid input, refused before anything is written: the record
+		// would have no file name.
 		return types.NewError(types.ErrInvalidEnvironmentVariables, "netpol: "+err.Error(), "")
 	}
 	if err := bridgeNFOn(podFamilies(ips)...); err != nil {
@@ -53,24 +52,23 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 		Created:     time.Now().UTC(),
 		Netns:       args.Netns,
 	}
-	// The record and the set entries go to different places (a file, the
-	// kernel), so they are written at once. Either may end up without the
-	// other and neither opens anything: DEL without a record releases
-	// prevResult's addresses, and a record that could not be written takes
-	// the entries back below.
-	recorded := make(chan error, 1)
-	go func() { recorded <- inv.store.WriteAttachment(att) }()
-	idx, entries, err := inv.install(att, recorded)
-	if rerr := <-recorded; rerr != nil {
-		if err == nil {
-			if uerr := inv.release(att); uerr != nil {
-				inv.log.Error("taking back the set entries of a pod whose record failed", "pod", att.PodKey(), "error", uerr)
-			}
-		}
-		return types.NewError(types.ErrIOFailure, "record pod", rerr.Error())
+	if err := inv.store.WriteAttachment(att); err != nil {
+		return types.NewError(types.ErrIOFailure, "record pod", err.Error())
 	}
+	idx, err := inv.readIndex(att.PodKey())
 	if err != nil {
 		return err
+	}
+	if idx == nil {
+		// The agent has never synced here: install the fixed chains with
+		// every recorded pod, this one included, in the DENY set.
+		if err := inv.bootstrap(); err != nil {
+			return err
+		}
+	}
+	entries := idx.Entries(att)
+	if err := inv.kernel.AddEntries(inv.ctx, entries); err != nil {
+		return kernelError("add pod to sets", err)
 	}
 	v := idx.Admit(att)
 	inv.log.Info("pod added", "pod", att.PodKey(), "ips", att.IPs, "entries", len(entries),
@@ -78,34 +76,6 @@ func (inv *invocation) add(args *skel.CmdArgs) error {
 		"verdict", v.Action().String(), "reason", v.String(),
 		"waited", inv.waited, "took", time.Since(inv.start))
 	return inv.printResult()
-}
-
-// install puts the attachment's addresses into its sets and returns the
-// index it read and the entries it added. recorded carries the result of
-// the record's write, which runs meanwhile; a node the agent never synced
-// waits for it, since its skeleton holds every recorded pod, this one
-// included, in the DENY set. install then puts the result back for the
-// caller.
-func (inv *invocation) install(att *node.Attachment, recorded chan error) (*node.Index, []ipt.Entry, error) {
-	idx, err := inv.readIndex(att.PodKey())
-	if err != nil {
-		return nil, nil, err
-	}
-	if idx == nil {
-		rerr := <-recorded
-		recorded <- rerr
-		if rerr != nil {
-			return nil, nil, rerr // nothing added; the caller reports the record
-		}
-		if err := inv.bootstrap(); err != nil {
-			return nil, nil, err
-		}
-	}
-	entries := idx.Entries(att)
-	if err := inv.kernel.AddEntries(inv.ctx, entries); err != nil {
-		return nil, nil, kernelError("add pod to sets", err)
-	}
-	return idx, entries, nil
 }
 
 // printResult writes prevResult, unchanged, at the config's cniVersion.

@@ -71,11 +71,10 @@ func TestAddRecordsCreationAndNetns(t *testing.T) {
 	}
 }
 
-// ADD writes the record while it adds the pod's set entries. A record that
-// cannot be written fails ADD with an error saying so, and the entries
-// added meanwhile are taken back: the kernel is left as without the ADD.
+// A record that cannot be written fails ADD with an error saying so, and
+// no set holds the pod's address: the kernel is left as without the ADD.
 // (The record's file name is taken by a directory, so the rename fails.)
-func TestAddTakesBackEntriesWhenRecordFails(t *testing.T) {
+func TestAddWhoseRecordFailsAddsNothing(t *testing.T) {
 	f := newFixture(t)
 	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
 		t.Fatalf("ADD c1: %v", err)
@@ -102,9 +101,8 @@ func TestAddTakesBackEntriesWhenRecordFails(t *testing.T) {
 	}
 }
 
-// A container ID or interface name that cannot name a record is refused
-// before anything is added: the record could not be removed again either,
-// and with it the entries.
+// A container ID that cannot name a record is invalid input: ADD refuses
+// it with an error naming it, before anything is written.
 func TestAddRefusesIDsThatCannotNameARecord(t *testing.T) {
 	f := newFixture(t)
 	if _, err := f.call(add, "c1", podArgs, f.stdin("")); err != nil {
