@@ -25,10 +25,12 @@
 package state
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,6 +185,12 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, lock bool) erro
 // rename, for a file that is only a shortcut (after a crash it may be
 // empty or old, never a mix: the rename is atomic).
 func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) error {
+	return writeFileFrom(path, func(w io.Writer) error { _, err := w.Write(data); return err }, mode, lock, sync)
+}
+
+// writeFileFrom is writeFile for content that write writes to the temp
+// file.
+func writeFileFrom(path string, write func(io.Writer) error, mode os.FileMode, lock, sync bool) error {
 	newTemp := func() (*os.File, error) { return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") }
 	if lock {
 		newTemp = func() (*os.File, error) { return lockedTemp(path) }
@@ -191,7 +199,7 @@ func writeFile(path string, data []byte, mode os.FileMode, lock, sync bool) erro
 	if err != nil {
 		return err
 	}
-	_, werr := tmp.Write(data)
+	werr := write(tmp)
 	merr := tmp.Chmod(mode)
 	var serr error
 	if sync {
@@ -277,6 +285,22 @@ func (s *Store) WriteSnapshotData(data []byte) error {
 		return err
 	}
 	return writeFileAtomic(s.SnapshotPath(), data, 0o600, true)
+}
+
+// WriteSnapshotFrom is WriteSnapshotData for a snapshot that encode writes
+// piece by piece (through a buffer), so that its encoding (~10 MB at 10,000
+// pods) is never held in memory whole.
+func (s *Store) WriteSnapshotFrom(encode func(io.Writer) error) error {
+	if err := s.Ensure(); err != nil {
+		return err
+	}
+	return writeFileFrom(s.SnapshotPath(), func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if err := encode(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}, 0o600, true, true)
 }
 
 // ReadSnapshotData returns the stored snapshot as written (os.ErrNotExist

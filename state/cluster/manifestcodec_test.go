@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -298,6 +300,13 @@ func (d dirFiles) ReadSnapshotData() ([]byte, error)      { return os.ReadFile(d
 func (d dirFiles) ReadManifestCacheData() ([]byte, error) { return os.ReadFile(d.ManifestCachePath()) }
 func (d dirFiles) WriteSnapshotData(data []byte) error {
 	return os.WriteFile(d.SnapshotPath(), data, 0o600)
+}
+func (d dirFiles) WriteSnapshotFrom(encode func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := encode(&b); err != nil {
+		return err
+	}
+	return d.WriteSnapshotData(b.Bytes())
 }
 func (d dirFiles) WriteManifestCacheData(data []byte) error {
 	return os.WriteFile(d.ManifestCachePath(), data, 0o600)
