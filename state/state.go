@@ -288,8 +288,8 @@ func (s *Store) WriteSnapshotData(data []byte) error {
 }
 
 // WriteSnapshotFrom is WriteSnapshotData for a snapshot that encode writes
-// piece by piece (through a buffer), so that its encoding (~10 MB at 10,000
-// pods) is never held in memory whole.
+// piece by piece (through a buffer), so that its encoding (3.5 MB at
+// 10,000 pods) is never held in memory whole.
 func (s *Store) WriteSnapshotFrom(encode func(io.Writer) error) error {
 	if err := s.Ensure(); err != nil {
 		return err

@@ -31,10 +31,7 @@ type Files interface {
 // WriteSnapshot stores the snapshot (see state.Store.WriteSnapshotData),
 // encoded as it goes (encodeSnapshot).
 func WriteSnapshot(st Files, snap *policy.Snapshot) error {
-	if err := st.WriteSnapshotFrom(func(w io.Writer) error { return encodeSnapshot(w, snap) }); err != nil {
-		return fmt.Errorf("encode %s: %w", st.SnapshotPath(), err)
-	}
-	return nil
+	return st.WriteSnapshotFrom(func(w io.Writer) error { return encodeSnapshot(w, snap) })
 }
 
 // encodeSnapshot writes json.Marshal(snap), byte for byte, one namespace,
