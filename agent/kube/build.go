@@ -54,12 +54,11 @@ func (s *Source) build() (*policy.Snapshot, error) {
 		}
 	}
 	for _, obj := range s.informers[1].GetStore().List() {
-		if p, ok := obj.(*corev1.Pod); ok && s.isPeer(p) {
+		if p, ok := obj.(*cachedPod); ok && s.isPeer(p) {
 			if valid("pod "+p.Namespace+"/"+p.Name, &p.ObjectMeta, func() field.ErrorList {
-				c := manifest.ConvertPod(p, s.opts.Node)
-				return policy.ValidatePod(&c)
+				return policy.ValidatePod(&p.View)
 			}) {
-				b.AddPod(p)
+				b.AddConvertedPod(p.View)
 			}
 		}
 	}
@@ -98,13 +97,13 @@ func denyAllFor(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 
 // isPeer reports whether a pod belongs in the snapshot (see the package
 // comment).
-func (s *Source) isPeer(p *corev1.Pod) bool {
+func (s *Source) isPeer(p *cachedPod) bool {
 	switch {
-	case p.Spec.NodeName == "", p.Spec.HostNetwork:
+	case p.View.Node == "", p.HostNetwork:
 		return false
-	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+	case p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed:
 		return false
-	case p.Spec.NodeName != s.opts.Node && len(p.Status.PodIPs) == 0 && p.Status.PodIP == "":
+	case p.View.Node != s.opts.Node && len(p.View.IPs) == 0:
 		return false
 	}
 	return true

@@ -33,7 +33,7 @@ func (r *receipts) note(obj any, deleted bool) {
 	switch o := obj.(type) {
 	case *networkingv1.NetworkPolicy:
 		c = source.Change{Object: "networkpolicy " + o.Namespace + "/" + o.Name, Version: o.ResourceVersion}
-	case *corev1.Pod:
+	case *cachedPod:
 		c = source.Change{Object: "pod " + o.Namespace + "/" + o.Name, Version: o.ResourceVersion}
 	case *corev1.Namespace:
 		c = source.Change{Object: "namespace " + o.Name, Version: o.ResourceVersion}

@@ -290,10 +290,11 @@ func TestStrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &corev1.Pod{
+	want := &cachedPod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "a", Labels: map[string]string{"app": "a"}, ResourceVersion: "12"},
-		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}}}}},
-		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.2", PodIPs: []corev1.PodIP{{IP: "10.0.0.2"}}},
+		View: policy.Pod{Namespace: "web", Name: "a", Node: node, Labels: map[string]string{"app": "a"}, IPs: []string{"10.0.0.2"},
+			Ports: []policy.NamedPort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+		Phase: corev1.PodRunning,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("strip (-want +got):\n%s", d)
@@ -302,7 +303,26 @@ func TestStrip(t *testing.T) {
 	if d := cmp.Diff(got, again); d != "" {
 		t.Errorf("strip is not idempotent (-once +twice):\n%s", d)
 	}
-	if !sameButVersion(got, func() any { c := *got.(*corev1.Pod); c.ResourceVersion = "13"; return &c }()) {
+	if !sameButVersion(got, func() any { c := *got.(*cachedPod); c.ResourceVersion = "13"; return &c }()) {
 		t.Error("objects differing only in resourceVersion are not the same")
+	}
+}
+
+// A cached pod's copy shares nothing with it: the informer's contract for
+// DeepCopyObject, and the snapshots share the original's maps and slices.
+func TestCachedPodDeepCopy(t *testing.T) {
+	p := pod("web", "a", node, map[string]string{"app": "a"}, "10.0.0.2")
+	p.Spec.Containers = []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}}}}
+	orig := stripPod(p)
+	c := orig.DeepCopyObject().(*cachedPod)
+	if d := cmp.Diff(orig, c); d != "" {
+		t.Fatalf("copy differs (-orig +copy):\n%s", d)
+	}
+	c.Labels["app"] = "b"
+	c.View.Labels["app"] = "b"
+	c.View.IPs[0] = "10.0.0.9"
+	c.View.Ports[0].Port = 81
+	if orig.Labels["app"] != "a" || orig.View.Labels["app"] != "a" || orig.View.IPs[0] != "10.0.0.2" || orig.View.Ports[0].Port != 80 {
+		t.Errorf("changing the copy changed the original: %+v", orig)
 	}
 }

@@ -165,6 +165,10 @@ func (b *Builder) AddNamespace(ns *corev1.Namespace) {
 // AddPod adds ConvertPod(pod, node) for the builder's node.
 func (b *Builder) AddPod(pod *corev1.Pod) { b.pods = append(b.pods, ConvertPod(pod, b.node)) }
 
+// AddConvertedPod adds p, made by ConvertPod, as it is (the caller gave it
+// its node).
+func (b *Builder) AddConvertedPod(p policy.Pod) { b.pods = append(b.pods, p) }
+
 // AddPolicy adds ConvertPolicy(np).
 func (b *Builder) AddPolicy(np *networkingv1.NetworkPolicy) {
 	b.policies = append(b.policies, ConvertPolicy(np))
