@@ -89,6 +89,8 @@ func TestLoadConvertsAndFilters(t *testing.T) {
 	succeeded.Status.Phase = corev1.PodSucceeded
 	hostNet := pod("web", "hostnet", "node-b", nil, "192.168.0.2")
 	hostNet.Spec.HostNetwork = true
+	podIPOnly := pod("web", "old", "node-b", nil) // status.podIP alone: a peer with that address
+	podIPOnly.Status.PodIP = "10.0.2.7"
 	named := pod("web", "db", "node-b", map[string]string{"app": "db"}, "10.0.2.4")
 	named.Spec.Containers[0].Ports = []corev1.ContainerPort{
 		{Name: "pg", ContainerPort: 5432, Protocol: corev1.ProtocolTCP}, {ContainerPort: 9999},
@@ -99,7 +101,7 @@ func TestLoadConvertsAndFilters(t *testing.T) {
 		pod("web", "remote", "node-b", nil, "10.0.2.3", "fd00::3"), // peer
 		pod("web", "pending", "node-b", nil),                       // no IPs yet: ignored
 		pod("web", "unscheduled", "", nil),                         // not on any node
-		succeeded, hostNet, named,
+		succeeded, hostNet, named, podIPOnly,
 		denyAll("web", "deny"),
 	)
 	_, snap, err := startSource(t, client, 5*time.Second)
@@ -116,6 +118,7 @@ func TestLoadConvertsAndFilters(t *testing.T) {
 			{Namespace: "web", Name: "db", Node: "node-b", Labels: map[string]string{"app": "db"}, IPs: []string{"10.0.2.4"},
 				Ports: []policy.NamedPort{{Name: "pg", Protocol: corev1.ProtocolTCP, Port: 5432}}},
 			{Namespace: "web", Name: "local", Node: node, Labels: map[string]string{"app": "web"}},
+			{Namespace: "web", Name: "old", Node: "node-b", IPs: []string{"10.0.2.7"}},
 			{Namespace: "web", Name: "remote", Node: "node-b", IPs: []string{"10.0.2.3", "fd00::3"}},
 		},
 		Policies: []networkingv1.NetworkPolicy{{
