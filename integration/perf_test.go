@@ -49,7 +49,8 @@ func pfPairs() int {
 }
 
 // pfRows is the rows to measure (NETPOL_PERF_ROWS, numbers separated by
-// commas, e.g. "5,6"; every row when unset). Row 8 comes with row 6.
+// commas, e.g. "5,6"; rows 1 to 8, the table, when unset). Row 8 comes
+// with row 6. Row 9 (perf_walk_test.go) is measured only when named.
 func pfRows() map[int]bool {
 	env := os.Getenv("NETPOL_PERF_ROWS")
 	rows := map[int]bool{}
@@ -119,6 +120,11 @@ func BenchmarkPerf(b *testing.B) {
 		}
 		took = append(took, keys+" "+time.Since(t).Round(time.Second).String())
 	}
+	if p.rows[9] {
+		t := time.Now()
+		rows = append(rows, p.walkVariants(b)...)
+		took = append(took, "9 "+time.Since(t).Round(time.Second).String())
+	}
 	p.log.add("took %v: %s", time.Since(start).Round(time.Second), strings.Join(took, ", "))
 	pfPrint(b, p.log, rows)
 }
@@ -127,7 +133,7 @@ func BenchmarkPerf(b *testing.B) {
 func pfSetup(b *testing.B) *pfBench {
 	b.Helper()
 	p := &pfBench{large: pfLarge(), small: pfSmall(), rows: pfRows()}
-	if p.rows[1] || p.rows[2] || p.rows[3] || p.rows[4] || p.rows[7] {
+	if p.rows[1] || p.rows[2] || p.rows[3] || p.rows[4] || p.rows[7] || p.rows[9] {
 		p.setupTraffic(b)
 	}
 	p.agent = node.New(b, node.Options{Name: bnNodeName})
@@ -170,7 +176,7 @@ func (p *pfBench) setupTraffic(b *testing.B) {
 	}
 	p.client[0], p.server[0] = addPods(p.netpol.node)
 	p.client[1], p.server[1] = addPods(p.bridge.node)
-	if p.rows[1] {
+	if p.rows[1] || p.rows[9] {
 		p.floor = node.New(b, node.Options{BridgeOnly: true, Name: bnNodeName})
 		p.client[2], p.server[2] = addPods(p.floor)
 		if out, err := p.floor.Exec(context.Background(), "iptables", "-w", "-A", "FORWARD",
