@@ -222,22 +222,11 @@ func (p *pfBench) setupTraffic(b *testing.B) {
 // nodes[k]'s rate in round i.
 func (p *pfBench) pfRates(b *testing.B, mode string, nodes ...int) (rates [][]float64) {
 	b.Helper()
-	all := []*node.Node{p.netpol.node, p.bridge.node, p.floor}
 	rates = make([][]float64, len(nodes))
 	for i := range pfPairs() {
 		for o := range nodes {
 			k := (i + o) % len(nodes)
-			j := nodes[k]
-			if err := all[j].FlushConntrack(); err != nil {
-				b.Fatal(err)
-			}
-			var r float64
-			var err error
-			if mode == "send" && p.iperf {
-				r, err = pfIperf(p.client[j], p.server[j].IP, pfIperfPort, pfTrafficOn)
-			} else {
-				r, err = pfRun(p.client[j], p.traffic, mode, p.server[j].IP, pfPort, pfTrafficOn)
-			}
+			r, err := p.pfRate(mode, nodes[k])
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -245,6 +234,19 @@ func (p *pfBench) pfRates(b *testing.B, mode string, nodes ...int) (rates [][]fl
 		}
 	}
 	return rates
+}
+
+// pfRate is one run of mode (connect or send) between the pair of node j
+// (0 netpol, 1 bridge, 2 floor), conntrack flushed before it.
+func (p *pfBench) pfRate(mode string, j int) (float64, error) {
+	all := []*node.Node{p.netpol.node, p.bridge.node, p.floor}
+	if err := all[j].FlushConntrack(); err != nil {
+		return 0, err
+	}
+	if mode == "send" && p.iperf {
+		return pfIperf(p.client[j], p.server[j].IP, pfIperfPort, pfTrafficOn)
+	}
+	return pfRun(p.client[j], p.traffic, mode, p.server[j].IP, pfPort, pfTrafficOn)
 }
 
 // connects is row 1: new TCP connections per second, one connector,

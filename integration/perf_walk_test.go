@@ -116,24 +116,16 @@ func (p *pfBench) walkVariants(b *testing.B) []pfRow {
 	for i := range 3 * pfPairs() {
 		for o := range runs {
 			k := (i + o) % runs
-			j := 0 // the netpol node
+			j := 0 // the netpol node, with variant k
 			switch {
 			case k < len(variants):
 				restore(variants[k].chains)
 			case k == len(variants):
-				j = 2
+				j = 2 // the floor
 			default:
-				j = 1
+				j = 1 // the bridge node
 			}
-			all := []*bnChain{p.netpol, p.bridge}
-			nd := p.floor
-			if j < 2 {
-				nd = all[j].node
-			}
-			if err := nd.FlushConntrack(); err != nil {
-				b.Fatal(err)
-			}
-			r, err := pfRun(p.client[j], p.traffic, "connect", p.server[j].IP, pfPort, pfTrafficOn)
+			r, err := p.pfRate("connect", j)
 			if err != nil {
 				b.Fatalf("row 9, %d: %v", k, err)
 			}
