@@ -49,16 +49,15 @@ func (p *pfBench) walkVariants(b *testing.B) []pfRow {
 	if err != nil {
 		b.Fatalf("ipset save: %v", err)
 	}
-	chains := pfFilterChains(save)
 	ge := pfGroupOf(string(sets), "NETPOL4-GE-", p.client[0].IP)
 	gi := pfGroupOf(string(sets), "NETPOL4-GI-", p.server[0].IP)
-	if ge == "" || gi == "" || chains["NETPOL-GE-"+ge] == nil || chains["NETPOL-GI-"+gi] == nil {
+	if ge == "" || gi == "" || chainRules(save, "NETPOL-GE-"+ge) == nil || chainRules(save, "NETPOL-GI-"+gi) == nil {
 		b.Fatalf("row 9: no group chains for %s -> %s (egress %q, ingress %q)", p.client[0].IP, p.server[0].IP, ge, gi)
 	}
 	geChain, giChain := "NETPOL-GE-"+ge, "NETPOL-GI-"+gi
 	installed := map[string][]string{}
 	for _, c := range []string{geChain, giChain, "NETPOL-EGRESS", "NETPOL-INGRESS", "NETPOL-BRIDGED"} {
-		installed[c] = chains[c]
+		installed[c] = chainRules(save, c)
 	}
 	with := func(base map[string][]string, edits map[string][]string) map[string][]string {
 		m := map[string][]string{}
@@ -72,13 +71,13 @@ func (p *pfBench) walkVariants(b *testing.B) []pfRow {
 	}
 	// dispatch puts one group-set test at index at of each direction's chain.
 	dispatch := func(at int) map[string][]string {
-		eg, ig := chains["NETPOL-EGRESS"], chains["NETPOL-INGRESS"]
+		eg, ig := installed["NETPOL-EGRESS"], installed["NETPOL-INGRESS"]
 		return map[string][]string{
 			"NETPOL-EGRESS":  slices.Insert(slices.Clone(eg), at, "-A NETPOL-EGRESS -m set --match-set NETPOL4-GE-"+ge+" src -g "+geChain),
 			"NETPOL-INGRESS": slices.Insert(slices.Clone(ig), at, "-A NETPOL-INGRESS -m set --match-set NETPOL4-GI-"+gi+" dst -g "+giChain),
 		}
 	}
-	inline := map[string][]string{geChain: pfInlineGroup(chains, geChain), giChain: pfInlineGroup(chains, giChain)}
+	inline := map[string][]string{geChain: pfInlineGroup(save, geChain), giChain: pfInlineGroup(save, giChain)}
 	variants := []struct {
 		name   string
 		chains map[string][]string
@@ -142,25 +141,6 @@ func (p *pfBench) walkVariants(b *testing.B) []pfRow {
 	return rows
 }
 
-// pfFilterChains is the filter table of an iptables-save output: each
-// chain's rules ("-A ..." lines) in order.
-func pfFilterChains(save string) map[string][]string {
-	out := map[string][]string{}
-	in := false
-	for _, l := range strings.Split(save, "\n") {
-		switch {
-		case l == "*filter":
-			in = true
-		case strings.HasPrefix(l, "*"):
-			in = false
-		case in && strings.HasPrefix(l, "-A "):
-			name := strings.Fields(l)[1]
-			out[name] = append(out[name], l)
-		}
-	}
-	return out
-}
-
 // pfGroupOf is the suffix of the group set of prefix (NETPOL4-GE- or
 // NETPOL4-GI-) that holds ip in an ipset save output, or "".
 func pfGroupOf(save, prefix, ip string) string {
@@ -173,12 +153,12 @@ func pfGroupOf(save, prefix, ip string) string {
 	return ""
 }
 
-// pfInlineGroup is group chain g with each policy jump replaced by that
+// pfInlineGroup is group chain g of an iptables-save output with each policy jump replaced by that
 // policy chain's rules (an allowing rule RETURNs from the group chain at
 // once) and the pending mark's rules left out; its drop rules stay last.
-func pfInlineGroup(chains map[string][]string, g string) []string {
+func pfInlineGroup(save, g string) []string {
 	var out []string
-	for _, r := range chains[g] {
+	for _, r := range chainRules(save, g) {
 		target := ""
 		f := strings.Fields(r)
 		for i := len(f) - 2; i >= 0; i-- {
@@ -191,7 +171,7 @@ func pfInlineGroup(chains map[string][]string, g string) []string {
 		case target == "MARK" || strings.Contains(r, "--mark 0x0/0x10000"):
 			// the pending mark, set on entry and tested on the way out
 		case strings.HasPrefix(target, "NETPOL-E-") || strings.HasPrefix(target, "NETPOL-I-"):
-			for _, pr := range chains[target] {
+			for _, pr := range chainRules(save, target) {
 				pr = strings.Replace(pr, "-A "+target+" ", "-A "+g+" ", 1)
 				out = append(out, strings.Replace(pr, "-g NETPOL-ALLOW", "-j RETURN", 1))
 			}
